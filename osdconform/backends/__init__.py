@@ -1,0 +1,19 @@
+"""Backends: adapters under test, and the protocol they implement.
+
+Built-in: ``reference`` (the oracle) and ``torch-dsd``.  Anything else is named
+``package.module:attr``.  See `Backend` for the protocol.
+"""
+
+from ._protocol import ALL_PLANS, Backend, Capabilities, StateOptions
+from ._registry import BUILTIN, BackendSpecError, make_backend, resolve_backend
+
+__all__ = [
+    "ALL_PLANS",
+    "BUILTIN",
+    "Backend",
+    "BackendSpecError",
+    "Capabilities",
+    "StateOptions",
+    "make_backend",
+    "resolve_backend",
+]

@@ -1,0 +1,195 @@
+"""Structural and bitwise comparison of two OSDs, with messages that say where.
+
+`first_difference` walks two OSDs (any nesting of dicts, lists, tuples,
+tensors, DTensors and scalars) in the expected one's order and returns the
+first place they differ; `assert_osd_equal` raises `OSDMismatch` naming it:
+
+    OSD mismatch at state['layers.0.weight']['exp_avg']: values differ at
+    index (1, 2): expected 0.25, actual 0.5 (3 of 12 elements differ)
+
+Tensors are compared bit for bit by default (so ``-0.0 != 0.0`` and NaN equals
+the same NaN); pass ``tolerance`` (see `DTYPE_TOLERANCE`) where reduction order
+legitimately differs.  Types are compared strictly: a tensor ``lr`` is not a
+float ``lr``, a tuple ``betas`` is not a list.  DTensors compare their
+placements, mesh and global shape, then this rank's local shard.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+from torch.distributed.tensor import DTensor
+
+#: ``(rtol, atol)`` per dtype for comparisons across different reduction
+#: orders.  fp32/fp64 allow a few ulps of accumulated rounding over a handful of
+#: steps; bf16 has 8 significant bits, so one rounding step is ~0.4%.
+DTYPE_TOLERANCE: Mapping[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-9, 1e-12),
+    torch.float32: (1e-4, 1e-6),
+    torch.bfloat16: (2e-2, 1e-3),
+    torch.float16: (5e-3, 1e-4),
+}
+
+_INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The first place two OSDs differ: a path into the dict and what differs there."""
+
+    path: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.what}" if self.path else self.what
+
+
+class OSDMismatch(AssertionError):
+    """Two OSDs differ; ``difference`` says where and how."""
+
+    def __init__(self, difference: Difference, context: str = "") -> None:
+        self.difference = difference
+        self.context = context
+        where = f" at {difference.path}" if difference.path else ""
+        prefix = f"{context}: " if context else ""
+        super().__init__(f"{prefix}OSD mismatch{where}: {difference.what}")
+
+
+def assert_osd_equal(
+    expected: Any,
+    actual: Any,
+    *,
+    tolerance: Mapping[torch.dtype, tuple[float, float]] | None = None,
+    context: str = "",
+) -> None:
+    """Raise `OSDMismatch` at the first difference between `expected` and `actual`."""
+    diff = first_difference(expected, actual, tolerance=tolerance)
+    if diff is not None:
+        raise OSDMismatch(diff, context)
+
+
+def first_difference(
+    expected: Any,
+    actual: Any,
+    *,
+    tolerance: Mapping[torch.dtype, tuple[float, float]] | None = None,
+) -> Difference | None:
+    return _diff(expected, actual, "", tolerance)
+
+
+def _type_name(x: Any) -> str:
+    return type(x).__name__
+
+
+def _diff(e: Any, a: Any, path: str, tol) -> Difference | None:
+    if isinstance(e, torch.Tensor) or isinstance(a, torch.Tensor):
+        return _diff_tensor(e, a, path, tol)
+    if type(e) is not type(a):
+        return Difference(
+            path, f"type differs: expected {_type_name(e)} {e!r}, actual {_type_name(a)} {a!r}"
+        )
+    if isinstance(e, dict):
+        missing = [k for k in e if k not in a]
+        unexpected = [k for k in a if k not in e]
+        if missing or unexpected:
+            return Difference(path, f"keys differ: missing {missing}, unexpected {unexpected}")
+        for k in e:
+            d = _diff(e[k], a[k], f"{path}[{k!r}]", tol)
+            if d is not None:
+                return d
+        return None
+    if isinstance(e, (list, tuple)):
+        if len(e) != len(a):
+            return Difference(path, f"length differs: expected {len(e)}, actual {len(a)}")
+        for i, (x, y) in enumerate(zip(e, a)):
+            d = _diff(x, y, f"{path}[{i}]", tol)
+            if d is not None:
+                return d
+        return None
+    if isinstance(e, float):
+        same = (e == a and math.copysign(1, e) == math.copysign(1, a)) or (
+            math.isnan(e) and math.isnan(a)
+        )
+    else:
+        same = e == a
+    if not same:
+        return Difference(path, f"values differ: expected {e!r}, actual {a!r}")
+    return None
+
+
+def _diff_tensor(e: Any, a: Any, path: str, tol) -> Difference | None:
+    if type(e) is not type(a):
+        return Difference(
+            path, f"type differs: expected {_describe(e)}, actual {_describe(a)}"
+        )
+    if e.dtype != a.dtype:
+        return Difference(path, f"dtype differs: expected {e.dtype}, actual {a.dtype}")
+    if e.shape != a.shape:
+        return Difference(
+            path, f"shape differs: expected {tuple(e.shape)}, actual {tuple(a.shape)}"
+        )
+    if e.device != a.device:
+        return Difference(path, f"device differs: expected {e.device}, actual {a.device}")
+    if isinstance(e, DTensor):
+        if tuple(e.placements) != tuple(a.placements):
+            return Difference(
+                path, f"placements differ: expected {e.placements}, actual {a.placements}"
+            )
+        if e.device_mesh != a.device_mesh:
+            return Difference(
+                path, f"device mesh differs: expected {e.device_mesh}, actual {a.device_mesh}"
+            )
+        d = _diff_tensor(e.to_local(), a.to_local(), path, tol)
+        if d is not None:
+            return Difference(d.path, f"{d.what} (local shard)")
+        return None
+    return _diff_values(e.detach(), a.detach(), path, tol)
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"{type(x).__name__}(shape={tuple(x.shape)}, dtype={x.dtype})"
+    return f"{_type_name(x)} {x!r}"
+
+
+def _diff_values(e: torch.Tensor, a: torch.Tensor, path: str, tol) -> Difference | None:
+    if tol is not None and e.is_floating_point() and e.dtype in tol:
+        rtol, atol = tol[e.dtype]
+        close = torch.isclose(e.double(), a.double(), rtol=rtol, atol=atol, equal_nan=True)
+        bad = ~close
+        rule = f" beyond rtol={rtol}, atol={atol}"
+    else:
+        bad = _bits_differ(e, a)
+        rule = ""
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return None
+    if e.dim() == 0:
+        return Difference(path, f"values differ{rule}: expected {_item(e)}, actual {_item(a)}")
+    idx = tuple(int(i) for i in bad.nonzero()[0])
+    extra = ""
+    if rule:
+        max_abs = float((e.double() - a.double()).abs().max())
+        extra = f"; max abs diff {max_abs:.3g}"
+    return Difference(
+        path,
+        f"values differ{rule} at index {idx}: expected {_item(e[idx])}, actual {_item(a[idx])} "
+        f"({n_bad} of {e.numel()} elements differ{extra})",
+    )
+
+
+def _bits_differ(e: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Elementwise: do `e` and `a` differ in their bits?"""
+    if e.is_complex():
+        return _bits_differ(e.real, a.real) | _bits_differ(e.imag, a.imag)
+    if e.is_floating_point():
+        view = _INT_VIEW[e.element_size()]
+        return e.contiguous().view(view) != a.contiguous().view(view)
+    return e != a
+
+
+def _item(t: torch.Tensor) -> str:
+    return repr(t.item())

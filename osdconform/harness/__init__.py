@@ -1,0 +1,45 @@
+"""The harness: warm worlds of rank processes that run property steps.
+
+`WorldPool.run(size, fn, *args)` runs ``fn(ctx, *args)`` on every rank of a
+live world of `size` and returns the values by rank, or raises:
+
+* `PropertyViolation` (an ``AssertionError``): a rank's check failed;
+* `RankError`: a rank raised anything else;
+* `RankHang`: ranks did not answer within the timeout (world respawned);
+* `RankCrash`: a rank died (world respawned);
+* `WorldStartError`: a world could not be started.
+
+`fn` must be picklable by reference (a module-level function); `ctx` is a
+`RankContext`.  Device kinds (``cpu``/gloo, ``cuda``/NCCL) live in
+``_devices.py``.
+"""
+
+from ._devices import DEVICES, DeviceKind, device_kind
+from ._errors import (
+    PropertyViolation,
+    RankCrash,
+    RankError,
+    RankHang,
+    RankReport,
+    WorldFailure,
+    WorldStartError,
+)
+from ._pool import WorldPool
+from ._worker import RankContext
+from ._world import World
+
+__all__ = [
+    "DEVICES",
+    "DeviceKind",
+    "PropertyViolation",
+    "RankContext",
+    "RankCrash",
+    "RankError",
+    "RankHang",
+    "RankReport",
+    "World",
+    "WorldFailure",
+    "WorldPool",
+    "WorldStartError",
+    "device_kind",
+]

@@ -1,0 +1,51 @@
+"""What a distributed example can end in, other than passing.
+
+Each failure names the ranks involved, the phase each rank was in (the
+property reports phases as it goes: "build", "train", "get", ...), and what
+the ranks said: a remote traceback, a Python stack dump of a hung rank, or the
+tail of a dead rank's stderr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RankReport:
+    """What one rank said about a task that did not pass."""
+
+    rank: int
+    phase: str
+    type_name: str
+    message: str
+    traceback: str
+    is_assertion: bool
+
+
+class WorldFailure(Exception):
+    """Base class: an example failed somewhere in the world."""
+
+
+class WorldStartError(WorldFailure):
+    """A world could not be brought up (a rank died or hung while starting)."""
+
+
+class RankError(WorldFailure):
+    """A rank raised.  ``reports`` holds every rank's report (lowest rank first)."""
+
+    def __init__(self, message: str, reports: tuple[RankReport, ...] = ()) -> None:
+        super().__init__(message)
+        self.reports = reports
+
+
+class PropertyViolation(RankError, AssertionError):
+    """A rank's check failed (an AssertionError in the property, e.g. `OSDMismatch`)."""
+
+
+class RankHang(WorldFailure, AssertionError):
+    """Ranks did not answer within the per-example timeout; the world was respawned."""
+
+
+class RankCrash(WorldFailure, AssertionError):
+    """A rank process died during the example; the world was respawned."""

@@ -1,0 +1,184 @@
+"""The rank side of a world: join the process group once, then serve tasks.
+
+A rank process lives as long as its world.  It runs tasks one at a time: each
+task is a picklable ``(fn, args, kwargs)``; ``fn(ctx, *args, **kwargs)`` runs
+with a `RankContext` and its return value (or a report of what it raised)
+goes back to the driver.  While a task runs, ``ctx.phase(name)`` tells the
+driver what the rank is doing, so a hang can be attributed to a phase.
+
+The rank dies with its driver (``PR_SET_PDEATHSIG``), ignores Ctrl-C (the
+driver owns teardown), and writes its stdout/stderr to a log file that the
+driver reads when a rank hangs or dies; SIGUSR1 dumps its Python stacks there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import faulthandler
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable, Iterator
+
+from ._errors import RankReport
+
+# Messages, rank -> driver: ("ready", None) | ("phase", name) | ("done", value)
+#                           | ("error", RankReport) | ("start-error", text)
+# Messages, driver -> rank: ("task", Task) | ("stop", None)
+
+
+@dataclass(frozen=True)
+class Task:
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    rank: int
+    world_size: int
+    device: str
+    store_host: str
+    store_port: int
+    log_path: str
+    workdir: str
+    pg_timeout_s: float
+
+
+class RankContext:
+    """What a task sees of its rank: identity, device, phase reporting, scratch space."""
+
+    def __init__(self, config: RankConfig, device: Any, conn: Any) -> None:
+        self.rank = config.rank
+        self.world_size = config.world_size
+        self.device = device
+        self._conn = conn
+        self._workdir = config.workdir
+        self.current_phase = "start"
+        self.tmpdir: str | None = None
+
+    def set_phase(self, name: str) -> None:
+        self.current_phase = name
+        self._conn.send(("phase", name))
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Mark a phase of the task; a hang or error inside it is reported under `name`."""
+        self.set_phase(name)
+        yield
+
+    def _task_scope(self) -> contextlib.AbstractContextManager:
+        """A fresh scratch directory per task, removed afterwards."""
+        ctx = self
+
+        @contextlib.contextmanager
+        def scope():
+            ctx.tmpdir = tempfile.mkdtemp(prefix=f"task-r{ctx.rank}-", dir=ctx._workdir)
+            ctx.current_phase = "start"
+            try:
+                yield
+            finally:
+                shutil.rmtree(ctx.tmpdir, ignore_errors=True)
+                ctx.tmpdir = None
+
+        return scope()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when the driver dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent_pid:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+def _redirect_output(log_path: str) -> Any:
+    log = open(log_path, "a", buffering=1)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log
+    faulthandler.enable(file=log)
+    faulthandler.register(signal.SIGUSR1, file=log, all_threads=True)
+    return log
+
+
+def _report(ctx: RankContext | None, rank: int, exc: BaseException) -> RankReport:
+    return RankReport(
+        rank=rank,
+        phase=ctx.current_phase if ctx is not None else "receive task",
+        type_name=type(exc).__qualname__,
+        message=str(exc),
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        is_assertion=isinstance(exc, AssertionError),
+    )
+
+
+def rank_main(config: RankConfig, conn: Any, parent_pid: int) -> None:
+    """Entry point of a rank process (spawned by `World`)."""
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _redirect_output(config.log_path)
+    try:
+        import torch
+        import torch.distributed as dist
+
+        from ._devices import device_kind
+
+        torch.set_num_threads(1)  # ranks share the machine's cores
+        kind = device_kind(config.device)
+        device = kind.setup(config.rank)
+        timeout = timedelta(seconds=config.pg_timeout_s)
+        store = dist.TCPStore(
+            config.store_host, config.store_port, is_master=False, timeout=timeout
+        )
+        dist.init_process_group(
+            kind.pg_backend,
+            store=dist.PrefixStore("osdconform", store),
+            rank=config.rank,
+            world_size=config.world_size,
+            timeout=timeout,
+        )
+    except BaseException:
+        conn.send(("start-error", traceback.format_exc()))
+        return
+    ctx = RankContext(config, device, conn)
+    conn.send(("ready", None))
+    try:
+        _serve(ctx, conn)
+    finally:
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+def _serve(ctx: RankContext, conn: Any) -> None:
+    while True:
+        try:
+            kind, task = conn.recv()
+        except EOFError:
+            return  # the driver went away
+        except BaseException as exc:  # the task did not unpickle here
+            conn.send(("error", _report(None, ctx.rank, exc)))
+            continue
+        if kind == "stop":
+            return
+        with ctx._task_scope():
+            try:
+                value = task.fn(ctx, *task.args, **task.kwargs)
+            except BaseException as exc:
+                conn.send(("error", _report(ctx, ctx.rank, exc)))
+                continue
+        try:
+            conn.send(("done", value))
+        except Exception as exc:
+            conn.send(("error", _report(ctx, ctx.rank, exc)))

@@ -1,0 +1,351 @@
+"""One live world: N rank processes in one process group, serving tasks.
+
+The driver (the pytest process, or an xdist worker) owns the rendezvous: a
+``TCPStore`` it opens on port 0, so the OS picks a free port and parallel
+drivers never collide, and no rendezvous file is left behind.  Ranks are
+started with the ``spawn`` method (the driver has threads; fork is unsafe).
+
+`World.run` sends one task to every rank and waits for all of them, watching
+three things at once: the answers, the rank processes (a death is noticed at
+once), and the clock (a hang is noticed at the deadline).  A rank that raises
+while the others wait in a collective would block them forever; after the
+first error the others get a short grace period, then count as hung.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import tempfile
+import time
+from multiprocessing.connection import wait
+from typing import Any, Callable
+
+from ._errors import (
+    PropertyViolation,
+    RankCrash,
+    RankError,
+    RankHang,
+    RankReport,
+    WorldStartError,
+)
+from ._worker import RankConfig, Task, rank_main
+
+_LOG_TAIL = 3000  # characters of a rank's log quoted in a failure
+
+
+class World:
+    """A warm process group of `size` ranks.  Not thread-safe; one task at a time."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        device: str = "cpu",
+        startup_timeout: float = 120.0,
+        pg_timeout: float = 600.0,
+    ) -> None:
+        import torch.distributed as dist
+
+        self.size = size
+        self.device = device
+        self.closed = False
+        self.workdir = tempfile.mkdtemp(prefix=f"osdconform-w{size}-")
+        self._store = dist.TCPStore(
+            "127.0.0.1", 0, is_master=True, wait_for_workers=False
+        )
+        ctx = mp.get_context("spawn")
+        self._conns: list[Any] = []
+        self._procs: list[Any] = []
+        self.phases = ["start"] * size
+        try:
+            for rank in range(size):
+                config = RankConfig(
+                    rank=rank,
+                    world_size=size,
+                    device=device,
+                    store_host="127.0.0.1",
+                    store_port=self._store.port,
+                    log_path=os.path.join(self.workdir, f"rank{rank}.log"),
+                    workdir=self.workdir,
+                    pg_timeout_s=pg_timeout,
+                )
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(
+                    target=rank_main,
+                    args=(config, child, os.getpid()),
+                    name=f"osdconform-w{size}-r{rank}",
+                    daemon=True,
+                )
+                proc.start()
+                child.close()
+                self._conns.append(parent)
+                self._procs.append(proc)
+            self._await_ready(startup_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- start-up ---------------------------------------------------------
+
+    def _await_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = set(range(self.size))
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorldStartError(
+                    f"world of {self.size}: ranks {sorted(waiting)} not ready after "
+                    f"{timeout:.0f} s\n{self._logs(waiting)}"
+                )
+            for rank, kind, payload in self._receive(waiting, remaining):
+                if kind == "ready":
+                    waiting.discard(rank)
+                elif kind == "start-error":
+                    raise WorldStartError(
+                        f"world of {self.size}: rank {rank} failed to start:\n{payload}"
+                    )
+                elif kind == "died":
+                    raise WorldStartError(
+                        f"world of {self.size}: rank {rank} died while starting "
+                        f"({payload})\n{self._logs([rank])}"
+                    )
+
+    # -- running a task ---------------------------------------------------
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        args: tuple = (),
+        kwargs: dict | None = None,
+        *,
+        timeout: float = 60.0,
+        grace: float = 5.0,
+    ) -> list[Any]:
+        """Run ``fn(ctx, *args, **kwargs)`` on every rank; return the values by rank.
+
+        Raises `PropertyViolation` / `RankError` if a rank raised, `RankHang` if
+        ranks did not answer in time, `RankCrash` if a rank died.  After a hang
+        or a crash the world is closed (the pool respawns it).
+        """
+        if self.closed:
+            raise RuntimeError("this world is closed")
+        task = Task(fn, tuple(args), dict(kwargs or {}))
+        self.phases = ["dispatch"] * self.size
+        try:
+            for conn in self._conns:
+                conn.send(("task", task))
+            return self._collect(timeout, grace)
+        except (RankError, PropertyViolation):
+            raise  # every rank answered: the world is still usable
+        except BaseException:
+            # A failed send, a hang, a crash or Ctrl-C: the collective state of
+            # the world is unknown.  Never reuse it.
+            self.close(graceful=False)
+            raise
+
+    def _collect(self, timeout: float, grace: float) -> list[Any]:
+        start = time.monotonic()
+        deadline = start + timeout
+        pending = set(range(self.size))
+        values: dict[int, Any] = {}
+        errors: dict[int, RankReport] = {}
+        dead: dict[int, str] = {}
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for rank, kind, payload in self._receive(pending, remaining):
+                if kind == "phase":
+                    self.phases[rank] = payload
+                elif kind == "done":
+                    values[rank] = payload
+                    pending.discard(rank)
+                elif kind == "error":
+                    errors[rank] = payload
+                    pending.discard(rank)
+                    deadline = min(deadline, time.monotonic() + grace)
+                elif kind == "died":
+                    dead[rank] = payload
+                    pending.discard(rank)
+        if dead:
+            raise RankCrash(self._crash_message(dead, errors, pending))
+        if pending:
+            raise RankHang(self._hang_message(pending, errors, time.monotonic() - start))
+        if errors:
+            raise self._error(errors, values)
+        return [values[r] for r in range(self.size)]
+
+    def _receive(self, ranks: set[int], timeout: float):
+        """Yield ``(rank, kind, payload)`` for whatever arrives within `timeout`."""
+        by_obj: dict[Any, tuple[int, str]] = {}
+        for r in ranks:
+            by_obj[self._conns[r]] = (r, "conn")
+            by_obj[self._procs[r].sentinel] = (r, "proc")
+        ready = wait(list(by_obj), timeout=timeout)
+        # Read answers before looking at deaths: a rank may answer and then die.
+        for obj in sorted(ready, key=lambda o: by_obj[o][1] != "conn"):
+            rank, what = by_obj[obj]
+            if what == "conn":
+                try:
+                    kind, payload = obj.recv()
+                except (EOFError, OSError):
+                    continue  # the sentinel will report the death
+                yield rank, kind, payload
+            elif rank in ranks:
+                # Drain what it said before dying; if it never answered, it died.
+                answered = False
+                for kind, payload in self._drain(rank):
+                    yield rank, kind, payload
+                    answered = answered or kind in ("done", "error", "ready", "start-error")
+                if not answered:
+                    yield rank, "died", self._exit_description(rank)
+
+    def _drain(self, rank: int):
+        conn = self._conns[rank]
+        while True:
+            try:
+                if not conn.poll(0):
+                    return
+                yield conn.recv()
+            except (EOFError, OSError):
+                return
+
+    # -- failure messages ------------------------------------------------------
+
+    def _exit_description(self, rank: int) -> str:
+        proc = self._procs[rank]
+        proc.join(1.0)
+        code = proc.exitcode
+        if code is None:
+            return "exit code unknown"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    def _statuses(self, values, errors, pending=(), dead=None) -> str:
+        dead = dead or {}
+        parts = []
+        for r in range(self.size):
+            if r in dead:
+                parts.append(f"rank {r}: died ({dead[r]}) in phase {self.phases[r]!r}")
+            elif r in errors:
+                parts.append(f"rank {r}: raised {errors[r].type_name} in phase {errors[r].phase!r}")
+            elif r in pending:
+                parts.append(f"rank {r}: no answer, last phase {self.phases[r]!r}")
+            else:
+                parts.append(f"rank {r}: passed")
+        return "\n".join(parts)
+
+    def _error(self, errors: dict[int, RankReport], values: dict[int, Any]) -> RankError:
+        first = errors[min(errors)]
+        reports = tuple(errors[r] for r in sorted(errors))
+        cls = PropertyViolation if first.is_assertion else RankError
+        msg = (
+            f"{first.message}\n\n"
+            f"[world of {self.size}; {first.type_name} on rank {first.rank} "
+            f"in phase {first.phase!r}]\n"
+            f"{self._statuses(values, errors)}\n"
+            f"--- remote traceback (rank {first.rank}) ---\n{first.traceback}"
+        )
+        return cls(msg, reports)
+
+    def _hang_message(self, pending: set[int], errors: dict[int, RankReport], waited: float) -> str:
+        self._dump_stacks(pending)
+        lines = []
+        if errors:
+            first = errors[min(errors)]
+            lines.append(
+                f"rank {first.rank} raised {first.type_name} in phase {first.phase!r} "
+                f"and ranks {sorted(pending)} then did not answer:\n{first.message}"
+            )
+        else:
+            lines.append(
+                f"example timed out after {waited:.1f} s: ranks {sorted(pending)} did not answer "
+                f"(last phases: "
+                + ", ".join(f"rank {r} in {self.phases[r]!r}" for r in sorted(pending))
+                + ")"
+            )
+        lines.append(f"[world of {self.size}; it was torn down and will be respawned]")
+        lines.append(self._statuses({}, errors, pending))
+        if errors:
+            first = errors[min(errors)]
+            lines.append(f"--- remote traceback (rank {first.rank}) ---\n{first.traceback}")
+        lines.append(self._logs(pending))
+        return "\n".join(lines)
+
+    def _crash_message(self, dead: dict[int, str], errors, pending) -> str:
+        lines = [
+            "rank "
+            + ", ".join(f"{r} died ({why}) in phase {self.phases[r]!r}" for r, why in sorted(dead.items())),
+            f"[world of {self.size}; it was torn down and will be respawned]",
+            self._statuses({}, errors, pending, dead),
+            self._logs(dead),
+        ]
+        return "\n".join(lines)
+
+    def _dump_stacks(self, ranks) -> None:
+        for r in ranks:
+            proc = self._procs[r]
+            if proc.is_alive():
+                try:
+                    os.kill(proc.pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.5)
+
+    def _logs(self, ranks) -> str:
+        out = []
+        for r in sorted(ranks):
+            path = os.path.join(self.workdir, f"rank{r}.log")
+            try:
+                with open(path, errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if text.strip():
+                out.append(f"--- rank {r} output (last {_LOG_TAIL} chars) ---\n{text[-_LOG_TAIL:]}")
+        return "\n".join(out)
+
+    # -- teardown -----------------------------------------------------------
+
+    def close(self, *, graceful: bool = True, timeout: float = 5.0) -> None:
+        """Stop every rank and remove the world's files.
+
+        Graceful: ask each rank to leave the process group and exit, and kill
+        those still there after `timeout`.  Otherwise (after a hang, a crash or
+        Ctrl-C, when ranks may be stuck in a collective) kill them at once.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        for conn, proc in zip(self._conns, self._procs):
+            if graceful and proc.is_alive():
+                try:
+                    conn.send(("stop", None))
+                except (OSError, ValueError):
+                    pass
+        deadline = time.monotonic() + (timeout if graceful else 0.0)
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.kill()
+        for proc in self._procs:
+            proc.join(timeout)
+        for conn in self._conns:
+            conn.close()
+        self._store = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs]
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "live"
+        return f"<World size={self.size} device={self.device} {state}>"

@@ -1,0 +1,110 @@
+"""Flatten / unflatten in torch's flat key format.
+
+The flat form of a canonical OSD (what ``StateDictOptions(
+flatten_optimizer_state_dict=True)`` documents) has one key per leaf:
+
+* ``state.<fqn>.<name>`` for each state value (a nested dict's keys are joined
+  with ``.``: ``state.<fqn>.<name>.<inner>``);
+* ``param_groups.<fqn>.<hyperparameter>`` for every parameter of a group, so a
+  group's hyperparameters appear once per parameter.
+
+FQNs contain dots, so reading a key back needs the set of FQNs: `unflatten`
+takes the optimizer's group layout (FQNs per group) and matches each key to the
+longest FQN it starts with.  What the flat form cannot hold: the hyperparameters
+of an empty group (it has no FQN to carry them); `unflatten` gives such a group
+``{"params": []}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from ._gather import PARAM_GROUPS, PARAMS, STATE
+
+
+def flatten(osd: dict) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for fqn, values in osd[STATE].items():
+        _flatten_into(flat, f"{STATE}.{fqn}", values)
+    for group in osd[PARAM_GROUPS]:
+        for fqn in group[PARAMS]:
+            for k, v in group.items():
+                if k != PARAMS:
+                    flat[f"{PARAM_GROUPS}.{fqn}.{k}"] = v
+    return flat
+
+
+def _flatten_into(flat: dict[str, Any], prefix: str, values: dict) -> None:
+    for k, v in values.items():
+        if isinstance(v, dict):
+            _flatten_into(flat, f"{prefix}.{k}", v)
+        else:
+            flat[f"{prefix}.{k}"] = v
+
+
+class FlatKeyError(KeyError):
+    """A flat key names no known parameter, or a group's entries disagree."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def unflatten(flat: dict[str, Any], layout: Sequence[Sequence[str]]) -> dict:
+    """Invert `flatten`, given the FQNs of each param group in order."""
+    fqns = [fqn for group in layout for fqn in group]
+    state: dict[str, dict[str, Any]] = {}
+    group_hp: dict[str, dict[str, Any]] = {fqn: {} for fqn in fqns}
+    for key, value in flat.items():
+        section, _, rest = key.partition(".")
+        if section not in (STATE, PARAM_GROUPS):
+            raise FlatKeyError(f"flat key {key!r} is neither state.* nor param_groups.*")
+        fqn = _longest_prefix(rest, fqns)
+        if fqn is None:
+            raise FlatKeyError(f"flat key {key!r} names no parameter of the optimizer")
+        name = rest[len(fqn) + 1 :]
+        if section == STATE:
+            _nest(state.setdefault(fqn, {}), name.split("."), value)
+        else:
+            group_hp[fqn][name] = value
+    groups = []
+    for g, members in enumerate(layout):
+        hp: dict[str, Any] | None = None
+        for fqn in members:
+            if hp is None:
+                hp = group_hp[fqn]
+            elif not _same_hparams(group_hp[fqn], hp):
+                raise FlatKeyError(
+                    f"param_groups.{fqn}.* differs from param_groups.{members[0]}.* "
+                    f"though both are in group {g}"
+                )
+        groups.append({**(hp or {}), PARAMS: list(members)})
+    return {STATE: state, PARAM_GROUPS: groups}
+
+
+def _longest_prefix(rest: str, fqns: Iterable[str]) -> str | None:
+    best = None
+    for fqn in fqns:
+        if rest.startswith(fqn + ".") and (best is None or len(fqn) > len(best)):
+            best = fqn
+    return best
+
+
+def _nest(target: dict, path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+
+
+def _same_hparams(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and torch.equal(x, y)):
+                return False
+        elif x != y:
+            return False
+    return True

@@ -1,0 +1,99 @@
+"""Load: a canonical OSD (full or sharded) -> a rank's optimizer.
+
+For each parameter, each tensor state value that has the parameter's global
+shape is cut the way the parameter is cut (`shard_like`); other values (such
+as a 0-d ``step``) are copied whole.  A value that is already a DTensor laid
+out like its parameter is taken as this rank's piece; a DTensor laid out
+otherwise is first made whole (`unshard`).  The result is handed to the
+optimizer through its public ``load_state_dict``, keyed in the *target*
+optimizer's own order, so group-internal param order need not match.
+
+Loading validates everything before touching the optimizer, so a rejected
+OSD leaves the optimizer as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributed.tensor import DTensor
+
+from ._dtensor import shard_like, unshard
+from ._fqn import group_layout
+from ._gather import PARAM_GROUPS, PARAMS, STATE, _copy_value
+
+
+class OSDLoadError(ValueError):
+    """The OSD does not fit the optimizer; the message names the offending key."""
+
+
+def _local_value(value: Any, param: torch.Tensor, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _local_value(v, param, f"{where}[{k!r}]") for k, v in value.items()}
+    if not isinstance(value, torch.Tensor):
+        return _copy_value(value)
+    if isinstance(value, DTensor):
+        if isinstance(param, DTensor) and (
+            value.device_mesh == param.device_mesh and value.placements == param.placements
+        ):
+            return _copy_value(value)
+        value = unshard(value)
+    if isinstance(param, DTensor) and value.dim() > 0:
+        if tuple(value.shape) != tuple(param.shape):
+            raise OSDLoadError(
+                f"{where}: shape {tuple(value.shape)} does not match the parameter's "
+                f"shape {tuple(param.shape)}"
+            )
+        return shard_like(value, param)
+    if value.dim() > 0 and tuple(value.shape) != tuple(param.shape):
+        raise OSDLoadError(
+            f"{where}: shape {tuple(value.shape)} does not match the parameter's "
+            f"shape {tuple(param.shape)}"
+        )
+    return value.detach().clone()
+
+
+def load_osd(module: nn.Module, optimizer: torch.optim.Optimizer, osd: dict) -> None:
+    """Load the canonical OSD `osd` into `optimizer`.  Collective if values need unsharding."""
+    for key in (STATE, PARAM_GROUPS):
+        if key not in osd:
+            raise OSDLoadError(f"the OSD has no {key!r} entry")
+    layout = group_layout(module, optimizer)
+    saved_groups = osd[PARAM_GROUPS]
+    if len(saved_groups) != len(layout):
+        raise OSDLoadError(
+            f"the OSD has {len(saved_groups)} param group(s), the optimizer {len(layout)}"
+        )
+    index: dict[str, int] = {}
+    params: dict[str, torch.Tensor] = {}
+    native_groups = []
+    for g, (saved, fqns, live) in enumerate(zip(saved_groups, layout, optimizer.param_groups)):
+        saved_fqns = list(saved.get(PARAMS, []))
+        if sorted(saved_fqns) != sorted(fqns):
+            missing = sorted(set(fqns) - set(saved_fqns))
+            extra = sorted(set(saved_fqns) - set(fqns))
+            raise OSDLoadError(
+                f"param_groups[{g}] names other parameters than the optimizer's group {g}: "
+                f"missing {missing}, unexpected {extra}"
+            )
+        ids = []
+        for fqn, param in zip(fqns, live[PARAMS]):
+            index[fqn] = len(index)
+            params[fqn] = param
+            ids.append(index[fqn])
+        hp = {k: _copy_value(v) for k, v in saved.items() if k != PARAMS}
+        native_groups.append({**hp, PARAMS: ids})
+    unknown = sorted(set(osd[STATE]) - set(index))
+    if unknown:
+        raise OSDLoadError(f"state names parameters the optimizer does not hold: {unknown}")
+    # Walk params in the optimizer's order so collectives line up across ranks.
+    native_state = {}
+    for fqn, i in index.items():
+        if fqn in osd[STATE]:
+            native_state[i] = {
+                name: _local_value(v, params[fqn], f"state[{fqn!r}][{name!r}]")
+                for name, v in osd[STATE][fqn].items()
+            }
+    optimizer.load_state_dict({"state": native_state, "param_groups": native_groups})

@@ -1,0 +1,126 @@
+"""Hypothesis strategies for scenarios, composed from small named pieces.
+
+Each piece shrinks toward its simplest value: fewer and narrower layers, one
+param group with default hyperparameters, plan ``none``, world size 1 (the
+first of the allowed sizes), no training step.  Dims are drawn small (1..9) so
+that sizes smaller than and not divisible by the world size come up often.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from hypothesis import strategies as st
+
+from ..scenario import (
+    PLAN_KINDS,
+    GroupSpec,
+    ModelSpec,
+    OptimizerSpec,
+    PlanSpec,
+    Scenario,
+    plan_accepts,
+)
+
+MAX_DIM = 9
+MAX_LAYERS = 3
+MAX_GROUPS = 3
+MAX_STEPS = 3
+
+
+def dims(max_dim: int = MAX_DIM) -> st.SearchStrategy[int]:
+    return st.integers(1, max_dim)
+
+
+@st.composite
+def mlp_models(draw, max_layers: int = MAX_LAYERS, max_dim: int = MAX_DIM) -> ModelSpec:
+    widths = draw(st.lists(dims(max_dim), min_size=2, max_size=max_layers + 1))
+    bias = draw(
+        st.lists(st.booleans(), min_size=len(widths) - 1, max_size=len(widths) - 1)
+    )
+    return ModelSpec(dims=tuple(widths), bias=tuple(bias))
+
+
+#: Hyperparameters per optimizer, each shrinking to torch's default.
+_LR = st.sampled_from([1e-3, 1e-2, 0.1, 0.5])
+_WD = st.sampled_from([0.0, 1e-2, 0.1])
+_BETAS = st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
+_HPARAMS = {
+    "sgd": {
+        "lr": _LR,
+        "momentum": st.sampled_from([0.9, 0.5, 0.99]),  # > 0, so SGD keeps state
+        "weight_decay": _WD,
+        "dampening": st.sampled_from([0.0, 0.1]),
+    },
+    "adam": {"lr": _LR, "betas": _BETAS, "weight_decay": _WD, "eps": st.sampled_from([1e-8, 1e-6])},
+    "adamw": {"lr": _LR, "betas": _BETAS, "weight_decay": st.sampled_from([1e-2, 0.0, 0.1])},
+}
+
+
+def optimizer_names() -> st.SearchStrategy[str]:
+    return st.sampled_from(["adam", "sgd", "adamw"])
+
+
+@st.composite
+def hparams(draw, optimizer: str) -> tuple[tuple[str, object], ...]:
+    """Per-group hyperparameters; each one is either left at the default or drawn."""
+    chosen = []
+    for name, values in _HPARAMS[optimizer].items():
+        if draw(st.booleans()):
+            chosen.append((name, draw(values)))
+    # SGD needs momentum > 0 to have state; nesterov would also need dampening 0.
+    if optimizer == "sgd" and "momentum" not in dict(chosen):
+        chosen.append(("momentum", 0.9))
+    return tuple(chosen)
+
+
+@st.composite
+def param_groups(draw, fqns: Sequence[str], optimizer: str, max_groups: int = MAX_GROUPS):
+    """A partition of `fqns` into 1..max_groups non-empty groups, in model order."""
+    n = draw(st.integers(1, min(max_groups, len(fqns))))
+    assignment = draw(st.lists(st.integers(0, n - 1), min_size=len(fqns), max_size=len(fqns)))
+    groups = []
+    for g in sorted(set(assignment)):
+        members = tuple(f for f, a in zip(fqns, assignment) if a == g)
+        groups.append(GroupSpec(params=members, hparams=draw(hparams(optimizer))))
+    return tuple(groups)
+
+
+@st.composite
+def optimizers(draw, model: ModelSpec, names: st.SearchStrategy[str] | None = None) -> OptimizerSpec:
+    name = draw(names if names is not None else optimizer_names())
+    return OptimizerSpec(name=name, groups=draw(param_groups(model.param_fqns(), name)))
+
+
+@st.composite
+def plans(draw, model: ModelSpec, kinds: Sequence[str] = PLAN_KINDS) -> PlanSpec:
+    kind = draw(st.sampled_from(list(kinds)))
+    if kind == "fsdp2":
+        own = draw(st.lists(st.sampled_from(model.layer_fqns()), unique=True))
+        return PlanSpec(kind, shard=tuple(sorted(own)))
+    return PlanSpec(kind)
+
+
+@st.composite
+def scenarios(
+    draw,
+    *,
+    world_sizes: Sequence[int] = (1, 2, 3, 4),
+    plan_kinds: Sequence[str] = PLAN_KINDS,
+    max_steps: int = MAX_STEPS,
+    min_steps: int = 0,
+) -> Scenario:
+    """Whole scenarios.  World sizes shrink toward the first given (keep it the smallest)."""
+    model = draw(mlp_models())
+    plan = draw(plans(model, plan_kinds))
+    sizes = [w for w in world_sizes if plan_accepts(plan, w) is None]
+    if not sizes:
+        raise ValueError(f"plan {plan.kind!r} accepts none of the world sizes {list(world_sizes)}")
+    return Scenario(
+        seed=draw(st.integers(0, 2**16)),
+        world_size=draw(st.sampled_from(sorted(sizes))),
+        model=model,
+        optimizer=draw(optimizers(model)),
+        plan=plan,
+        steps=draw(st.integers(min_steps, max_steps)),
+    )
