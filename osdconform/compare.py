@@ -97,7 +97,8 @@ def _diff(e: Any, a: Any, path: str, tol) -> Difference | None:
         if missing or unexpected:
             return Difference(path, f"keys differ: missing {missing}, unexpected {unexpected}")
         for k in e:
-            d = _diff(e[k], a[k], f"{path}[{k!r}]", tol)
+            sub = k if (not path and isinstance(k, str)) else f"{path}[{k!r}]"
+            d = _diff(e[k], a[k], sub, tol)
             if d is not None:
                 return d
         return None

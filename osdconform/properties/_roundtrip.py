@@ -61,11 +61,29 @@ def roundtrip(ctx, scenario: Scenario, backend_spec: str, options: StateOptions)
     with ctx.phase("reference gather (loaded)"):
         dst_live = ref.full_osd(dst.module, dst.optimizer)
     with ctx.phase("compare"):
-        assert_osd_equal(first, second, context="round trip (backend get before vs after set)")
-        assert_osd_equal(
-            src_live, dst_live, context="round trip (reference gather of source vs loaded optimizer)"
+        _assert_all_equal(
+            [
+                (first, second, "round trip (backend get before vs after set)"),
+                (src_live, dst_live, "round trip (reference gather of source vs loaded optimizer)"),
+            ]
         )
     return _summary(src_live)
+
+
+def _assert_all_equal(pairs) -> None:
+    """Compare every pair's ``state`` first, then their ``param_groups``, then the rest.
+
+    So a known hyperparameter defect (an expected failure matched on its
+    message) can never hide a difference in the tensors.
+    """
+    for section in (ref.STATE, ref.PARAM_GROUPS):
+        for expected, actual, context in pairs:
+            if isinstance(expected, dict) and isinstance(actual, dict) and section in expected and section in actual:
+                assert_osd_equal(
+                    {section: expected[section]}, {section: actual[section]}, context=context
+                )
+    for expected, actual, context in pairs:
+        assert_osd_equal(expected, actual, context=context)
 
 
 def fidelity(ctx, scenario: Scenario, backend_spec: str, options: StateOptions) -> dict:

@@ -1,0 +1,56 @@
+"""Hypothesis profiles: ``dev`` (default), ``ci`` and ``nightly``.
+
+Registered when the pytest plugin is imported, before Hypothesis reads
+``--hypothesis-profile``.  Every profile inherits from Hypothesis's built-in
+``default`` profile, never from whatever is loaded: Hypothesis auto-loads its
+own ``ci`` profile (derandomized, no database) when a CI variable is set, and
+``nightly`` must not inherit that.
+
+* ``dev``: a quick look while developing a backend (random, small).
+* ``ci``: bounded and deterministic (derandomized, no database), sized so all
+  suites finish in minutes on 2 cores; the profile CI runs.
+* ``nightly``: long and random; keeps a directory database (path from
+  ``OSDCONFORM_HYPOTHESIS_DB``, default ``.hypothesis/osdconform-nightly``),
+  so a failure found one night is replayed first the next.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+PROFILES = ("dev", "ci", "nightly")
+DEFAULT_PROFILE = "dev"
+NIGHTLY_DB_ENV = "OSDCONFORM_HYPOTHESIS_DB"
+
+# Distributed examples take tens of milliseconds to seconds (the first one of a
+# world includes spawning it): deadlines would only report noise.
+_COMMON = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+
+
+def register_profiles() -> None:
+    base = settings.get_profile("default")
+    settings.register_profile("dev", parent=base, max_examples=10, **_COMMON)
+    settings.register_profile(
+        "ci", parent=base, max_examples=12, derandomize=True, database=None, **_COMMON
+    )
+    db_path = os.environ.get(NIGHTLY_DB_ENV, os.path.join(".hypothesis", "osdconform-nightly"))
+    settings.register_profile(
+        "nightly",
+        parent=base,
+        max_examples=300,
+        derandomize=False,
+        database=DirectoryBasedExampleDatabase(db_path),
+        **_COMMON,
+    )
+
+
+def profile_for_environment() -> str:
+    """The profile to load when none was asked for: ``ci`` under CI, else ``dev``."""
+    try:
+        from hypothesis._settings import is_in_ci
+    except ImportError:  # pragma: no cover - older/newer Hypothesis
+        return "ci" if os.environ.get("CI") else DEFAULT_PROFILE
+    return "ci" if is_in_ci() else DEFAULT_PROFILE

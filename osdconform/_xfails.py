@@ -1,0 +1,93 @@
+"""Expected failures: plain-text files, one per backend.
+
+Each non-comment line is one entry with five fields separated by ``" | "``::
+
+    property | predicate | match | reason | reproducer
+
+* ``property``: the suite property it applies to (``roundtrip``, ``fidelity``);
+* ``predicate``: a Python expression over ``s`` (the `Scenario`) and ``o``
+  (the `StateOptions`), e.g. ``o.full and s.optimizer.name == "adam"``;
+* ``match``: text the failure message must contain; a failure that does not
+  contain it is a real failure, so one known bug cannot hide another;
+* ``reason``: why this is a defect of the backend, in a sentence;
+* ``reproducer``: a link, or a path (relative to the file) of a standalone
+  script that fails while the bug exists.
+
+A matching example that fails as described counts as an expected failure and
+the test goes on; a matching example that passes is an XPASS and fails the
+test, so a fixed bug is noticed and its entry removed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SHIPPED_DIR = Path(__file__).parent / "expected_failures"
+
+
+class XfailFileError(ValueError):
+    """A malformed expected-failures file; the message names file and line."""
+
+
+@dataclass
+class XfailEntry:
+    property: str
+    predicate: str
+    match: str
+    reason: str
+    reproducer: str
+    where: str
+    _code: Any = field(repr=False, default=None)
+
+    def applies(self, prop: str, scenario: Any, options: Any) -> bool:
+        if prop != self.property:
+            return False
+        try:
+            return bool(eval(self._code, {"__builtins__": {}}, {"s": scenario, "o": options}))
+        except Exception as exc:
+            raise XfailFileError(f"{self.where}: predicate {self.predicate!r} raised {exc!r}") from exc
+
+    def explains(self, failure: BaseException) -> bool:
+        return self.match in str(failure)
+
+    def describe(self) -> str:
+        return f"{self.where}: {self.property} where {self.predicate}: {self.reason} ({self.reproducer})"
+
+
+def parse_xfails(text: str, source: str) -> list[XfailEntry]:
+    entries = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{source}:{lineno}"
+        fields = [f.strip() for f in line.split(" | ", 4)]
+        if len(fields) != 5 or not all(fields):
+            raise XfailFileError(
+                f"{where}: expected 'property | predicate | match | reason | reproducer', got {line!r}"
+            )
+        prop, predicate, match, reason, repro = fields
+        try:
+            code = compile(predicate, where, "eval")
+        except SyntaxError as exc:
+            raise XfailFileError(f"{where}: predicate {predicate!r} is not a Python expression: {exc.msg}") from None
+        entries.append(XfailEntry(prop, predicate, match, reason, repro, where, code))
+    return entries
+
+
+def load_xfails(path: str | os.PathLike) -> list[XfailEntry]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise XfailFileError(f"cannot read expected-failures file {path}: {exc.strerror}") from None
+    return parse_xfails(text, str(path))
+
+
+def shipped_xfails(backend_name: str) -> list[XfailEntry]:
+    """The expected failures shipped with osdconform for a built-in backend."""
+    path = SHIPPED_DIR / f"{backend_name}.txt"
+    return load_xfails(path) if path.exists() else []
