@@ -95,7 +95,9 @@ def _diff(e: Any, a: Any, path: str, tol) -> Difference | None:
         missing = [k for k in e if k not in a]
         unexpected = [k for k in a if k not in e]
         if missing or unexpected:
-            return Difference(path, f"keys differ: missing {missing}, unexpected {unexpected}")
+            parts = [f"missing {missing}"] if missing else []
+            parts += [f"unexpected {unexpected}"] if unexpected else []
+            return Difference(path, f"keys differ: {', '.join(parts)}")
         for k in e:
             sub = k if (not path and isinstance(k, str)) else f"{path}[{k!r}]"
             d = _diff(e[k], a[k], sub, tol)
@@ -152,6 +154,8 @@ def _diff_tensor(e: Any, a: Any, path: str, tol) -> Difference | None:
 
 def _describe(x: Any) -> str:
     if isinstance(x, torch.Tensor):
+        if x.numel() == 1 and not isinstance(x, DTensor):
+            return f"{type(x).__name__}({_item(x.reshape(()))}, shape={tuple(x.shape)}, dtype={x.dtype})"
         return f"{type(x).__name__}(shape={tuple(x.shape)}, dtype={x.dtype})"
     return f"{_type_name(x)} {x!r}"
 
@@ -193,4 +197,9 @@ def _bits_differ(e: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 def _item(t: torch.Tensor) -> str:
-    return repr(t.item())
+    """The element's value; with its bits where the value alone reads the same (NaNs)."""
+    value = t.item()
+    if isinstance(value, float) and math.isnan(value) and t.is_floating_point():
+        bits = int(t.reshape(1).view(_INT_VIEW[t.element_size()]).item()) & ((1 << (8 * t.element_size())) - 1)
+        return f"nan (bits 0x{bits:0{2 * t.element_size()}x})"
+    return repr(value)

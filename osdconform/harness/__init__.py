@@ -24,7 +24,7 @@ from ._errors import (
     WorldFailure,
     WorldStartError,
 )
-from ._pool import WorldPool
+from ._pool import RankDiedBetweenExamples, WorldPool
 from ._worker import RankContext
 from ._world import World
 
@@ -34,6 +34,7 @@ __all__ = [
     "PropertyViolation",
     "RankContext",
     "RankCrash",
+    "RankDiedBetweenExamples",
     "RankError",
     "RankHang",
     "RankReport",

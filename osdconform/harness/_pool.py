@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import warnings
 import weakref
 from typing import Any, Callable
 
@@ -24,6 +25,10 @@ from ._errors import RankError
 from ._world import World
 
 _LIVE_POOLS: "weakref.WeakSet[WorldPool]" = weakref.WeakSet()
+
+
+class RankDiedBetweenExamples(UserWarning):
+    """A rank process died after its last example had passed; the world was respawned."""
 
 
 def _barrier(ctx) -> None:
@@ -57,7 +62,15 @@ class WorldPool:
     def world(self, size: int) -> World:
         """The live world of `size`, spawned if there is none."""
         world = self._worlds.get(size)
-        if world is None or world.closed:
+        if world is not None and not world.healthy():
+            if not world.closed:
+                # A rank died after answering its last task: no example owns
+                # that death, so say so (a warning in the test summary) and
+                # start afresh rather than fail whichever example comes next.
+                warnings.warn(RankDiedBetweenExamples(world.death_report()), stacklevel=2)
+            world.close(graceful=False)
+            world = None
+        if world is None:
             self._kind.check(size)
             world = World(size, device=self.device, startup_timeout=self.startup_timeout)
             self._worlds[size] = world

@@ -28,9 +28,12 @@ from typing import Any, Callable, Iterator
 
 from ._errors import RankReport
 
-# Messages, rank -> driver: ("ready", None) | ("phase", name) | ("done", value)
+# Messages, rank -> driver: ("ready", None) | ("done", value)
 #                           | ("error", RankReport) | ("start-error", text)
 # Messages, driver -> rank: ("task", Task) | ("stop", None)
+# Phases are not messages: each rank writes its current phase into a shared
+# slot of PHASE_BYTES bytes that the driver reads when it needs to explain.
+PHASE_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,25 @@ class RankConfig:
 class RankContext:
     """What a task sees of its rank: identity, device, phase reporting, scratch space."""
 
-    def __init__(self, config: RankConfig, device: Any, conn: Any) -> None:
+    def __init__(self, config: RankConfig, device: Any, phase_slot: Any) -> None:
         self.rank = config.rank
         self.world_size = config.world_size
         self.device = device
-        self._conn = conn
+        self._phase_slot = phase_slot
         self._workdir = config.workdir
+        self._tmpdir: str | None = None
         self.current_phase = "start"
-        self.tmpdir: str | None = None
 
     def set_phase(self, name: str) -> None:
         self.current_phase = name
-        self._conn.send(("phase", name))
+        self._phase_slot.value = name.encode("utf-8")[: PHASE_BYTES - 1]
+
+    @property
+    def tmpdir(self) -> str:
+        """A scratch directory for this task only (made on first use, removed after)."""
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix=f"task-r{self.rank}-", dir=self._workdir)
+        return self._tmpdir
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -74,21 +84,15 @@ class RankContext:
         self.set_phase(name)
         yield
 
-    def _task_scope(self) -> contextlib.AbstractContextManager:
-        """A fresh scratch directory per task, removed afterwards."""
-        ctx = self
-
-        @contextlib.contextmanager
-        def scope():
-            ctx.tmpdir = tempfile.mkdtemp(prefix=f"task-r{ctx.rank}-", dir=ctx._workdir)
-            ctx.current_phase = "start"
-            try:
-                yield
-            finally:
-                shutil.rmtree(ctx.tmpdir, ignore_errors=True)
-                ctx.tmpdir = None
-
-        return scope()
+    @contextlib.contextmanager
+    def _task_scope(self) -> Iterator[None]:
+        self.set_phase("start")
+        try:
+            yield
+        finally:
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = None
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -124,7 +128,7 @@ def _report(ctx: RankContext | None, rank: int, exc: BaseException) -> RankRepor
     )
 
 
-def rank_main(config: RankConfig, conn: Any, parent_pid: int) -> None:
+def rank_main(config: RankConfig, conn: Any, phase_slot: Any, parent_pid: int) -> None:
     """Entry point of a rank process (spawned by `World`)."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -152,7 +156,7 @@ def rank_main(config: RankConfig, conn: Any, parent_pid: int) -> None:
     except BaseException:
         conn.send(("start-error", traceback.format_exc()))
         return
-    ctx = RankContext(config, device, conn)
+    ctx = RankContext(config, device, phase_slot)
     conn.send(("ready", None))
     try:
         _serve(ctx, conn)
@@ -179,6 +183,7 @@ def _serve(ctx: RankContext, conn: Any) -> None:
                 conn.send(("error", _report(ctx, ctx.rank, exc)))
                 continue
         try:
+            ctx.set_phase("send result")
             conn.send(("done", value))
         except Exception as exc:
             conn.send(("error", _report(ctx, ctx.rank, exc)))

@@ -14,6 +14,7 @@ first error the others get a short grace period, then count as hung.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import shutil
@@ -31,9 +32,28 @@ from ._errors import (
     RankReport,
     WorldStartError,
 )
-from ._worker import RankConfig, Task, rank_main
+from ._worker import PHASE_BYTES, RankConfig, Task, rank_main
 
 _LOG_TAIL = 3000  # characters of a rank's log quoted in a failure
+
+
+def _driver_side_report(rank: int, phase: str, exc: BaseException) -> RankReport:
+    import traceback
+
+    return RankReport(
+        rank=rank,
+        phase=phase,
+        type_name=type(exc).__qualname__,
+        message=f"{exc} (while the driver read rank {rank}'s answer)",
+        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        is_assertion=False,
+    )
+
+
+def _pickle(obj: Any) -> bytes:
+    from multiprocessing.reduction import ForkingPickler
+
+    return bytes(ForkingPickler.dumps(obj))
 
 
 class World:
@@ -59,7 +79,10 @@ class World:
         ctx = mp.get_context("spawn")
         self._conns: list[Any] = []
         self._procs: list[Any] = []
-        self.phases = ["start"] * size
+        # Each rank writes its current phase into its own shared slot; the
+        # driver reads the slots only to explain a hang or a crash, so phase
+        # reporting costs no message and no wake-up of the driver.
+        self._phase_slots = [ctx.Array(ctypes.c_char, PHASE_BYTES, lock=False) for _ in range(size)]
         try:
             for rank in range(size):
                 config = RankConfig(
@@ -75,7 +98,7 @@ class World:
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(
                     target=rank_main,
-                    args=(config, child, os.getpid()),
+                    args=(config, child, self._phase_slots[rank], os.getpid()),
                     name=f"osdconform-w{size}-r{rank}",
                     daemon=True,
                 )
@@ -132,11 +155,18 @@ class World:
         """
         if self.closed:
             raise RuntimeError("this world is closed")
-        task = Task(fn, tuple(args), dict(kwargs or {}))
-        self.phases = ["dispatch"] * self.size
+        # Pickle once, send the same bytes to every rank.
+        payload = _pickle(("task", Task(fn, tuple(args), dict(kwargs or {}))))
+        for slot in self._phase_slots:
+            slot.value = b"dispatch"
         try:
-            for conn in self._conns:
-                conn.send(("task", task))
+            for rank, conn in enumerate(self._conns):
+                try:
+                    conn.send_bytes(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The rank is dead or dying; the collect loop's sentinel
+                    # watch reports it as a crash in phase 'dispatch'.
+                    self._phase_slots[rank].value = b"dispatch"
             return self._collect(timeout, grace)
         except (RankError, PropertyViolation):
             raise  # every rank answered: the world is still usable
@@ -158,9 +188,7 @@ class World:
             if remaining <= 0:
                 break
             for rank, kind, payload in self._receive(pending, remaining):
-                if kind == "phase":
-                    self.phases[rank] = payload
-                elif kind == "done":
+                if kind == "done":
                     values[rank] = payload
                     pending.discard(rank)
                 elif kind == "error":
@@ -193,6 +221,9 @@ class World:
                     kind, payload = obj.recv()
                 except (EOFError, OSError):
                     continue  # the sentinel will report the death
+                except Exception as exc:  # the answer did not unpickle here
+                    yield rank, "error", _driver_side_report(rank, "receive result", exc)
+                    continue
                 yield rank, kind, payload
             elif rank in ranks:
                 # Drain what it said before dying; if it never answered, it died.
@@ -214,6 +245,11 @@ class World:
                 return
 
     # -- failure messages ------------------------------------------------------
+
+    @property
+    def phases(self) -> list[str]:
+        """The phase each rank last reported (read from the shared slots)."""
+        return [slot.value.decode("utf-8", "replace") for slot in self._phase_slots]
 
     def _exit_description(self, rank: int) -> str:
         proc = self._procs[rank]
@@ -342,6 +378,19 @@ class World:
             conn.close()
         self._store = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def healthy(self) -> bool:
+        """Open, with every rank process alive (a rank may die between examples)."""
+        return not self.closed and all(p.is_alive() for p in self._procs)
+
+    def death_report(self) -> str:
+        """Which ranks are dead, how, and what they last printed."""
+        dead = [r for r, p in enumerate(self._procs) if not p.is_alive()]
+        how = ", ".join(f"rank {r} ({self._exit_description(r)})" for r in dead)
+        return (
+            f"world of {self.size}: {how} died between examples, after the last one "
+            f"had answered; the world was respawned\n{self._logs(dead)}"
+        )
 
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]

@@ -22,6 +22,8 @@ def chunk_sizes(n: int, k: int) -> list[int]:
 
 def chunk_offsets(n: int, k: int) -> list[int]:
     """Start index of each of the ``k`` chunks of a dim of size ``n``."""
+    if k < 1:
+        raise ValueError(f"cannot split over {k} ranks")
     full = -(-n // k)
     return [min(n, i * full) for i in range(k)]
 

@@ -20,7 +20,8 @@ from ._chunks import chunk_bounds, chunk_sizes
 
 #: gloo cannot move every dtype, and float collectives need not be bitwise.
 #: Tensors travel as same-width integers, which every backend moves exactly.
-_TRANSPORT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+#: gloo has no int16, so 2-byte types (bf16, fp16) travel as their bytes.
+_TRANSPORT = {2: torch.uint8, 4: torch.int32, 8: torch.int64}
 
 
 def _check_placements(dt: DTensor) -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-import torch
 
+from ..compare import first_difference
 from ._gather import PARAM_GROUPS, PARAMS, STATE
 
 
@@ -98,13 +98,5 @@ def _nest(target: dict, path: list[str], value: Any) -> None:
 
 
 def _same_hparams(a: dict, b: dict) -> bool:
-    if a.keys() != b.keys():
-        return False
-    for k in a:
-        x, y = a[k], b[k]
-        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
-            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and torch.equal(x, y)):
-                return False
-        elif x != y:
-            return False
-    return True
+    # Strict, NaN-aware equality (a NaN hyperparameter equals itself here).
+    return first_difference(a, b) is None

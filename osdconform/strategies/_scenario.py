@@ -34,11 +34,12 @@ def dims(max_dim: int = MAX_DIM) -> st.SearchStrategy[int]:
 
 @st.composite
 def mlp_models(draw, max_layers: int = MAX_LAYERS, max_dim: int = MAX_DIM) -> ModelSpec:
-    widths = draw(st.lists(dims(max_dim), min_size=2, max_size=max_layers + 1))
-    bias = draw(
-        st.lists(st.booleans(), min_size=len(widths) - 1, max_size=len(widths) - 1)
+    """An MLP; each layer is drawn as one (width, bias) piece so it shrinks away whole."""
+    d_in = draw(dims(max_dim))
+    layers = draw(st.lists(st.tuples(dims(max_dim), st.booleans()), min_size=1, max_size=max_layers))
+    return ModelSpec(
+        dims=(d_in, *(width for width, _ in layers)), bias=tuple(b for _, b in layers)
     )
-    return ModelSpec(dims=tuple(widths), bias=tuple(bias))
 
 
 #: Hyperparameters per optimizer, each shrinking to torch's default.
@@ -76,9 +77,12 @@ def hparams(draw, optimizer: str) -> tuple[tuple[str, object], ...]:
 
 @st.composite
 def param_groups(draw, fqns: Sequence[str], optimizer: str, max_groups: int = MAX_GROUPS):
-    """A partition of `fqns` into 1..max_groups non-empty groups, in model order."""
-    n = draw(st.integers(1, min(max_groups, len(fqns))))
-    assignment = draw(st.lists(st.integers(0, n - 1), min_size=len(fqns), max_size=len(fqns)))
+    """A partition of `fqns` into 1..max_groups non-empty groups, in model order.
+
+    Each parameter draws its group number on its own (no group count drawn
+    first), so removing a layer while shrinking leaves the others' draws alone.
+    """
+    assignment = [draw(st.integers(0, max_groups - 1)) for _ in fqns]
     groups = []
     for g in sorted(set(assignment)):
         members = tuple(f for f, a in zip(fqns, assignment) if a == g)

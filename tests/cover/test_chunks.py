@@ -16,12 +16,17 @@ import itertools
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from osdconform.reference import chunk_bounds, chunk_offsets, chunk_sizes
 
 SIZES = st.integers(0, 40)
 RANKS = st.integers(1, 8)
+
+#: Pure and cheap: pin the example count rather than take the suite's profile
+#: (the osdconform plugin loads ``dev``/``ci`` profiles sized for distributed
+#: examples, 10-12 each).
+many = settings(max_examples=300)
 
 
 def _torch_chunk_sizes(n: int, k: int) -> list[int]:
@@ -35,6 +40,7 @@ def _torch_chunk_sizes(n: int, k: int) -> list[int]:
     return sizes + [0] * (k - len(sizes))
 
 
+@many
 @given(n=SIZES, k=RANKS)
 def test_sizes_match_torch_chunk(n, k):
     sizes = chunk_sizes(n, k)
@@ -44,12 +50,14 @@ def test_sizes_match_torch_chunk(n, k):
     assert sizes == _torch_chunk_sizes(n, k)
 
 
+@many
 @given(n=SIZES, k=RANKS)
 def test_offsets_are_prefix_sums(n, k):
     sizes = chunk_sizes(n, k)
     assert chunk_offsets(n, k) == list(itertools.accumulate([0] + sizes[:-1]))
 
 
+@many
 @given(n=SIZES, k=RANKS)
 def test_offsets_cut_the_same_elements_as_torch_chunk(n, k):
     """``tensor_split`` at the offsets gives exactly ``torch.chunk``'s pieces.
@@ -67,12 +75,21 @@ def test_offsets_cut_the_same_elements_as_torch_chunk(n, k):
         assert torch.equal(a, b)
 
 
+@many
 @given(n=SIZES, k=RANKS, data=st.data())
 def test_bounds_are_offset_and_size_of_one_chunk(n, k, data):
     i = data.draw(st.integers(0, k - 1), label="index")
     off, size = chunk_bounds(n, k, i)
     assert (off, size) == (chunk_offsets(n, k)[i], chunk_sizes(n, k)[i])
     assert torch.equal(torch.arange(n).narrow(0, off, size), torch.arange(n).tensor_split(chunk_offsets(n, k)[1:])[i])
+
+
+def test_every_split_in_range_matches_torch_chunk():
+    """The whole space the properties draw from (41 x 8 splits), exhaustively."""
+    for n in range(41):
+        for k in range(1, 9):
+            assert chunk_sizes(n, k) == _torch_chunk_sizes(n, k), (n, k)
+            assert chunk_offsets(n, k) == list(itertools.accumulate([0] + chunk_sizes(n, k)[:-1])), (n, k)
 
 
 def test_small_dims_leave_trailing_ranks_empty():

@@ -23,6 +23,11 @@ from osdconform.reference import FlatKeyError, flatten, unflatten
 
 # -- strategies -------------------------------------------------------------
 
+#: Pure and cheap: pin the example count rather than take the suite's profile
+#: (the osdconform plugin loads ``dev``/``ci`` profiles sized for distributed
+#: examples, 10-12 each).
+many = settings(max_examples=200)
+
 #: FQNs chosen so that many are prefixes of others, both on a dot boundary
 #: ("a.b" / "a.b.c") and not ("layers.1.weight" / "layers.10.weight").
 FQN_POOL = (
@@ -126,7 +131,7 @@ def _leaf_count(values: dict) -> int:
 # -- the inverse property ---------------------------------------------------
 
 
-@settings(max_examples=200)
+@many
 @given(osd=canonical_osds())
 def test_unflatten_inverts_flatten(osd):
     flat = flatten(osd)
@@ -134,6 +139,7 @@ def test_unflatten_inverts_flatten(osd):
     assert_osd_equal(osd, back, context="unflatten(flatten(osd))")
 
 
+@many
 @given(osd=canonical_osds())
 def test_flat_keys_have_torchs_format(osd):
     """One key per state leaf and one per (member, hyperparameter), nothing else."""
@@ -213,6 +219,7 @@ def test_empty_group_loses_its_hyperparameters():
     assert back == {"state": {}, "param_groups": [{"lr": 0.1, "params": ["a"]}, {"params": []}]}
 
 
+@many
 @given(osd=canonical_osds(allow_empty_groups=True))
 def test_inverse_up_to_empty_groups(osd):
     """With empty groups mixed in, only those groups' hyperparameters are lost."""

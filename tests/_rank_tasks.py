@@ -1,0 +1,224 @@
+"""Tasks that the tests run on every rank of a world (``WorldPool.run``).
+
+`WorldPool` pickles a task by reference, so tasks must be module-level
+functions of a module the rank processes can import; ``tests/conftest.py``
+puts this directory on ``sys.path`` and spawned ranks inherit it.  Each task
+takes the rank's `RankContext` first.  Checks are plain ``assert`` /
+`assert_osd_equal`, so a failure comes back as a `PropertyViolation` naming
+the rank and the phase.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import torch
+from torch.distributed.tensor import DTensor, distribute_tensor
+
+from osdconform import reference as ref
+from osdconform.compare import assert_osd_equal
+from osdconform.scenario import Scenario, build_workload, train
+
+# -- DTensor: shard_like / unshard against torch's own sharding ---------------
+
+#: Device meshes by shape, per rank process.  Building a 2-D mesh creates
+#: process groups (a collective on every rank), so each shape is built once per
+#: world; a respawned world starts with an empty cache.
+_MESHES: dict[tuple[int, ...], object] = {}
+
+
+def _mesh(ctx, shape: tuple[int, ...]):
+    from torch.distributed.device_mesh import init_device_mesh
+
+    if shape not in _MESHES:
+        _MESHES[shape] = init_device_mesh(ctx.device.type, shape)
+    return _MESHES[shape]
+
+
+def make_full(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
+    """A deterministic tensor whose bits matter: distinct values, ``-0.0`` and NaN."""
+    gen = torch.Generator().manual_seed(seed)
+    if dtype == torch.int64:
+        return torch.randint(-(2**62), 2**62, shape, generator=gen, dtype=torch.int64)
+    t = (torch.randn(shape, generator=gen, dtype=torch.float64) * 100).to(dtype)
+    flat = t.view(-1)
+    flat[3::5] = -0.0
+    flat[4::7] = float("nan")
+    return t
+
+
+def _garbage_like(t: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(t, 77)
+
+
+def shard_unshard(ctx, shape, dtype, seed, mesh_shape, placements) -> tuple[int, ...]:
+    """`shard_like` cuts as ``distribute_tensor`` does; `unshard` and ``full_tensor`` undo it.
+
+    Returns this rank's local shape.
+    """
+    with ctx.phase("mesh"):
+        mesh = _mesh(ctx, tuple(mesh_shape))
+    full = make_full(shape, dtype, seed)
+    with ctx.phase("distribute_tensor"):
+        theirs = distribute_tensor(full, mesh, placements)
+    # `like` has the right layout but meaningless values: shard_like must cut
+    # `full`, not copy `like`.
+    like = DTensor.from_local(
+        _garbage_like(theirs.to_local()),
+        mesh,
+        theirs.placements,
+        run_check=False,
+        shape=full.shape,
+        stride=full.stride(),
+    )
+    with ctx.phase("shard_like"):
+        ours = ref.shard_like(full, like)
+    assert isinstance(ours, DTensor)
+    assert tuple(ours.stride()) == tuple(full.stride()), (ours.stride(), full.stride())
+    assert_osd_equal(theirs, ours, context=f"rank {ctx.rank}: distribute_tensor vs shard_like")
+    with ctx.phase("unshard (shard_like)"):
+        assert_osd_equal(full, ref.unshard(ours), context="unshard(shard_like(full))")
+    with ctx.phase("unshard (distribute_tensor)"):
+        assert_osd_equal(full, ref.unshard(theirs), context="unshard(distribute_tensor(full))")
+    with ctx.phase("full_tensor"):
+        assert_osd_equal(full, theirs.full_tensor(), context="distribute_tensor(full).full_tensor()")
+    # The shard is a copy: writing to it leaves `full` alone.
+    ours.to_local().zero_()
+    assert_osd_equal(make_full(shape, dtype, seed), full, context="full after writing to its shard")
+    return tuple(theirs.to_local().shape)
+
+
+def dtensor_mismatch_messages(ctx) -> dict[str, str | None]:
+    """What `compare` says about DTensors that differ (per rank: each compares its own shard)."""
+    from torch.distributed.tensor import Replicate, Shard
+
+    from osdconform.compare import first_difference
+
+    mesh = _mesh(ctx, (ctx.world_size,))
+    full = torch.arange(6, dtype=torch.float32)
+    e = distribute_tensor(full, mesh, [Shard(0)])
+    a = distribute_tensor(full, mesh, [Shard(0)])
+    if ctx.rank == ctx.world_size - 1:
+        a.to_local()[1] = -1.0
+    out = {
+        "local value": first_difference({"v": e}, {"v": a}),
+        "placements": first_difference({"v": e}, {"v": distribute_tensor(full, mesh, [Replicate()])}),
+        "vs plain tensor": first_difference({"v": e}, {"v": full}),
+    }
+    return {k: (str(d) if d is not None else None) for k, d in out.items()}
+
+
+# -- OSD level: load(gather(x)) == x on an FSDP2 workload ---------------------
+
+
+def _dtensor_values(osd: dict):
+    for fqn, values in osd[ref.STATE].items():
+        for name, v in values.items():
+            if isinstance(v, DTensor):
+                yield fqn, name, v
+
+
+def load_gather_roundtrip(ctx, scenario: Scenario) -> dict:
+    """full_osd -> load_osd into fresh objects -> full_osd is the same; likewise sharded."""
+    with ctx.phase("build"):
+        src = build_workload(scenario, rank=ctx.rank, device=ctx.device)
+    with ctx.phase("train"):
+        train(src, scenario.steps)
+    with ctx.phase("gather"):
+        full = ref.full_osd(src.module, src.optimizer)
+        sharded = ref.sharded_osd(src.module, src.optimizer)
+    params = dict(src.module.named_parameters())
+    with ctx.phase("check gather"):
+        for fqn, name, v in _dtensor_values(sharded):
+            assert tuple(full[ref.STATE][fqn][name].shape) == tuple(params[fqn].shape)
+            assert not isinstance(full[ref.STATE][fqn][name], DTensor)
+            # An independent cross-check of the reference gather.
+            assert_osd_equal(
+                full[ref.STATE][fqn][name], v.full_tensor(), context=f"{fqn}.{name}: full_osd vs full_tensor"
+            )
+
+    with ctx.phase("load full"):
+        dst = build_workload(scenario, rank=ctx.rank, device=ctx.device, init_seed=scenario.seed + 1)
+        ref.load_osd(dst.module, dst.optimizer, full)
+    with ctx.phase("compare full"):
+        assert_osd_equal(full, ref.full_osd(dst.module, dst.optimizer), context="full: gather(load(x))")
+        assert_osd_equal(
+            sharded, ref.sharded_osd(dst.module, dst.optimizer), context="full load: local shards"
+        )
+
+    with ctx.phase("load sharded"):
+        dst2 = build_workload(scenario, rank=ctx.rank, device=ctx.device, init_seed=scenario.seed + 2)
+        ref.load_osd(dst2.module, dst2.optimizer, sharded)
+    with ctx.phase("compare sharded"):
+        assert_osd_equal(
+            sharded, ref.sharded_osd(dst2.module, dst2.optimizer), context="sharded: gather(load(x))"
+        )
+        assert_osd_equal(full, ref.full_osd(dst2.module, dst2.optimizer), context="sharded load: full")
+
+    return {
+        "state_entries": len(full[ref.STATE]),
+        "params": len(params),
+        "dtensor_values": sum(1 for _ in _dtensor_values(sharded)),
+        "empty_local_shards": sum(1 for *_, v in _dtensor_values(sharded) if v.to_local().numel() == 0),
+    }
+
+
+# -- pool lifecycle --------------------------------------------------------------
+
+
+def rank_pid(ctx) -> int:
+    return os.getpid()
+
+
+def assert_fails_on(ctx, rank: int, phase: str) -> int:
+    with ctx.phase(phase):
+        assert ctx.rank != rank, f"rank {ctx.rank} found a violation"
+    return ctx.rank
+
+
+def sleep_on(ctx, rank: int | None, seconds: float, phase: str) -> int:
+    """Rank `rank` (every rank if None) sleeps in `phase`; the others return."""
+    if rank is None or ctx.rank == rank:
+        with ctx.phase(phase):
+            time.sleep(seconds)
+    return ctx.rank
+
+
+def exit_on(ctx, rank: int, code: int) -> int:
+    with ctx.phase("exiting"):
+        if ctx.rank == rank:
+            os._exit(code)
+    return ctx.rank
+
+
+def sigkill_on(ctx, rank: int) -> int:
+    with ctx.phase("killing itself"):
+        if ctx.rank == rank:
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(60)  # not reached
+    return ctx.rank
+
+
+def exit_later(ctx, rank: int, delay: float, code: int) -> int:
+    """Answer, then die `delay` seconds later while idle between tasks."""
+    if ctx.rank == rank:
+        threading.Thread(target=lambda: (time.sleep(delay), os._exit(code)), daemon=True).start()
+    return ctx.rank
+
+
+def echo(ctx, value):
+    return value
+
+
+def _refuse_to_load(why: str):
+    raise RuntimeError(why)
+
+
+class FailsToUnpickle:
+    """Pickles fine in the driver; rebuilding it (on a rank) raises."""
+
+    def __reduce__(self):
+        return (_refuse_to_load, ("FailsToUnpickle cannot be rebuilt on a rank",))

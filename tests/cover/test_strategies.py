@@ -1,0 +1,100 @@
+"""Scenario strategies draw valid scenarios and shrink to small ones."""
+
+from __future__ import annotations
+
+import pickle
+
+from hypothesis import HealthCheck, Phase, given, settings
+
+from osdconform import strategies as ost
+from osdconform.scenario import PLAN_KINDS, Scenario
+
+
+
+def minimal(strategy, condition):
+    """The example Hypothesis shrinks to when a test fails exactly on `condition`.
+
+    (Like ``hypothesis.find``, but through @given's shrinker, which is what a
+    failing suite test goes through.)  No explain phase: the last example run
+    is then the shrunk one.
+    """
+    seen = []
+
+    @given(strategy)
+    @settings(
+        max_examples=500, database=None, deadline=None,
+        phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck),
+    )
+    def probe(x):
+        seen.append(x)
+        assert not condition(x)
+
+    try:
+        probe()
+    except AssertionError:
+        return seen[-1]
+    raise AssertionError("no example satisfied the condition")
+
+
+@given(ost.scenarios())
+@settings(max_examples=200, deadline=None)
+def test_scenarios_are_valid_picklable_and_rebuild_from_repr(scenario):
+    # Validation runs in __post_init__: every drawn scenario passed it.
+    assert 1 <= scenario.world_size <= 4
+    grouped = [fqn for g in scenario.optimizer.groups for fqn in g.params]
+    assert sorted(grouped) == sorted(scenario.model.param_fqns())  # a partition
+    assert all(g.params for g in scenario.optimizer.groups)
+    assert pickle.loads(pickle.dumps(scenario)) == scenario
+    namespace = {}
+    exec("from osdconform.scenario import *", namespace)
+    assert eval(repr(scenario), namespace) == scenario
+    assert f"world size {scenario.world_size}" in scenario.describe()
+
+
+def test_minimal_scenario_is_the_simplest():
+    s = minimal(ost.scenarios(), lambda s: True)
+    assert s.world_size == 1
+    assert s.model.dims == (1, 1) and s.model.bias == (False,)
+    assert s.plan.kind == "none"
+    assert s.steps == 0 and s.seed == 0
+    assert len(s.optimizer.groups) == 1 and s.optimizer.groups[0].hparams in ((), (("momentum", 0.9),))
+
+
+def test_shrinks_to_the_smallest_world_and_model_that_shows_a_condition():
+    """Asked for a sharded plan on several ranks with a dim the world does not divide,
+    the shrinker gets to world 2, one layer and tiny dims."""
+
+    def condition(s: Scenario) -> bool:
+        return (
+            s.plan.kind == "fsdp2"
+            and s.world_size >= 2
+            and any(d % s.world_size for d in s.model.dims)
+            and s.steps >= 1
+        )
+
+    s = minimal(ost.scenarios(), condition)
+    assert s.world_size == 2
+    assert s.model.num_layers == 1
+    assert s.model.dims == (1, 1)
+    assert s.steps == 1
+
+
+def test_world_sizes_and_plans_are_restricted_as_asked():
+    s = minimal(ost.scenarios(world_sizes=(3, 4), plan_kinds=["ddp"]), lambda s: True)
+    assert s.world_size == 3 and s.plan.kind == "ddp"
+
+
+def test_every_plan_world_size_and_optimizer_is_drawn():
+    seen = {"plan": set(), "world": set(), "opt": set()}
+
+    @given(ost.scenarios())
+    @settings(max_examples=300, deadline=None, database=None)
+    def collect(s):
+        seen["plan"].add(s.plan.kind)
+        seen["world"].add(s.world_size)
+        seen["opt"].add(s.optimizer.name)
+
+    collect()
+    assert seen["plan"] == set(PLAN_KINDS)
+    assert seen["world"] == {1, 2, 3, 4}
+    assert seen["opt"] == {"sgd", "adam", "adamw"}

@@ -1,0 +1,101 @@
+"""The round-trip suite fails on every seeded fault (tests/faulty_backends.py).
+
+Each case runs the real suite module in a pytest subprocess, as a user would,
+with ``--osd-backend=faulty_backends:<Fault>`` and the ``ci`` profile, and
+checks that the selected test fails, that the failure says what went wrong,
+and that Hypothesis shrank the scenario (so the report is small).  A suite that
+passed any of these would be checking nothing for that fault.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+ROOT = os.path.dirname(TESTS)
+SUITE = os.path.join(ROOT, "suites", "test_roundtrip.py")
+
+pytestmark = pytest.mark.slow
+
+CASES = [
+    # (fault, -k selection, world sizes, text the failure must contain)
+    pytest.param(
+        "DropsStateOnSet", "test_roundtrip and full and none", "1",
+        r"OSD mismatch at state\['layers\.0\.weight'\]: keys differ: missing \['(exp_avg_sq|momentum_buffer)'\]",
+        id="set-drops-state",
+    ),
+    pytest.param(
+        "StaleGet", "test_roundtrip and full and none", "1",
+        r"round trip \(reference gather of source vs loaded optimizer\): OSD mismatch at state",
+        id="stale-get-only-reference-sees-it",
+    ),
+    pytest.param(
+        "ScalesOnGet", "test_fidelity and none", "1",
+        r"fidelity \(reference gather vs backend full get\): OSD mismatch at state\['layers\.0\.weight'\]\['(exp_avg|momentum_buffer)'\]: values differ",
+        id="get-lies-consistently-fidelity-sees-it",
+    ),
+    pytest.param(
+        "CorruptsLastRankShard", "test_roundtrip and sharded and fsdp2", "1,2",
+        r"OSD mismatch at state\['layers\.\d+\.weight'\]\['(exp_avg|exp_avg_sq|momentum_buffer)'\]: values differ",
+        id="sharded-set-corrupts-last-rank",
+    ),
+    pytest.param(
+        "HangsOnSet", "test_roundtrip and full and ddp", "2",
+        r"RankHang: example timed out after [0-9.]+ s: ranks \[0\] did not answer \(last phases: rank 0 in 'set'\)",
+        id="hang-is-reported-with-phase",
+    ),
+]
+
+
+def run_suite(fault: str, selection: str, world_sizes: str, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [
+        sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-p", "no:randomly",
+        "-q", "--tb=short", "-k", selection,
+        f"--osd-backend=faulty_backends:{fault}", f"--osd-world-sizes={world_sizes}",
+        "--hypothesis-profile=ci", "--osd-timeout=10", *extra,
+    ]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("fault, selection, world_sizes, expected", CASES)
+def test_suite_catches_fault(fault, selection, world_sizes, expected):
+    proc = run_suite(fault, selection, world_sizes)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, f"suite did not fail (exit {proc.returncode}) on {fault}:\n{out[-4000:]}"
+    assert re.search(r"\b1 failed\b", out), out[-4000:]
+    assert re.search(expected, out), f"failure does not say {expected!r}:\n{out[-6000:]}"
+    # The shrunk scenario is printed in plain words and as code.
+    assert "Falsifying example" in out and "scenario (" in out, out[-4000:]
+
+
+def test_shrinks_to_a_small_scenario():
+    """A fault that needs two ranks shrinks to world size 2 and a one-layer model."""
+    proc = run_suite("CorruptsLastRankShard", "test_roundtrip and sharded and fsdp2", "1,2,3,4")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-4000:]
+    m = re.search(r"world size (\d+), plan fsdp2.*?\nmodel: MLP ([0-9 ->]+) \(", out, re.S)
+    assert m, out[-4000:]
+    world, widths = int(m.group(1)), m.group(2).split(" -> ")
+    assert world == 2, f"shrunk to world {world}, expected 2:\n{out[-4000:]}"
+    assert len(widths) == 2, f"shrunk to {len(widths) - 1} layers, expected 1:\n{out[-4000:]}"
+
+
+def test_reference_backend_passes_the_same_selection():
+    """The control: the fault-free parent of every fault passes what they fail."""
+    env = dict(os.environ)
+    cmd = [
+        sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-q",
+        "-k", "fsdp2 or (none and full)", "--osd-world-sizes=1,2", "--hypothesis-profile=ci",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert re.search(r"\b[1-9]\d* passed\b", out), out[-2000:]
