@@ -12,16 +12,18 @@ own ``ci`` profile (derandomized, no database) when a CI variable is set, and
 * ``nightly``: long and random; keeps a directory database (path from
   ``OSDCONFORM_HYPOTHESIS_DB``, default ``.hypothesis/osdconform-nightly``),
   so a failure found one night is replayed first the next.
+* ``smoke``: a first check that an adapter is wired up: 5 examples, no
+  shrinking (a failure is reported as found, unshrunk).
 """
 
 from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-PROFILES = ("dev", "ci", "nightly")
+PROFILES = ("dev", "ci", "nightly", "smoke")
 DEFAULT_PROFILE = "dev"
 NIGHTLY_DB_ENV = "OSDCONFORM_HYPOTHESIS_DB"
 
@@ -35,6 +37,14 @@ def register_profiles() -> None:
     settings.register_profile("dev", parent=base, max_examples=10, **_COMMON)
     settings.register_profile(
         "ci", parent=base, max_examples=12, derandomize=True, database=None, **_COMMON
+    )
+    settings.register_profile(
+        "smoke",
+        parent=base,
+        max_examples=5,
+        database=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        **_COMMON,
     )
     db_path = os.environ.get(NIGHTLY_DB_ENV, os.path.join(".hypothesis", "osdconform-nightly"))
     settings.register_profile(

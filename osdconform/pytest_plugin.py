@@ -15,6 +15,7 @@ without a profile, ``dev`` is loaded (``ci`` when a CI variable is set).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -24,11 +25,13 @@ import pytest
 from . import _profiles
 from ._xfails import XfailEntry, XfailFileError, load_xfails, shipped_xfails
 from .backends import BackendSpecError, StateOptions, resolve_backend
-from .harness import WorldFailure, WorldPool, device_kind
+from .harness import RankHang, WorldFailure, WorldPool, device_kind
 
 _profiles.register_profiles()
 
 DEFAULT_WORLD_SIZES = (1, 2, 3, 4)
+HANG_RETRY_FACTOR = 4.0
+HANG_RETRY_FLOOR = 5.0
 _XFAILED = "osd_xfailed"
 
 
@@ -68,6 +71,8 @@ class Conformance:
     xfails: list[XfailEntry]
     _pool: WorldPool | None = None
     _item: Any = None
+    _hung: bool = False
+    _slowest_pass: float = 0.0
 
     @property
     def name(self) -> str:
@@ -110,20 +115,45 @@ class Conformance:
         note(f"scenario ({options.describe()}):\n{scenario.describe()}")
         note(f"as code: {scenario!r}")
         entries = [e for e in self.xfails if e.applies(prop, scenario, options)]
+        start = time.monotonic()
         try:
-            result = self.pool.run(scenario.world_size, fn, scenario, self.backend_spec, options)
+            result = self.pool.run(
+                scenario.world_size, fn, scenario, self.backend_spec, options,
+                timeout=self._example_timeout(),
+            )
+        except RankHang:
+            self._hung = True
+            raise
         except WorldFailure as failure:
             for entry in entries:
                 if entry.explains(failure):
                     self._record_xfail(entry)
                     return None
             raise
+        self._slowest_pass = max(self._slowest_pass, time.monotonic() - start)
         if entries:
             raise AssertionError(
                 "XPASS: this example passed though an expected failure covers it; "
                 "remove or narrow the entry:\n" + "\n".join(e.describe() for e in entries)
             )
         return result
+
+    def _example_timeout(self) -> float:
+        """The per-example timeout; shorter once an example of this test has hung.
+
+        After a hang, Hypothesis replays and shrinks the hanging example, and
+        each replay would wait the full timeout.  So the rest of the test waits
+        `HANG_RETRY_FACTOR` times its slowest passing example (at least
+        `HANG_RETRY_FLOOR` seconds, at most ``--osd-timeout``).
+        """
+        if not self._hung:
+            return self.timeout
+        return min(self.timeout, max(HANG_RETRY_FLOOR, HANG_RETRY_FACTOR * self._slowest_pass))
+
+    def _start_item(self, item: Any) -> None:
+        self._item = item
+        self._hung = False
+        self._slowest_pass = 0.0
 
     def _record_xfail(self, entry: XfailEntry) -> None:
         if self._item is not None:
@@ -199,10 +229,10 @@ def osd(pytestconfig: pytest.Config) -> Conformance:
 def _osd_current_item(request: pytest.FixtureRequest) -> None:
     conformance = request.config.stash.get(_CONFORMANCE, None)
     if conformance is not None:
-        conformance._item = request.node
+        conformance._start_item(request.node)
     yield
     if conformance is not None:
-        conformance._item = None
+        conformance._start_item(None)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -75,19 +75,29 @@ def hparams(draw, optimizer: str) -> tuple[tuple[str, object], ...]:
     return tuple(chosen)
 
 
+def _partition(fqns: Sequence[str], assignment: Sequence[int], group_hparams) -> tuple[GroupSpec, ...]:
+    """Group `fqns` by their assigned group number; keep model order; drop empty groups."""
+    groups = []
+    for g in sorted(set(assignment[: len(fqns)])):
+        members = tuple(f for f, a in zip(fqns, assignment) if a == g)
+        groups.append(GroupSpec(params=members, hparams=group_hparams[g]))
+    return tuple(groups)
+
+
+def _group_numbers(n: int, max_groups: int) -> st.SearchStrategy[tuple[int, ...]]:
+    return st.tuples(*[st.integers(0, max_groups - 1)] * n)
+
+
 @st.composite
 def param_groups(draw, fqns: Sequence[str], optimizer: str, max_groups: int = MAX_GROUPS):
     """A partition of `fqns` into 1..max_groups non-empty groups, in model order.
 
     Each parameter draws its group number on its own (no group count drawn
-    first), so removing a layer while shrinking leaves the others' draws alone.
+    first), so every number shrinks to 0: one group.
     """
-    assignment = [draw(st.integers(0, max_groups - 1)) for _ in fqns]
-    groups = []
-    for g in sorted(set(assignment)):
-        members = tuple(f for f, a in zip(fqns, assignment) if a == g)
-        groups.append(GroupSpec(params=members, hparams=draw(hparams(optimizer))))
-    return tuple(groups)
+    assignment = draw(_group_numbers(len(fqns), max_groups))
+    group_hparams = draw(st.tuples(*[hparams(optimizer)] * max_groups))
+    return _partition(fqns, assignment, group_hparams)
 
 
 @st.composite
@@ -96,13 +106,18 @@ def optimizers(draw, model: ModelSpec, names: st.SearchStrategy[str] | None = No
     return OptimizerSpec(name=name, groups=draw(param_groups(model.param_fqns(), name)))
 
 
+def _plan(kind: str, model: ModelSpec, own_shard: Sequence[bool]) -> PlanSpec:
+    if kind == "fsdp2":
+        return PlanSpec(kind, shard=tuple(f for f, own in zip(model.layer_fqns(), own_shard) if own))
+    return PlanSpec(kind)
+
+
 @st.composite
 def plans(draw, model: ModelSpec, kinds: Sequence[str] = PLAN_KINDS) -> PlanSpec:
+    """A plan for `model`; for fsdp2, which layers get their own ``fully_shard``."""
     kind = draw(st.sampled_from(list(kinds)))
-    if kind == "fsdp2":
-        own = draw(st.lists(st.sampled_from(model.layer_fqns()), unique=True))
-        return PlanSpec(kind, shard=tuple(sorted(own)))
-    return PlanSpec(kind)
+    own = draw(st.tuples(*[st.booleans()] * model.num_layers))
+    return _plan(kind, model, own)
 
 
 @st.composite
@@ -114,17 +129,30 @@ def scenarios(
     max_steps: int = MAX_STEPS,
     min_steps: int = 0,
 ) -> Scenario:
-    """Whole scenarios.  World sizes shrink toward the first given (keep it the smallest)."""
-    model = draw(mlp_models())
-    plan = draw(plans(model, plan_kinds))
-    sizes = [w for w in world_sizes if plan_accepts(plan, w) is None]
+    """Whole scenarios.  World sizes shrink toward the first given (keep it the smallest).
+
+    The model is drawn *last*, and what depends on its size (group numbers per
+    parameter, fsdp2's per-layer choice) is drawn first at the largest size
+    and cut to fit.  So when the shrinker removes a layer, no later draw moves
+    and the rest of the scenario stays as it was: failures shrink to one layer.
+    """
+    kind = draw(st.sampled_from(list(plan_kinds)))
+    sizes = [w for w in world_sizes if plan_accepts(PlanSpec(kind), w) is None]
     if not sizes:
-        raise ValueError(f"plan {plan.kind!r} accepts none of the world sizes {list(world_sizes)}")
+        raise ValueError(f"plan {kind!r} accepts none of the world sizes {list(world_sizes)}")
+    world_size = draw(st.sampled_from(sorted(sizes)))
+    name = draw(optimizer_names())
+    assignment = draw(_group_numbers(2 * MAX_LAYERS, MAX_GROUPS))
+    group_hparams = draw(st.tuples(*[hparams(name)] * MAX_GROUPS))
+    own_shard = draw(st.tuples(*[st.booleans()] * MAX_LAYERS))
+    steps = draw(st.integers(min_steps, max_steps))
+    seed = draw(st.integers(0, 2**16))
+    model = draw(mlp_models(max_layers=MAX_LAYERS))
     return Scenario(
-        seed=draw(st.integers(0, 2**16)),
-        world_size=draw(st.sampled_from(sorted(sizes))),
+        seed=seed,
+        world_size=world_size,
         model=model,
-        optimizer=draw(optimizers(model)),
-        plan=plan,
-        steps=draw(st.integers(min_steps, max_steps)),
+        optimizer=OptimizerSpec(name, _partition(model.param_fqns(), assignment, group_hparams)),
+        plan=_plan(kind, model, own_shard),
+        steps=steps,
     )
