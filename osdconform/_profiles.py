@@ -36,7 +36,7 @@ def register_profiles() -> None:
     base = settings.get_profile("default")
     settings.register_profile("dev", parent=base, max_examples=10, **_COMMON)
     settings.register_profile(
-        "ci", parent=base, max_examples=12, derandomize=True, database=None, **_COMMON
+        "ci", parent=base, max_examples=25, derandomize=True, database=None, **_COMMON
     )
     settings.register_profile(
         "smoke",

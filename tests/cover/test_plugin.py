@@ -88,8 +88,8 @@ def _profile_line(result):
     "args, env, expected",
     [
         ((), {}, ["10", "False"]),  # dev by default
-        ((), {"CI": "true"}, ["12", "True", "NoneType"]),  # ours, not Hypothesis's own ci
-        (("--hypothesis-profile=ci",), {}, ["12", "True", "NoneType"]),
+        ((), {"CI": "true"}, ["25", "True", "NoneType"]),  # ours, not Hypothesis's own ci
+        (("--hypothesis-profile=ci",), {}, ["25", "True", "NoneType"]),
         # nightly must not inherit derandomize / no-database from an auto-loaded ci profile
         (("--hypothesis-profile=nightly",), {"CI": "true"}, ["300", "False", "DirectoryBasedExampleDatabase"]),
     ],
