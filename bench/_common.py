@@ -10,13 +10,12 @@ the ``spawn`` start method can pickle it by reference (``bench/`` is on
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
-import sys
 import time
 from datetime import timedelta
 from typing import Any, Iterator
+
+from osdconform.harness import _worker
 
 #: The one fixed scenario per world size (see `scenario_for`).
 DIMS = (5, 3, 2)
@@ -77,16 +76,8 @@ class StandInCtx:
         yield
 
 
-def die_with_parent(parent_pid: int | None = None) -> None:
-    """SIGKILL this process when its parent dies (Linux), as osdconform's ranks do."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-    if parent_pid is not None and os.getppid() != parent_pid:
-        os._exit(1)
+# The floor's ranks die with their parent exactly as osdconform's do.
+die_with_parent = _worker.die_with_parent
 
 
 # -- the floor: a bare warm world, no dispatch --------------------------------
@@ -131,7 +122,7 @@ def _floor_rank(rank, world, port, scenario, backend_spec, options, expected, co
                     assert summary == expected, summary
                 dist.barrier()
                 conn.send(("done", time.perf_counter() - t0))
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException:  # noqa: BLE001
                 import traceback
 
                 conn.send(("error", traceback.format_exc()))

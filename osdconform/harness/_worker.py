@@ -95,7 +95,7 @@ class RankContext:
                 self._tmpdir = None
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int | None) -> None:
     """Ask Linux to SIGKILL this process when the driver dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
         try:
@@ -103,7 +103,7 @@ def _die_with_parent(parent_pid: int) -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
-    if os.getppid() != parent_pid:  # the driver died before prctl took effect
+    if parent_pid is not None and os.getppid() != parent_pid:  # died before prctl took effect
         os._exit(1)
 
 
@@ -130,7 +130,7 @@ def _report(ctx: RankContext | None, rank: int, exc: BaseException) -> RankRepor
 
 def rank_main(config: RankConfig, conn: Any, phase_slot: Any, parent_pid: int) -> None:
     """Entry point of a rank process (spawned by `World`)."""
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect_output(config.log_path)
     try:

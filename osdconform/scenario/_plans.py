@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._spec import PlanSpec, Scenario
+from ._spec import PlanSpec
 
 
 def accepts(plan: PlanSpec, world_size: int) -> str | None:
