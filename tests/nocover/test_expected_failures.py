@@ -1,0 +1,69 @@
+"""Expected failures: a matching failure is tolerated, anything else is not.
+
+Runs the real round-trip suite in a pytest subprocess with an
+expected-failures file written by the test, against a seeded fault
+(tests/faulty_backends.py) or the fault-free reference.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
+SUITE = os.path.join(ROOT, "suites", "test_roundtrip.py")
+
+pytestmark = pytest.mark.slow
+
+
+def run(backend: str, xfails_text: str, tmp_path) -> tuple[int, str]:
+    xfails = tmp_path / "xfails.txt"
+    xfails.write_text(xfails_text)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [
+        sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-q", "--tb=short",
+        "-k", "test_roundtrip and full and none", f"--osd-backend={backend}",
+        "--osd-world-sizes=1", "--hypothesis-profile=ci", f"--osd-xfails={xfails}",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_matching_failures_are_expected_and_counted(tmp_path):
+    code, out = run(
+        "faulty_backends:DropsStateOnSet",
+        "# with a step, the fault drops exp_avg_sq (Adam) or momentum_buffer (SGD: then no state at all)\n"
+        "roundtrip | o.full and s.steps > 0 | keys differ: missing | seeded fault | tests/faulty_backends.py\n",
+        tmp_path,
+    )
+    assert code == 0, out[-4000:]
+    assert re.search(r"\b1 passed\b", out), out[-2000:]
+    counted = re.search(r"(\d+) example\(s\) failed as expected: .*xfails\.txt:2: roundtrip", out)
+    assert counted and int(counted.group(1)) >= 1, out[-2000:]
+
+
+def test_a_failure_without_the_entry_text_is_a_real_failure(tmp_path):
+    code, out = run(
+        "faulty_backends:DropsStateOnSet",
+        "roundtrip | o.full | values differ | an unrelated known bug | n/a\n",
+        tmp_path,
+    )
+    assert code == 1, out[-4000:]
+    assert re.search(r"\b1 failed\b", out) and "keys differ: missing" in out, out[-4000:]
+
+
+def test_an_entry_that_now_passes_is_an_xpass_and_fails(tmp_path):
+    code, out = run(
+        "reference",
+        "roundtrip | s.world_size == 1 | anything | a bug that was fixed | n/a\n",
+        tmp_path,
+    )
+    assert code == 1, out[-4000:]
+    assert "XPASS: this example passed though an expected failure covers it" in out, out[-4000:]
+    assert "xfails.txt:1: roundtrip where s.world_size == 1" in out, out[-4000:]
