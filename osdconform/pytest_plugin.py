@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
@@ -73,6 +73,7 @@ class Conformance:
     _item: Any = None
     _hung: bool = False
     _slowest_pass: float = 0.0
+    _xfailed: Counter = field(default_factory=Counter)
 
     @property
     def name(self) -> str:
@@ -121,10 +122,9 @@ class Conformance:
                 scenario.world_size, fn, scenario, self.backend_spec, options,
                 timeout=self._example_timeout(),
             )
-        except RankHang:
-            self._hung = True
-            raise
         except WorldFailure as failure:
+            if isinstance(failure, RankHang):
+                self._hung = True
             for entry in entries:
                 if entry.explains(failure):
                     self._record_xfail(entry)
@@ -154,10 +154,18 @@ class Conformance:
         self._item = item
         self._hung = False
         self._slowest_pass = 0.0
+        self._xfailed = Counter()
+
+    def _finish_item(self) -> None:
+        # One property per entry (not per example): it lands in the teardown
+        # report, which xdist carries to the controller, and in JUnit XML.
+        if self._item is not None:
+            for entry, n in sorted(self._xfailed.items()):
+                self._item.user_properties.append((_XFAILED, (entry, n)))
+        self._start_item(None)
 
     def _record_xfail(self, entry: XfailEntry) -> None:
-        if self._item is not None:
-            self._item.user_properties.append((_XFAILED, entry.describe()))
+        self._xfailed[entry.describe()] += 1
 
     def close(self) -> None:
         if self._pool is not None:
@@ -232,16 +240,17 @@ def _osd_current_item(request: pytest.FixtureRequest) -> None:
         conformance._start_item(request.node)
     yield
     if conformance is not None:
-        conformance._start_item(None)
+        conformance._finish_item()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # Runs on the xdist controller too, which is where the totals are shown.
-    if report.when != "call":
+    if report.when != "teardown":
         return
     for name, value in report.user_properties:
         if name == _XFAILED:
-            _totals[value] += 1
+            entry, n = value
+            _totals[entry] += n
 
 
 #: Expected failures seen, by entry (filled from test reports, so from every
