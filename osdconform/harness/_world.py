@@ -160,13 +160,13 @@ class World:
         for slot in self._phase_slots:
             slot.value = b"dispatch"
         try:
-            for rank, conn in enumerate(self._conns):
+            for conn in self._conns:
                 try:
                     conn.send_bytes(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     # The rank is dead or dying; the collect loop's sentinel
                     # watch reports it as a crash in phase 'dispatch'.
-                    self._phase_slots[rank].value = b"dispatch"
+                    pass
             return self._collect(timeout, grace)
         except (RankError, PropertyViolation):
             raise  # every rank answered: the world is still usable
@@ -198,6 +198,8 @@ class World:
                 elif kind == "died":
                     dead[rank] = payload
                     pending.discard(rank)
+                    # The others may now wait forever in a collective with it.
+                    deadline = min(deadline, time.monotonic() + grace)
         if dead:
             raise RankCrash(self._crash_message(dead, errors, pending))
         if pending:
