@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ._devices import device_kind
 from ._errors import RankError
-from ._world import World
+from ._world import World, sweep_stale_workdirs
 
 _LIVE_POOLS: "weakref.WeakSet[WorldPool]" = weakref.WeakSet()
 
@@ -57,6 +57,7 @@ class WorldPool:
         self._worlds: dict[int, World] = {}
         self._lock = threading.Lock()
         self.spawned = 0  # worlds started, for tests and benchmarks
+        sweep_stale_workdirs()
         _LIVE_POOLS.add(self)
 
     def world(self, size: int) -> World:

@@ -36,6 +36,36 @@ from ._worker import PHASE_BYTES, RankConfig, Task, rank_main
 
 _LOG_TAIL = 3000  # characters of a rank's log quoted in a failure
 
+#: World directories are ``<tmp>/osdconform-w<size>-p<driver pid>-<random>``.
+WORKDIR_PREFIX = "osdconform-w"
+
+
+def sweep_stale_workdirs() -> list[str]:
+    """Remove world directories whose driver is gone (it was killed with SIGKILL).
+
+    A driver removes its worlds' directories itself, but a SIGKILLed one
+    cannot; its ranks die with it (``PR_SET_PDEATHSIG``) and cannot either.
+    """
+    removed = []
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        if not name.startswith(WORKDIR_PREFIX):
+            continue
+        try:
+            pid = int(name.split("-p", 1)[1].split("-", 1)[0])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # the driver is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # someone else's live process
+        shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
 
 def _driver_side_report(rank: int, phase: str, exc: BaseException) -> RankReport:
     import traceback
@@ -72,7 +102,7 @@ class World:
         self.size = size
         self.device = device
         self.closed = False
-        self.workdir = tempfile.mkdtemp(prefix=f"osdconform-w{size}-")
+        self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{size}-p{os.getpid()}-")
         self._store = dist.TCPStore(
             "127.0.0.1", 0, is_master=True, wait_for_workers=False
         )

@@ -335,6 +335,10 @@ def test_no_orphans_when_the_driver_is_sigkilled():
         driver.proc.send_signal(signal.SIGKILL)
         driver.wait(10)
         assert _wait_gone(driver.pids, timeout=5) == [], "ranks outlived their SIGKILLed driver"
+        # Nobody could remove its world's directory; the next pool sweeps it.
+        assert os.path.isdir(driver.workdir)
+        WorldPool().close()
+        assert not os.path.exists(driver.workdir), "a dead driver's workdir was not swept"
     finally:
         driver.cleanup()
 
