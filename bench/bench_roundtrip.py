@@ -267,12 +267,17 @@ def _kill_group(pgid: int) -> list[str]:
     return [cmd for _, cmd in members if "resource_tracker" not in cmd]
 
 
-def measure_b(world, n, plan, backend, form):
-    r = run_torch_harness("continuous", world, n, plan, backend, form, timeout=600 + 20 * n)
-    t = r["tests"]
+def _torch_examples(label, kind, world, n, plan, backend, form, timeout):
+    """Run torch harness `kind` and return (its per-test times, the timed example names)."""
+    t = run_torch_harness(kind, world, n, plan, backend, form, timeout=timeout)["tests"]
     timed = sorted(k for k in t if k.startswith("test_c_example_"))
     if len(timed) != n:
-        raise RuntimeError(f"(b) ran {len(timed)} example tests, expected {n}")
+        raise RuntimeError(f"({label}) ran {len(timed)} example tests, expected {n}")
+    return t, timed
+
+
+def measure_b(world, n, plan, backend, form):
+    t, timed = _torch_examples("b", "continuous", world, n, plan, backend, form, 600 + 20 * n)
     m = Measurement("b", examples=n)
     m.start_s = t["test_a_start"]["stop"] - t["test_a_start"]["start"]
     m.warmup_s = t["test_b_warmup"]["stop"] - t["test_b_warmup"]["start"]
@@ -282,11 +287,7 @@ def measure_b(world, n, plan, backend, form):
 
 
 def measure_c(world, n, plan, backend, form):
-    r = run_torch_harness("spawn", world, n, plan, backend, form, timeout=300 + 120 * n)
-    t = r["tests"]
-    timed = sorted(k for k in t if k.startswith("test_c_example_"))
-    if len(timed) != n:
-        raise RuntimeError(f"(c) ran {len(timed)} example tests, expected {n}")
+    t, timed = _torch_examples("c", "spawn", world, n, plan, backend, form, 300 + 120 * n)
     m = Measurement("c", examples=n)
     m.seconds = t[timed[-1]]["stop"] - t[timed[0]]["start"]
     m.blocks = [(1, t[k]["stop"] - t[k]["start"]) for k in timed]

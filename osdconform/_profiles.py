@@ -1,4 +1,4 @@
-"""Hypothesis profiles: ``dev`` (default), ``ci`` and ``nightly``.
+"""Hypothesis profiles: ``dev`` (default), ``ci``, ``nightly`` and ``smoke``.
 
 Registered when the pytest plugin is imported, before Hypothesis reads
 ``--hypothesis-profile``.  Every profile inherits from Hypothesis's built-in
@@ -23,7 +23,6 @@ import os
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-PROFILES = ("dev", "ci", "nightly", "smoke")
 DEFAULT_PROFILE = "dev"
 NIGHTLY_DB_ENV = "OSDCONFORM_HYPOTHESIS_DB"
 

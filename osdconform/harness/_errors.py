@@ -8,6 +8,7 @@ tail of a dead rank's stderr.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 
 
@@ -21,6 +22,17 @@ class RankReport:
     message: str
     traceback: str
     is_assertion: bool
+
+    @classmethod
+    def from_exception(cls, rank: int, phase: str, exc: BaseException, note: str = "") -> "RankReport":
+        return cls(
+            rank=rank,
+            phase=phase,
+            type_name=type(exc).__qualname__,
+            message=f"{exc}{note}",
+            traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            is_assertion=isinstance(exc, AssertionError),
+        )
 
 
 class WorldFailure(Exception):

@@ -118,14 +118,7 @@ def _redirect_output(log_path: str) -> Any:
 
 
 def _report(ctx: RankContext | None, rank: int, exc: BaseException) -> RankReport:
-    return RankReport(
-        rank=rank,
-        phase=ctx.current_phase if ctx is not None else "receive task",
-        type_name=type(exc).__qualname__,
-        message=str(exc),
-        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        is_assertion=isinstance(exc, AssertionError),
-    )
+    return RankReport.from_exception(rank, ctx.current_phase if ctx is not None else "receive task", exc)
 
 
 def rank_main(config: RankConfig, conn: Any, phase_slot: Any, parent_pid: int) -> None:

@@ -67,19 +67,6 @@ def sweep_stale_workdirs() -> list[str]:
     return removed
 
 
-def _driver_side_report(rank: int, phase: str, exc: BaseException) -> RankReport:
-    import traceback
-
-    return RankReport(
-        rank=rank,
-        phase=phase,
-        type_name=type(exc).__qualname__,
-        message=f"{exc} (while the driver read rank {rank}'s answer)",
-        traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        is_assertion=False,
-    )
-
-
 def _pickle(obj: Any) -> bytes:
     from multiprocessing.reduction import ForkingPickler
 
@@ -254,7 +241,9 @@ class World:
                 except (EOFError, OSError):
                     continue  # the sentinel will report the death
                 except Exception as exc:  # the answer did not unpickle here
-                    yield rank, "error", _driver_side_report(rank, "receive result", exc)
+                    yield rank, "error", RankReport.from_exception(
+                        rank, "receive result", exc, f" (while the driver read rank {rank}'s answer)"
+                    )
                     continue
                 yield rank, kind, payload
             elif rank in ranks:

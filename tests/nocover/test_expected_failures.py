@@ -7,16 +7,11 @@ expected-failures file written by the test, against a seeded fault
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.dirname(TESTS)
-SUITE = os.path.join(ROOT, "suites", "test_roundtrip.py")
+from _suite_runner import run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +19,10 @@ pytestmark = pytest.mark.slow
 def run(backend: str, xfails_text: str, tmp_path) -> tuple[int, str]:
     xfails = tmp_path / "xfails.txt"
     xfails.write_text(xfails_text)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = [
-        sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-q", "--tb=short",
+    return run_suite(
         "-k", "test_roundtrip and full and none", f"--osd-backend={backend}",
         "--osd-world-sizes=1", "--hypothesis-profile=ci", f"--osd-xfails={xfails}",
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr
+    )
 
 
 def test_matching_failures_are_expected_and_counted(tmp_path):

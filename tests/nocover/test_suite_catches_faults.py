@@ -9,17 +9,11 @@ passed any of these would be checking nothing for that fault.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = os.path.dirname(HERE)
-ROOT = os.path.dirname(TESTS)
-SUITE = os.path.join(ROOT, "suites", "test_roundtrip.py")
+from _suite_runner import run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -48,25 +42,20 @@ CASES = [
 ]
 
 
-def run_suite(
-    fault: str, selection: str, world_sizes: str, *extra: str, profile: str = "ci", timeout: float = 10
-) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = [
-        sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-p", "no:randomly",
-        "-q", "--tb=short", "-k", selection,
+def run_fault(
+    fault: str, selection: str, world_sizes: str, *, profile: str = "ci", timeout: float = 10
+) -> tuple[int, str]:
+    return run_suite(
+        "-p", "no:randomly", "-k", selection,
         f"--osd-backend=faulty_backends:{fault}", f"--osd-world-sizes={world_sizes}",
-        f"--hypothesis-profile={profile}", f"--osd-timeout={timeout}", *extra,
-    ]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        f"--hypothesis-profile={profile}", f"--osd-timeout={timeout}",
+    )
 
 
 @pytest.mark.parametrize("fault, selection, world_sizes, expected", CASES)
 def test_suite_catches_fault(fault, selection, world_sizes, expected):
-    proc = run_suite(fault, selection, world_sizes)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, f"suite did not fail (exit {proc.returncode}) on {fault}:\n{out[-4000:]}"
+    code, out = run_fault(fault, selection, world_sizes)
+    assert code == 1, f"suite did not fail (exit {code}) on {fault}:\n{out[-4000:]}"
     assert re.search(r"\b1 failed\b", out), out[-4000:]
     assert re.search(expected, out), f"failure does not say {expected!r}:\n{out[-6000:]}"
     # The shrunk scenario is printed by Hypothesis (its wording changed in 6.16x),
@@ -79,9 +68,8 @@ def test_hang_is_reported_with_phase_and_ranks():
     """A backend that deadlocks fails the example with the hung rank, its phase and
     its stack.  (The ``smoke`` profile does not shrink: each replay of a hang
     costs a timeout.)"""
-    proc = run_suite("HangsOnSet", "test_roundtrip and full and ddp", "2", profile="smoke", timeout=5)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out[-4000:]
+    code, out = run_fault("HangsOnSet", "test_roundtrip and full and ddp", "2", profile="smoke", timeout=5)
+    assert code == 1, out[-4000:]
     assert re.search(r"\b1 failed\b", out), out[-4000:]
     assert re.search(
         r"RankHang: example timed out after [0-9.]+ s: ranks \[0\] did not answer "
@@ -93,9 +81,8 @@ def test_hang_is_reported_with_phase_and_ranks():
 
 def test_shrinks_to_a_small_scenario():
     """A fault that needs two ranks shrinks to world size 2 and a one-layer model."""
-    proc = run_suite("CorruptsLastRankShard", "test_roundtrip and sharded and fsdp2", "1,2,3,4")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out[-4000:]
+    code, out = run_fault("CorruptsLastRankShard", "test_roundtrip and sharded and fsdp2", "1,2,3,4")
+    assert code == 1, out[-4000:]
     m = re.search(r"world size (\d+), plan fsdp2.*?model: MLP ([0-9 ->]+) \(", out, re.S)
     assert m, out[-4000:]
     world, widths = int(m.group(1)), m.group(2).split(" -> ")
@@ -105,12 +92,6 @@ def test_shrinks_to_a_small_scenario():
 
 def test_reference_backend_passes_the_same_selection():
     """The control: the fault-free parent of every fault passes what they fail."""
-    env = dict(os.environ)
-    cmd = [
-        sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-q",
-        "-k", "fsdp2 or (none and full)", "--osd-world-sizes=1,2", "--hypothesis-profile=ci",
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    code, out = run_suite("-k", "fsdp2 or (none and full)", "--osd-world-sizes=1,2", "--hypothesis-profile=ci")
+    assert code == 0, out[-4000:]
     assert re.search(r"\b[1-9]\d* passed\b", out), out[-2000:]

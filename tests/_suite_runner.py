@@ -1,0 +1,26 @@
+"""Run the round-trip suite in a pytest subprocess, as a user would.
+
+Used by the tests in tests/nocover that show how the suite behaves on
+seeded faults and expected-failure files.  ``tests/`` is put on the
+subprocess's PYTHONPATH so ``faulty_backends:<Fault>`` resolves there and in
+its spawned ranks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+SUITE = os.path.join(ROOT, "suites", "test_roundtrip.py")
+
+
+def run_suite(*args: str, timeout: float = 600) -> tuple[int, str]:
+    """Exit code and combined output of ``pytest suites/test_roundtrip.py *args``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-q", "--tb=short", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
