@@ -36,7 +36,7 @@ def scenario_for(world: int, plan: str = "fsdp2"):
         seed=SEED,
         world_size=world,
         model=model,
-        optimizer=optimizer,
+        optimizers=(optimizer,),
         plan=PlanSpec(plan),
         steps=STEPS,
     )

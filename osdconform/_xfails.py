@@ -6,7 +6,7 @@ Each non-comment line is one entry with five fields separated by ``" | "``::
 
 * ``property``: the suite property it applies to (``roundtrip``, ``fidelity``);
 * ``predicate``: a Python expression over ``s`` (the `Scenario`) and ``o``
-  (the `StateOptions`), e.g. ``o.full and s.optimizer.name == "adam"``;
+  (the `StateOptions`), e.g. ``o.full and "optimizer:adam" in s.features``;
 * ``match``: text the failure message must contain; a failure that does not
   contain it is a real failure, so one known bug cannot hide another;
 * ``reason``: why this is a defect of the backend, in a sentence;

@@ -128,8 +128,8 @@ def load_gather_roundtrip(ctx, scenario: Scenario) -> dict:
     with ctx.phase("train"):
         train(src, scenario.steps)
     with ctx.phase("gather"):
-        full = ref.full_osd(src.module, src.optimizer)
-        sharded = ref.sharded_osd(src.module, src.optimizer)
+        full = ref.full_osd(src.module, src.optimizers)
+        sharded = ref.sharded_osd(src.module, src.optimizers)
     params = dict(src.module.named_parameters())
     with ctx.phase("check gather"):
         for fqn, name, v in _dtensor_values(sharded):
@@ -142,21 +142,21 @@ def load_gather_roundtrip(ctx, scenario: Scenario) -> dict:
 
     with ctx.phase("load full"):
         dst = build_workload(scenario, rank=ctx.rank, device=ctx.device, init_seed=scenario.seed + 1)
-        ref.load_osd(dst.module, dst.optimizer, full)
+        ref.load_osd(dst.module, dst.optimizers, full)
     with ctx.phase("compare full"):
-        assert_osd_equal(full, ref.full_osd(dst.module, dst.optimizer), context="full: gather(load(x))")
+        assert_osd_equal(full, ref.full_osd(dst.module, dst.optimizers), context="full: gather(load(x))")
         assert_osd_equal(
-            sharded, ref.sharded_osd(dst.module, dst.optimizer), context="full load: local shards"
+            sharded, ref.sharded_osd(dst.module, dst.optimizers), context="full load: local shards"
         )
 
     with ctx.phase("load sharded"):
         dst2 = build_workload(scenario, rank=ctx.rank, device=ctx.device, init_seed=scenario.seed + 2)
-        ref.load_osd(dst2.module, dst2.optimizer, sharded)
+        ref.load_osd(dst2.module, dst2.optimizers, sharded)
     with ctx.phase("compare sharded"):
         assert_osd_equal(
-            sharded, ref.sharded_osd(dst2.module, dst2.optimizer), context="sharded: gather(load(x))"
+            sharded, ref.sharded_osd(dst2.module, dst2.optimizers), context="sharded: gather(load(x))"
         )
-        assert_osd_equal(full, ref.full_osd(dst2.module, dst2.optimizer), context="sharded load: full")
+        assert_osd_equal(full, ref.full_osd(dst2.module, dst2.optimizers), context="sharded load: full")
 
     return {
         "state_entries": len(full[ref.STATE]),

@@ -20,14 +20,14 @@ class ReferenceBackend:
 
     def get_optimizer_state(self, workload: Workload, options: StateOptions) -> dict[str, Any]:
         if options.full:
-            osd = ref.full_osd(workload.module, workload.optimizer)
+            osd = ref.full_osd(workload.module, workload.optimizers)
         else:
-            osd = ref.sharded_osd(workload.module, workload.optimizer)
+            osd = ref.sharded_osd(workload.module, workload.optimizers)
         return ref.flatten(osd) if options.flatten else osd
 
     def set_optimizer_state(
         self, workload: Workload, osd: dict[str, Any], options: StateOptions
     ) -> None:
         if options.flatten:
-            osd = ref.unflatten(osd, ref.group_layout(workload.module, workload.optimizer))
-        ref.load_osd(workload.module, workload.optimizer, osd)
+            osd = ref.unflatten(osd, ref.group_layout(workload.module, workload.optimizers))
+        ref.load_osd(workload.module, workload.optimizers, osd)

@@ -38,7 +38,7 @@ class TorchDSDBackend:
         from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
         return get_optimizer_state_dict(
-            workload.model, workload.optimizer, options=_torch_options(options)
+            workload.model, workload.optimizers, options=_torch_options(options)
         )
 
     def set_optimizer_state(
@@ -47,5 +47,5 @@ class TorchDSDBackend:
         from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
         set_optimizer_state_dict(
-            workload.model, workload.optimizer, osd, options=_torch_options(options)
+            workload.model, workload.optimizers, osd, options=_torch_options(options)
         )

@@ -52,14 +52,14 @@ def roundtrip(ctx, scenario: Scenario, backend_spec: str, options: StateOptions)
     with ctx.phase("get"):
         first = backend.get_optimizer_state(src, options)
     with ctx.phase("reference gather (source)"):
-        src_live = ref.full_osd(src.module, src.optimizer)
+        src_live = ref.full_osd(src.module, src.optimizers)
     dst = _fresh(ctx, scenario)
     with ctx.phase("set"):
         backend.set_optimizer_state(dst, first, options)
     with ctx.phase("get after set"):
         second = backend.get_optimizer_state(dst, options)
     with ctx.phase("reference gather (loaded)"):
-        dst_live = ref.full_osd(dst.module, dst.optimizer)
+        dst_live = ref.full_osd(dst.module, dst.optimizers)
     with ctx.phase("compare"):
         _assert_all_equal(
             [
@@ -97,7 +97,7 @@ def fidelity(ctx, scenario: Scenario, backend_spec: str, options: StateOptions) 
     with ctx.phase("get"):
         got = backend.get_optimizer_state(src, options)
     with ctx.phase("reference gather"):
-        expected = ref.full_osd(src.module, src.optimizer)
+        expected = ref.full_osd(src.module, src.optimizers)
         if options.flatten:
             expected = ref.flatten(expected)
     with ctx.phase("compare"):

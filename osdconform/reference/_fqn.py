@@ -7,8 +7,25 @@ names (tied weights) is keyed by the first name in registration order.
 
 from __future__ import annotations
 
+from typing import Sequence, Union
+
 import torch
 from torch import nn
+
+#: One optimizer, or several over disjoint parameters (their OSDs are merged:
+#: state keyed by FQN, param_groups concatenated in optimizer order).
+Optimizers = Union[torch.optim.Optimizer, Sequence[torch.optim.Optimizer]]
+
+
+def as_optimizers(optimizers: Optimizers) -> tuple[torch.optim.Optimizer, ...]:
+    if isinstance(optimizers, torch.optim.Optimizer):
+        return (optimizers,)
+    return tuple(optimizers)
+
+
+def param_groups_of(optimizers: Optimizers) -> list[dict]:
+    """The param groups of all `optimizers`, in optimizer order."""
+    return [g for opt in as_optimizers(optimizers) for g in opt.param_groups]
 
 
 def param_fqns(module: nn.Module) -> dict[int, str]:
@@ -19,11 +36,11 @@ def param_fqns(module: nn.Module) -> dict[int, str]:
     return fqns
 
 
-def group_layout(module: nn.Module, optimizer: torch.optim.Optimizer) -> list[list[str]]:
-    """The FQNs of each param group of `optimizer`, in group order."""
+def group_layout(module: nn.Module, optimizers: Optimizers) -> list[list[str]]:
+    """The FQNs of each param group of `optimizers`, in group order."""
     fqns = param_fqns(module)
     layout = []
-    for i, group in enumerate(optimizer.param_groups):
+    for i, group in enumerate(param_groups_of(optimizers)):
         names = []
         for param in group["params"]:
             if id(param) not in fqns:

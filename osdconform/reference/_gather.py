@@ -20,7 +20,7 @@ from torch import nn
 from torch.distributed.tensor import DTensor
 
 from ._dtensor import unshard
-from ._fqn import group_layout
+from ._fqn import Optimizers, as_optimizers, group_layout
 
 STATE = "state"
 PARAM_GROUPS = "param_groups"
@@ -52,11 +52,13 @@ def _full_value(value: Any) -> Any:
     return _copy_value(value)
 
 
-def _osd(module: nn.Module, optimizer: torch.optim.Optimizer, convert: Callable[[Any], Any]) -> dict:
-    layout = group_layout(module, optimizer)
+def _osd(module: nn.Module, optimizers: Optimizers, convert: Callable[[Any], Any]) -> dict:
+    optimizers = as_optimizers(optimizers)
+    layout = iter(group_layout(module, optimizers))
     state: dict[str, dict[str, Any]] = {}
     groups: list[dict[str, Any]] = []
-    for group, fqns in zip(optimizer.param_groups, layout):
+    for optimizer, group in ((o, g) for o in optimizers for g in o.param_groups):
+        fqns = next(layout)
         hp = {k: _copy_value(v) for k, v in group.items() if k != PARAMS}
         groups.append({**hp, PARAMS: list(fqns)})
         for param, fqn in zip(group[PARAMS], fqns):
@@ -68,11 +70,11 @@ def _osd(module: nn.Module, optimizer: torch.optim.Optimizer, convert: Callable[
     return {STATE: state, PARAM_GROUPS: groups}
 
 
-def full_osd(module: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """The canonical full OSD of `optimizer`, on every rank.  Collective."""
-    return _osd(module, optimizer, _full_value)
+def full_osd(module: nn.Module, optimizers: Optimizers) -> dict:
+    """The canonical full OSD of `optimizers` (one, or several merged), on every rank.  Collective."""
+    return _osd(module, optimizers, _full_value)
 
 
-def sharded_osd(module: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def sharded_osd(module: nn.Module, optimizers: Optimizers) -> dict:
     """The canonical OSD with this rank's local values (DTensors kept).  Local."""
-    return _osd(module, optimizer, _copy_value)
+    return _osd(module, optimizers, _copy_value)

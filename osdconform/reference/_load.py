@@ -21,7 +21,7 @@ from torch import nn
 from torch.distributed.tensor import DTensor
 
 from ._dtensor import shard_like, unshard
-from ._fqn import group_layout
+from ._fqn import Optimizers, as_optimizers, group_layout, param_groups_of
 from ._gather import PARAM_GROUPS, PARAMS, STATE, _copy_value
 
 
@@ -55,12 +55,17 @@ def _local_value(value: Any, param: torch.Tensor, where: str) -> Any:
     return value.detach().clone()
 
 
-def load_osd(module: nn.Module, optimizer: torch.optim.Optimizer, osd: dict) -> None:
-    """Load the canonical OSD `osd` into `optimizer`.  Collective if values need unsharding."""
+def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
+    """Load the canonical OSD `osd` into `optimizers` (one, or several merged).
+
+    Collective if values need unsharding.  With several optimizers, the OSD's
+    param_groups are dealt out in optimizer order, as many as each has.
+    """
     for key in (STATE, PARAM_GROUPS):
         if key not in osd:
             raise OSDLoadError(f"the OSD has no {key!r} entry")
-    layout = group_layout(module, optimizer)
+    optimizers = as_optimizers(optimizers)
+    layout = group_layout(module, optimizers)
     saved_groups = osd[PARAM_GROUPS]
     if len(saved_groups) != len(layout):
         raise OSDLoadError(
@@ -69,7 +74,7 @@ def load_osd(module: nn.Module, optimizer: torch.optim.Optimizer, osd: dict) -> 
     index: dict[str, int] = {}
     params: dict[str, torch.Tensor] = {}
     native_groups = []
-    for g, (saved, fqns, live) in enumerate(zip(saved_groups, layout, optimizer.param_groups)):
+    for g, (saved, fqns, live) in enumerate(zip(saved_groups, layout, param_groups_of(optimizers))):
         saved_fqns = list(saved.get(PARAMS, []))
         if sorted(saved_fqns) != sorted(fqns):
             missing = sorted(set(fqns) - set(saved_fqns))
@@ -88,7 +93,7 @@ def load_osd(module: nn.Module, optimizer: torch.optim.Optimizer, osd: dict) -> 
     unknown = sorted(set(osd[STATE]) - set(index))
     if unknown:
         raise OSDLoadError(f"state names parameters the optimizer does not hold: {unknown}")
-    # Walk params in the optimizer's order so collectives line up across ranks.
+    # Walk params in the optimizers' order so collectives line up across ranks.
     native_state = {}
     for fqn, i in index.items():
         if fqn in osd[STATE]:
@@ -96,4 +101,19 @@ def load_osd(module: nn.Module, optimizer: torch.optim.Optimizer, osd: dict) -> 
                 name: _local_value(v, params[fqn], f"state[{fqn!r}][{name!r}]")
                 for name, v in osd[STATE][fqn].items()
             }
-    optimizer.load_state_dict({"state": native_state, "param_groups": native_groups})
+    # Nothing above touched an optimizer; now load each its share.
+    first_group = first_id = 0
+    for optimizer in optimizers:
+        n = len(optimizer.param_groups)
+        groups = native_groups[first_group : first_group + n]
+        ids = [i for g in groups for i in g[PARAMS]]
+        optimizer.load_state_dict(
+            {
+                "state": {i - first_id: native_state[i] for i in ids if i in native_state},
+                "param_groups": [
+                    {**g, PARAMS: [i - first_id for i in g[PARAMS]]} for g in groups
+                ],
+            }
+        )
+        first_group += n
+        first_id += len(ids)

@@ -1,31 +1,30 @@
 """Scenarios: the shrinkable description of one example, and how ranks build it.
 
-`Scenario` and its parts are plain frozen dataclasses (picklable, printable,
-``repr`` rebuilds them); `build_workload` turns one into fresh objects on a rank;
-`train` runs training steps on the rank's data.
+One module per dimension: `_models` (the model), `_optimizers` (optimizers and
+param groups), `_plans` (parallelism); `_spec` composes them into `Scenario`;
+`_build` turns one into fresh objects on a rank and trains them.
 """
 
-from ._build import Workload, build_workload, global_batch, local_batch, train
+from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch, local_batch, train
+from ._models import ModelSpec, build_model
+from ._optimizers import OPTIMIZER_NAMES, GroupSpec, OptimizerSpec, build_optimizer
+from ._plans import PLAN_KINDS, PlanSpec, apply_plan
 from ._plans import accepts as plan_accepts
-from ._spec import (
-    OPTIMIZER_NAMES,
-    PLAN_KINDS,
-    GroupSpec,
-    ModelSpec,
-    OptimizerSpec,
-    PlanSpec,
-    Scenario,
-)
+from ._spec import Scenario
 
 __all__ = [
     "OPTIMIZER_NAMES",
     "PLAN_KINDS",
+    "ROWS_PER_RANK",
     "GroupSpec",
     "ModelSpec",
     "OptimizerSpec",
     "PlanSpec",
     "Scenario",
     "Workload",
+    "apply_plan",
+    "build_model",
+    "build_optimizer",
     "build_workload",
     "global_batch",
     "local_batch",

@@ -8,44 +8,48 @@ fresh objects, so nothing leaks from one example to the next.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ._models import build_model
+from ._models import build_model, loss, model_inputs, select_rows
+from ._optimizers import build_optimizer
 from ._plans import apply_plan
 from ._spec import Scenario
 
 #: Rows of the global batch that each rank contributes.
 ROWS_PER_RANK = 2
 
-_OPTIMIZERS = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
-
 
 @dataclass
 class Workload:
-    """What a backend acts on: the user's module, what is trained, the optimizer.
+    """What a backend acts on: the user's module, what is trained, the optimizers.
 
     ``module`` is the model as the user wrote it (parameter FQNs come from it);
     ``model`` is what training runs (``module`` itself, or a wrapper such as
     DDP); backends that take "the model" as torch's APIs do receive ``model``.
+    ``optimizers`` are over disjoint parameters; a backend gets and sets their
+    state as one OSD (state keyed by FQN, param_groups concatenated in
+    optimizer order), as ``torch.distributed.checkpoint.state_dict`` does.
     """
 
     scenario: Scenario
     module: nn.Module
     model: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizers: tuple[torch.optim.Optimizer, ...]
     device: torch.device
     rank: int
+    schedulers: tuple = field(default=())
 
     @property
-    def optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
-        return (self.optimizer,)
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The only optimizer (an error if the scenario has several)."""
+        if len(self.optimizers) != 1:
+            raise ValueError(
+                f"this workload has {len(self.optimizers)} optimizers; use workload.optimizers"
+            )
+        return self.optimizers[0]
 
 
 def build_workload(
@@ -60,35 +64,33 @@ def build_workload(
     module = build_model(scenario.model, device)
     model = apply_plan(scenario.plan, module, device, scenario.world_size)
     params = dict(module.named_parameters())
-    groups = [
-        {"params": [params[fqn] for fqn in g.params], **g.kwargs()}
-        for g in scenario.optimizer.groups
-    ]
-    optimizer = _OPTIMIZERS[scenario.optimizer.name](groups)
-    return Workload(scenario, module, model, optimizer, device, rank)
+    optimizers = tuple(build_optimizer(spec, params) for spec in scenario.optimizers)
+    return Workload(scenario, module, model, optimizers, device, rank)
 
 
-def global_batch(scenario: Scenario, step: int, device: torch.device) -> torch.Tensor:
+def global_batch(scenario: Scenario, step: int, device: torch.device):
     """The whole batch of training step `step`, identical on every rank."""
     gen = torch.Generator().manual_seed(scenario.seed * 1_000_003 + step)
-    rows = ROWS_PER_RANK * scenario.world_size
-    x = torch.randn(rows, scenario.model.dims[0], generator=gen)
-    return x.to(device=device, dtype=getattr(torch, scenario.model.dtype))
+    return model_inputs(scenario.model, ROWS_PER_RANK * scenario.world_size, gen, device)
 
 
-def local_batch(scenario: Scenario, step: int, rank: int, device: torch.device) -> torch.Tensor:
+def local_batch(scenario: Scenario, step: int, rank: int, device: torch.device):
     """This rank's part of the batch: its slice under data parallelism, else all of it."""
     x = global_batch(scenario, step, device)
     if scenario.plan.data_parallel:
-        return x[rank * ROWS_PER_RANK : (rank + 1) * ROWS_PER_RANK]
+        return select_rows(x, rank * ROWS_PER_RANK, (rank + 1) * ROWS_PER_RANK)
     return x
 
 
 def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:
-    """Run `steps` optimizer steps on the rank's data (loss: mean of squared outputs)."""
+    """Run `steps` optimizer steps on the rank's data (loss: `_models.loss`)."""
     sc = workload.scenario
     for step in range(first_step, first_step + steps):
         x = local_batch(sc, step, workload.rank, workload.device)
-        workload.optimizer.zero_grad(set_to_none=True)
-        workload.model(x).square().mean().backward()
-        workload.optimizer.step()
+        for opt in workload.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss(workload.model(x)).backward()
+        for opt in workload.optimizers:
+            opt.step()
+        for sched in workload.schedulers:
+            sched.step()

@@ -1,4 +1,4 @@
-"""Parallelism plans: what each one accepts and how it is applied.
+"""The plan dimension of a scenario: `PlanSpec`, what each plan accepts, how it is applied.
 
 A plan turns the user's module into the module that is trained (possibly a
 wrapper).  `accepts` says why a (plan, scenario) combination is invalid, so
@@ -7,16 +7,62 @@ strategies draw only valid combinations and the reason stays written down.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ._spec import PlanSpec
+from ._models import ModelSpec
+
+#: Plans the scenario model knows.
+PLAN_KINDS = ("none", "ddp", "fsdp2")
 
 
-def accepts(plan: PlanSpec, world_size: int) -> str | None:
-    """Return why `plan` cannot run at `world_size`, or None if it can.
+@dataclass(frozen=True)
+class PlanSpec:
+    """How the model is parallelised.
+
+    ``kind`` is one of `PLAN_KINDS`.  For ``fsdp2``, ``shard`` lists the
+    submodules that get their own ``fully_shard`` call before the root's.
+    """
+
+    kind: str = "none"
+    shard: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in PLAN_KINDS:
+            raise ValueError(f"unknown plan {self.kind!r}; known: {PLAN_KINDS}")
+        if self.shard and self.kind != "fsdp2":
+            raise ValueError(f"plan {self.kind!r} takes no shard list")
+
+    @property
+    def data_parallel(self) -> bool:
+        """Whether each rank trains on its own slice of the global batch."""
+        return self.kind in ("ddp", "fsdp2")
+
+    def features(self) -> frozenset[str]:
+        """Feature tags for coverage reports and expected-failure predicates."""
+        return frozenset({f"plan:{self.kind}"})
+
+    def describe(self) -> str:
+        if self.kind == "fsdp2":
+            own = ", ".join(self.shard) if self.shard else "no layer"
+            return f"fsdp2 (fully_shard on {own}, then the root)"
+        return self.kind
+
+    def validate(self, model: ModelSpec) -> None:
+        """Raise ValueError if the plan names parts the model does not have."""
+        unknown = set(self.shard) - set(model.layer_fqns())
+        if unknown:
+            raise ValueError(f"plan shards unknown submodules {sorted(unknown)}")
+
+
+def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> str | None:
+    """Return why `plan` cannot run at `world_size` (with `model`), or None if it can.
+
+    Strategies call this with ``model=None`` to pick world sizes before the
+    model is drawn, and with the model once it is.
 
     All current plans run at every world size >= 1: DDP and FSDP2 both accept a
     single rank, and FSDP2 shards dims smaller than or not divisible by the

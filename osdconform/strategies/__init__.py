@@ -1,25 +1,21 @@
 """Hypothesis strategies that draw scenarios (see `osdconform.scenario`).
 
-``scenarios(world_sizes=..., plan_kinds=...)`` draws whole scenarios; the
-pieces (`mlp_models`, `optimizers`, `param_groups`, `plans`, ...) are public
-so suites and third parties can compose their own.
+One module per dimension (`_models`, `_optimizers`, `_plans`) and `_scenario`
+composing them.  ``scenarios(world_sizes=..., plan_kinds=...)`` draws whole
+scenarios; the pieces are public so suites and third parties can compose
+their own.
 """
 
-from ._scenario import (
-    dims,
-    hparams,
-    mlp_models,
-    optimizer_names,
-    optimizers,
-    param_groups,
-    plans,
-    scenarios,
-)
+from ._models import dims, mlp_models, models
+from ._optimizers import hparams, optimizer_names, optimizers, param_groups
+from ._plans import plans
+from ._scenario import scenarios
 
 __all__ = [
     "dims",
     "hparams",
     "mlp_models",
+    "models",
     "optimizer_names",
     "optimizers",
     "param_groups",

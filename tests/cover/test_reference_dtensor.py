@@ -110,11 +110,13 @@ _UNEVEN = Scenario(
     seed=11,
     world_size=3,
     model=ModelSpec(dims=(2, 5, 1), bias=(True, True)),
-    optimizer=OptimizerSpec(
-        "adam",
-        (
-            GroupSpec(("layers.0.weight", "layers.1.weight"), (("lr", 0.01),)),
-            GroupSpec(("layers.0.bias", "layers.1.bias"), (("weight_decay", 0.1), ("betas", (0.5, 0.9)))),
+    optimizers=(
+        OptimizerSpec(
+            "adam",
+            (
+                GroupSpec(("layers.0.weight", "layers.1.weight"), (("lr", 0.01),)),
+                GroupSpec(("layers.0.bias", "layers.1.bias"), (("weight_decay", 0.1), ("betas", (0.5, 0.9)))),
+            ),
         ),
     ),
     plan=PlanSpec("fsdp2", shard=("layers.0",)),
@@ -126,7 +128,7 @@ _UNEVEN = Scenario(
 @given(scenario=scenarios(plan_kinds=("fsdp2",), min_steps=1))
 @example(scenario=_UNEVEN)
 @example(scenario=_UNEVEN.replace(model=ModelSpec(dims=(2, 5, 1), bias=(True, True), dtype="bfloat16")))
-@example(scenario=_UNEVEN.replace(world_size=4, optimizer=OptimizerSpec("sgd", (GroupSpec(_UNEVEN.model.param_fqns(), (("momentum", 0.9),)),))))
+@example(scenario=_UNEVEN.replace(world_size=4, optimizers=(OptimizerSpec("sgd", (GroupSpec(_UNEVEN.model.param_fqns(), (("momentum", 0.9),)),)),)))
 def test_load_of_gather_is_identity_on_fsdp2(pool, scenario):
     results = pool.run(scenario.world_size, rt.load_gather_roundtrip, scenario)
     for rank, r in enumerate(results):
