@@ -15,6 +15,9 @@ without a profile, ``dev`` is loaded (``ci`` when a CI variable is set).
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from . import _profiles
 from ._xfails import XfailEntry, XfailFileError, load_xfails, shipped_xfails
 from .backends import BackendSpecError, StateOptions, resolve_backend
 from .harness import RankHang, WorldFailure, WorldPool, device_kind
+from .scenario import PLAN_KINDS
 
 _profiles.register_profiles()
 
@@ -103,13 +107,38 @@ class Conformance:
             pytest.skip(f"unsupported by backend {self.name!r}: none of world sizes {self.world_sizes}")
         return sizes
 
+    def plans(self, options: StateOptions | None = None) -> list[str]:
+        """The plan kinds of the scenario model the backend supports (skip if none)."""
+        kinds = [k for k in PLAN_KINDS if self.capabilities.unsupported(options=options, plan=k) is None]
+        if not kinds:
+            pytest.skip(f"unsupported by backend {self.name!r}: none of the plans {list(PLAN_KINDS)}")
+        return kinds
+
+    @contextlib.contextmanager
+    def directory(self):
+        """A fresh, empty directory for one example's checkpoint, removed afterwards."""
+        path = tempfile.mkdtemp(prefix="osdconform-ckpt-")
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
     def check(
-        self, prop: str, fn: Callable[..., Any], scenario: Any, options: StateOptions
+        self,
+        prop: str,
+        fn: Callable[..., Any],
+        scenario: Any,
+        options: StateOptions,
+        *extra: Any,
+        timeout: float | None = None,
     ) -> list[Any] | None:
         """Run property step `fn` on every rank for `scenario`; fail as the property fails.
 
-        An example covered by an expected-failures entry must fail as the entry
-        says (it then returns None); if it passes, that is an XPASS and fails.
+        The task is ``fn(ctx, scenario, backend_spec, options, *extra)``;
+        `timeout` caps the per-example timeout (for steps that should fail
+        fast, such as loads that must raise).  An example covered by an
+        expected-failures entry must fail as the entry says (it then returns
+        None); if it passes, that is an XPASS and fails.
         """
         from hypothesis import note
 
@@ -118,9 +147,10 @@ class Conformance:
         entries = [e for e in self.xfails if e.applies(prop, scenario, options)]
         start = time.monotonic()
         try:
+            limit = self._example_timeout()
             result = self.pool.run(
-                scenario.world_size, fn, scenario, self.backend_spec, options,
-                timeout=self._example_timeout(),
+                scenario.world_size, fn, scenario, self.backend_spec, options, *extra,
+                timeout=limit if timeout is None else min(limit, timeout),
             )
         except WorldFailure as failure:
             if isinstance(failure, RankHang):

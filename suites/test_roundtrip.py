@@ -1,15 +1,8 @@
-"""Property 1 (round trip) and property 2 (fidelity) of the contract.
+"""Property 1, round trip: get -> set into fresh objects -> get gives an equal OSD.
 
-Round trip: train, get the OSD, load it into fresh objects built with another
-seed, get again: the two OSDs are equal (bitwise tensors, equal param_groups),
-and the reference gather of the loaded optimizer equals that of the source.
-Done for the full and the sharded OSD.
-
-Fidelity: the backend's full OSD equals the reference gather of the ranks'
-live local state.
-
-Each test is one (plan, form) cell of the conformance matrix; Hypothesis
-draws everything else (model, optimizer, groups, world size, steps).
+One test per option form (full, sharded, flatten, cpu_offload,
+broadcast_from_rank0, through storage); Hypothesis draws everything else,
+the plan included (among those the backend supports).
 """
 
 import pytest
@@ -17,37 +10,17 @@ from hypothesis import given
 
 from osdconform import properties
 from osdconform import strategies as ost
-from osdconform.backends import StateOptions
-from osdconform.scenario import PLAN_KINDS
-
-FORMS = {"full": StateOptions(full=True), "sharded": StateOptions(full=False)}
+from osdconform.properties import FORMS
 
 
-@pytest.mark.parametrize("plan", PLAN_KINDS)
 @pytest.mark.parametrize("form", FORMS)
-def test_roundtrip(osd, plan, form):
+def test_roundtrip(osd, form):
     options = FORMS[form]
-    osd.require(options=options, plan=plan)
+    osd.require(options=options)
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=[plan]))
+    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)))
     def check(scenario):
-        osd.check("roundtrip", properties.roundtrip, scenario, options)
-
-    check()
-
-
-@pytest.mark.parametrize("plan", PLAN_KINDS)
-def test_fidelity(osd, plan):
-    options = FORMS["full"]
-    osd.require(options=options, plan=plan)
-    if osd.name == "reference":
-        pytest.skip(
-            "not applicable: the reference backend is the oracle fidelity compares with; "
-            "tests/ check the reference against torch's DTensor"
-        )
-
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=[plan]))
-    def check(scenario):
-        osd.check("fidelity", properties.fidelity, scenario, options)
+        with osd.directory() as directory:
+            osd.check("roundtrip", properties.roundtrip, scenario, options, directory)
 
     check()

@@ -4,7 +4,7 @@ Built-in: ``reference`` (the oracle) and ``torch-dsd``.  Anything else is named
 ``package.module:attr``.  See `Backend` for the protocol.
 """
 
-from ._protocol import ALL_PLANS, Backend, Capabilities, StateOptions
+from ._protocol import ALL_PLANS, Backend, Capabilities, CheckpointBackend, StateOptions
 from ._registry import BUILTIN, BackendSpecError, make_backend, resolve_backend
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Backend",
     "BackendSpecError",
     "Capabilities",
+    "CheckpointBackend",
     "StateOptions",
     "make_backend",
     "resolve_backend",

@@ -19,6 +19,12 @@ A minimal third-party adapter::
             my_lib.load(workload.model, workload.optimizer, osd)
 
 and ``pytest suites --osd-backend=my_pkg.adapter:MyCheckpointer``.
+
+A backend that writes checkpoints to storage (``torch-dcp``, ``torch-save``)
+declares ``checkpoint=True`` and implements `CheckpointBackend`'s
+``save_checkpoint`` / ``load_checkpoint``; the properties that cross a process
+or world boundary (round trip through storage, reshard, resume, corrupted
+files) then go through a real directory on disk.
 """
 
 from __future__ import annotations
@@ -36,29 +42,51 @@ class StateOptions:
     * ``full``: whole tensors (the canonical full OSD) vs this rank's shards;
     * ``flatten``: torch's flat key format (``state.<fqn>.<name>``);
     * ``cpu_offload``: full tensors on CPU (torch gives them to rank 0 only);
-    * ``broadcast_from_rank0``: on set, only rank 0 passes the full OSD.
+    * ``broadcast_from_rank0``: on set, only rank 0 passes the full OSD;
+    * ``storage``: through ``save_checkpoint`` / ``load_checkpoint`` and a
+      directory on disk instead of an in-memory get / set (``full`` is then
+      the backend's business);
+    * ``async_save``: with ``storage``, save asynchronously and wait for it.
     """
 
     full: bool = True
     flatten: bool = False
     cpu_offload: bool = False
     broadcast_from_rank0: bool = False
+    async_save: bool = False
+    storage: bool = False
 
     def describe(self) -> str:
-        parts = ["full" if self.full else "sharded"]
-        parts += [name for name in ("flatten", "cpu_offload", "broadcast_from_rank0") if getattr(self, name)]
+        parts = ["storage" if self.storage else "full" if self.full else "sharded"]
+        parts += [name for name in _OPTION_FLAGS if getattr(self, name)]
         return "+".join(parts)
+
+
+#: The boolean knobs of `StateOptions` a backend must declare to be given them.
+_OPTION_FLAGS = ("flatten", "cpu_offload", "broadcast_from_rank0", "async_save")
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend supports.  Anything not declared is reported as unsupported."""
+    """What a backend supports.  Anything not declared is reported as unsupported.
+
+    * ``full`` / ``sharded``: in-memory get/set of the full / this rank's OSD;
+    * ``checkpoint``: ``save_checkpoint`` / ``load_checkpoint`` to a directory;
+    * ``flatten``, ``cpu_offload``, ``broadcast_from_rank0``, ``async_save``:
+      the `StateOptions` knobs it honours;
+    * ``get_copies``: a full get returns tensors that do not alias the live
+      optimizer (so stepping the optimizer leaves the returned dict alone);
+    * ``plans``: the parallelism plans it works with; ``max_world_size``.
+    """
 
     full: bool = True
     sharded: bool = False
+    checkpoint: bool = False
     flatten: bool = False
     cpu_offload: bool = False
     broadcast_from_rank0: bool = False
+    async_save: bool = False
+    get_copies: bool = False
     plans: frozenset[str] = field(default_factory=lambda: frozenset({"none"}))
     max_world_size: int | None = None
 
@@ -69,12 +97,16 @@ class Capabilities:
         world_size: int | None = None,
     ) -> str | None:
         """Why this combination is unsupported, or None if it is supported."""
-        if options is not None:
+        if options is not None and options.storage:
+            if not self.checkpoint:
+                return "no save/load to storage (checkpoint)"
+        elif options is not None:
             if options.full and not self.full:
                 return "no full optimizer state dict"
             if not options.full and not self.sharded:
                 return "no sharded optimizer state dict"
-            for name in ("flatten", "cpu_offload", "broadcast_from_rank0"):
+        if options is not None:
+            for name in _OPTION_FLAGS:
                 if getattr(options, name) and not getattr(self, name):
                     return f"option {name} not supported"
         if plan is not None and plan not in self.plans:
@@ -96,7 +128,7 @@ class Backend(Protocol):
     capabilities: ClassVar[Capabilities]
 
     def get_optimizer_state(self, workload: Workload, options: StateOptions) -> dict[str, Any]:
-        """Return the OSD of ``workload.optimizer`` in the canonical (or flat) form.
+        """Return the OSD of ``workload.optimizers`` in the canonical (or flat) form.
 
         Called on every rank at once (it may run collectives).  With
         ``options.full`` the result holds whole tensors keyed by FQN.
@@ -106,5 +138,25 @@ class Backend(Protocol):
     def set_optimizer_state(
         self, workload: Workload, osd: dict[str, Any], options: StateOptions
     ) -> None:
-        """Load `osd` into ``workload.optimizer``.  Called on every rank at once."""
+        """Load `osd` into ``workload.optimizers``.  Called on every rank at once.
+
+        It must raise (on every rank, naming the offending key) rather than
+        load an OSD that does not fit, and leave the optimizers as they were.
+        """
+        ...
+
+
+@runtime_checkable
+class CheckpointBackend(Backend, Protocol):
+    """A backend that also saves to and loads from storage (``checkpoint=True``)."""
+
+    def save_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:
+        """Write the optimizer state of `workload` under `directory` (same path on every rank)."""
+        ...
+
+    def load_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:
+        """Load what `save_checkpoint` wrote, possibly at another world size and plan.
+
+        A truncated or corrupted file must raise an exception naming the file.
+        """
         ...

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import faulthandler
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -165,7 +166,7 @@ def _serve(ctx: RankContext, conn: Any) -> None:
         except EOFError:
             return  # the driver went away
         except BaseException as exc:  # the task did not unpickle here
-            conn.send(("error", _report(None, ctx.rank, exc)))
+            _send(conn, ("error", _report(None, ctx.rank, exc)))
             continue
         if kind == "stop":
             return
@@ -173,10 +174,15 @@ def _serve(ctx: RankContext, conn: Any) -> None:
             try:
                 value = task.fn(ctx, *task.args, **task.kwargs)
             except BaseException as exc:
-                conn.send(("error", _report(ctx, ctx.rank, exc)))
+                _send(conn, ("error", _report(ctx, ctx.rank, exc)))
                 continue
         try:
             ctx.set_phase("send result")
-            conn.send(("done", value))
+            _send(conn, ("done", value))
         except Exception as exc:
-            conn.send(("error", _report(ctx, ctx.rank, exc)))
+            _send(conn, ("error", _report(ctx, ctx.rank, exc)))
+
+
+def _send(conn: Any, message: Any) -> None:
+    """Send by value with plain pickle (see `_world._pickle` for why not ForkingPickler)."""
+    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing as mp
 import os
+import pickle
 import shutil
 import signal
 import tempfile
@@ -68,9 +69,13 @@ def sweep_stale_workdirs() -> list[str]:
 
 
 def _pickle(obj: Any) -> bytes:
-    from multiprocessing.reduction import ForkingPickler
+    """Plain pickle, by value.
 
-    return bytes(ForkingPickler.dumps(obj))
+    Not multiprocessing's ForkingPickler: with torch imported it ships tensors
+    as shared-memory handles, which cannot be forwarded (a result of one world
+    passed on as an argument to another dies in transit).
+    """
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class World:

@@ -1,9 +1,46 @@
 """Property steps: what the suites run on every rank of a world.
 
-One module per area of the contract; each function is a `WorldPool.run` task
-``fn(ctx, scenario, backend_spec, options)``.
+One module per property of the contract (the numbers are SPEC.md's); each
+function is a `WorldPool.run` task ``fn(ctx, scenario, backend_spec, options, *extra)``
+that raises an AssertionError (usually `OSDMismatch`) where the property fails.
+Shared steps (build, train, get/save, set/load, compare) are in `_steps`.
+
+1. `roundtrip`            5. `flatten`
+2. `fidelity`             6. `types`
+3. `reshard_save` / `reshard_load`   7. `isolation_after_set`, `isolation_after_get`
+4. `resume` (10: with schedulers and several optimizers)   8. `side_effects`
+9. `errors` with a `Fault`
 """
 
-from ._roundtrip import FRESH_SEED_OFFSET, fidelity, roundtrip
+from ._errors import IN_MEMORY_FAULTS, STORAGE_FAULTS, Fault
+from ._errors import errors
+from ._fidelity import fidelity
+from ._forms import FORMS, forms
+from ._flatten import flatten
+from ._isolation import isolation_after_get, isolation_after_set
+from ._reshard import reshard_load, reshard_save
+from ._resume import resume
+from ._roundtrip import roundtrip
+from ._side_effects import side_effects
+from ._steps import FRESH_SEED_OFFSET
+from ._types import types
 
-__all__ = ["FRESH_SEED_OFFSET", "fidelity", "roundtrip"]
+__all__ = [
+    "FORMS",
+    "FRESH_SEED_OFFSET",
+    "IN_MEMORY_FAULTS",
+    "STORAGE_FAULTS",
+    "Fault",
+    "errors",
+    "fidelity",
+    "flatten",
+    "forms",
+    "isolation_after_get",
+    "isolation_after_set",
+    "reshard_load",
+    "reshard_save",
+    "resume",
+    "roundtrip",
+    "side_effects",
+    "types",
+]

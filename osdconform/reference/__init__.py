@@ -15,6 +15,7 @@ from ._flatten import FlatKeyError, flatten, unflatten
 from ._fqn import group_layout, param_fqns
 from ._gather import PARAM_GROUPS, PARAMS, STATE, full_osd, sharded_osd
 from ._load import OSDLoadError, load_osd
+from ._params import copy_params, full_params, local_params
 
 __all__ = [
     "PARAMS",
@@ -25,10 +26,13 @@ __all__ = [
     "chunk_bounds",
     "chunk_offsets",
     "chunk_sizes",
+    "copy_params",
     "flatten",
     "full_osd",
+    "full_params",
     "group_layout",
     "load_osd",
+    "local_params",
     "param_fqns",
     "shard_like",
     "sharded_osd",

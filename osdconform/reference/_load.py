@@ -55,6 +55,29 @@ def _local_value(value: Any, param: torch.Tensor, where: str) -> Any:
     return value.detach().clone()
 
 
+def _check_state_entries(state: dict, layout: list[list[str]], params: dict) -> None:
+    """Within a param group, parameters of equal rank must have the same state entries.
+
+    Optimizers keep the same entries for every parameter of a group (which
+    entries may depend on the parameter's rank, as Adafactor's factored
+    moments do), so a parameter missing one that its peers have was cut from
+    the OSD; loading it would fail only at the next step, far from the cause.
+    """
+    for g, fqns in enumerate(layout):
+        names_by_rank: dict[int, set] = {}
+        for fqn in fqns:
+            if fqn in state:
+                names_by_rank.setdefault(params[fqn].dim(), set()).update(state[fqn])
+        for fqn in fqns:
+            if fqn in state:
+                missing = sorted(names_by_rank[params[fqn].dim()] - set(state[fqn]))
+                if missing:
+                    raise OSDLoadError(
+                        f"state[{fqn!r}] lacks entries {missing} that other parameters of "
+                        f"param group {g} have"
+                    )
+
+
 def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
     """Load the canonical OSD `osd` into `optimizers` (one, or several merged).
 
@@ -88,11 +111,18 @@ def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
             index[fqn] = len(index)
             params[fqn] = param
             ids.append(index[fqn])
+        lacking = sorted(set(live) - set(saved) - {PARAMS})
+        if lacking:
+            raise OSDLoadError(
+                f"param_groups[{g}] lacks hyperparameters {lacking} that the optimizer's group "
+                f"{g} has (is it the state of another optimizer class?)"
+            )
         hp = {k: _copy_value(v) for k, v in saved.items() if k != PARAMS}
         native_groups.append({**hp, PARAMS: ids})
     unknown = sorted(set(osd[STATE]) - set(index))
     if unknown:
         raise OSDLoadError(f"state names parameters the optimizer does not hold: {unknown}")
+    _check_state_entries(osd[STATE], layout, params)
     # Walk params in the optimizers' order so collectives line up across ranks.
     native_state = {}
     for fqn, i in index.items():

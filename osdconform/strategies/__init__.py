@@ -8,6 +8,7 @@ their own.
 
 from ._models import dims, mlp_models, models
 from ._optimizers import hparams, optimizer_names, optimizers, param_groups
+from ._pairs import reshard_pairs
 from ._plans import plans
 from ._scenario import scenarios
 
@@ -20,5 +21,6 @@ __all__ = [
     "optimizers",
     "param_groups",
     "plans",
+    "reshard_pairs",
     "scenarios",
 ]

@@ -1,0 +1,44 @@
+"""Property 4, resume: k steps, checkpoint, fresh objects, load, m steps == k+m steps.
+
+The uninterrupted run and the resumed one run on the same ranks with the same
+plan, data and op order, so on CPU (gloo) every op, reductions included, is
+replayed identically and the comparison is bitwise: any difference is state
+the checkpoint lost or distorted (a step count, a moment, a hyperparameter).
+Parameters are restored by the reference (`copy_params`: model state is not
+the backend's job) and schedulers by their own ``state_dict``, as users do.
+"""
+
+from __future__ import annotations
+
+from .. import reference as ref
+from ..backends import make_backend
+from ..scenario import Scenario, train
+from ._steps import assert_all_equal, fresh, load_state, save_state, source
+
+
+def resume(
+    ctx, scenario: Scenario, backend_spec: str, options, directory: str | None, more_steps: int
+) -> dict:
+    backend = make_backend(backend_spec)
+    k = scenario.steps
+    straight = source(ctx, scenario, steps=k + more_steps)
+    src = source(ctx, scenario)
+    saved = save_state(ctx, backend, src, options, directory)
+    scheduler_states = [s.state_dict() for s in src.schedulers]
+    dst = fresh(ctx, scenario)
+    with ctx.phase("restore parameters"):
+        ref.copy_params(src.module, dst.module)
+    load_state(ctx, backend, dst, saved, options, directory)
+    with ctx.phase("restore schedulers"):
+        for sched, state in zip(dst.schedulers, scheduler_states):
+            sched.load_state_dict(state)
+    with ctx.phase("train after resume"):
+        train(dst, more_steps, first_step=k)
+    with ctx.phase("reference gather"):
+        expected = {"params": ref.full_params(straight.module), **ref.full_osd(straight.module, straight.optimizers)}
+        actual = {"params": ref.full_params(dst.module), **ref.full_osd(dst.module, dst.optimizers)}
+    with ctx.phase("compare"):
+        assert_all_equal(
+            [(expected, actual, f"resume ({k} steps + {more_steps} after the checkpoint vs {k + more_steps} straight)")]
+        )
+    return {"steps": k, "more_steps": more_steps}

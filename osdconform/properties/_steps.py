@@ -1,0 +1,106 @@
+"""Steps shared by the properties: build, train, save/get, load/set, snapshot, compare.
+
+Every property is a task run on every rank of a world (`WorldPool.run`):
+``fn(ctx, scenario, backend_spec, options, *extra)``.  Phases are reported as
+they start (``ctx.phase``), so a hang or an error is attributed to one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.distributed as dist
+
+from .. import reference as ref
+from ..backends import StateOptions
+from ..compare import assert_osd_equal
+from ..scenario import Scenario, Workload, build_workload, train
+
+#: Fresh objects are initialised with this offset from the scenario seed, so
+#: they differ from the source in every parameter.
+FRESH_SEED_OFFSET = 7919
+
+
+def source(ctx, scenario: Scenario, steps: int | None = None) -> Workload:
+    """Fresh objects for `scenario`, trained for its steps (or `steps`)."""
+    with ctx.phase("build"):
+        src = build_workload(scenario, rank=ctx.rank, device=ctx.device)
+    with ctx.phase("train"):
+        train(src, scenario.steps if steps is None else steps)
+    return src
+
+
+def fresh(ctx, scenario: Scenario, name: str = "build fresh") -> Workload:
+    """Untrained objects for `scenario`, initialised differently from the source."""
+    with ctx.phase(name):
+        return build_workload(
+            scenario, rank=ctx.rank, device=ctx.device, init_seed=scenario.seed + FRESH_SEED_OFFSET
+        )
+
+
+def save_state(ctx, backend, workload: Workload, options: StateOptions, directory: str | None):
+    """The backend's "checkpoint" step: an in-memory get, or a save to `directory`."""
+    if options.storage:
+        with ctx.phase("save"):
+            backend.save_checkpoint(workload, directory, options)
+        return None
+    with ctx.phase("get"):
+        return backend.get_optimizer_state(workload, options)
+
+
+def load_state(ctx, backend, workload: Workload, saved: Any, options: StateOptions, directory: str | None) -> None:
+    """The backend's "restore" step: an in-memory set of `saved`, or a load from `directory`.
+
+    With ``broadcast_from_rank0`` only rank 0 passes the OSD; the others pass
+    an empty dict, as torch's option documents.
+    """
+    if options.storage:
+        with ctx.phase("load"):
+            backend.load_checkpoint(workload, directory, options)
+        return
+    if options.broadcast_from_rank0 and ctx.rank != 0:
+        saved = {}
+    elif options.cpu_offload and options.full:
+        # torch's cpu_offload hands the full OSD to rank 0 only; without
+        # broadcast_from_rank0 a user passes rank 0's dict to every rank.
+        with ctx.phase("share rank 0's OSD"):
+            holder = [saved if ctx.rank == 0 else None]
+            dist.broadcast_object_list(holder, src=0)
+            saved = holder[0]
+    with ctx.phase("set"):
+        backend.set_optimizer_state(workload, saved, options)
+
+
+def gather(ctx, workload: Workload, what: str) -> dict:
+    """The reference's canonical full OSD of `workload` (collective)."""
+    with ctx.phase(f"reference gather ({what})"):
+        return ref.full_osd(workload.module, workload.optimizers)
+
+
+def local_snapshot(workload: Workload) -> dict:
+    """This rank's parameters and optimizer state, copied (local, no collectives)."""
+    return {
+        "params": ref.local_params(workload.module),
+        "osd": ref.sharded_osd(workload.module, workload.optimizers),
+    }
+
+
+def summary(osd: dict) -> dict[str, Any]:
+    return {"state_entries": len(osd.get(ref.STATE, {})), "groups": len(osd.get(ref.PARAM_GROUPS, []))}
+
+
+def assert_all_equal(pairs, tolerance=None) -> None:
+    """Compare every pair's ``state`` first, then their ``param_groups``, then the rest.
+
+    So a known hyperparameter defect (an expected failure matched on its
+    message) can never hide a difference in the tensors.
+    """
+    for section in (ref.STATE, ref.PARAM_GROUPS):
+        for expected, actual, context in pairs:
+            if isinstance(expected, dict) and isinstance(actual, dict) and section in expected and section in actual:
+                assert_osd_equal(
+                    {section: expected[section]}, {section: actual[section]},
+                    tolerance=tolerance, context=context,
+                )
+    for expected, actual, context in pairs:
+        assert_osd_equal(expected, actual, tolerance=tolerance, context=context)

@@ -1,0 +1,32 @@
+"""Strategies for properties that need two related scenarios (reshard)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from ..scenario import PlanSpec, Scenario, plan_accepts
+from ._plans import plans
+from ._scenario import scenarios
+
+
+@st.composite
+def reshard_pairs(
+    draw, *, world_sizes: Sequence[int], plan_kinds: Sequence[str], min_steps: int = 1
+) -> tuple[Scenario, Scenario]:
+    """(saved at W1 with P1, loaded at W2 with P2): same model, optimizers, seed; W1 != W2.
+
+    W2 shrinks toward the smallest other size, P2 toward the first kind given.
+    """
+    first = draw(scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, min_steps=min_steps))
+    others = sorted(w for w in world_sizes if w != first.world_size)
+    if not others:
+        raise ValueError(f"resharding needs two world sizes, got {list(world_sizes)}")
+    w2 = draw(st.sampled_from(others))
+    kinds = [k for k in plan_kinds if plan_accepts(PlanSpec(k), w2) is None]
+    assume(kinds)
+    plan = draw(plans(first.model, kinds=kinds))
+    assume(plan_accepts(plan, w2, first.model) is None)
+    return first, first.replace(world_size=w2, plan=plan)

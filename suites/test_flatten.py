@@ -1,0 +1,22 @@
+"""Property 5, flatten: torch's flat key format, the inverse of unflatten, equal loads."""
+
+import pytest
+from hypothesis import given
+
+from osdconform import properties
+from osdconform import strategies as ost
+from osdconform.properties import forms
+
+FORMS = forms("full+flatten", "sharded+flatten")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_flatten(osd, form):
+    options = FORMS[form]
+    osd.require(options=options)
+
+    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)))
+    def check(scenario):
+        osd.check("flatten", properties.flatten, scenario, options)
+
+    check()

@@ -1,0 +1,23 @@
+"""Property 8, no side effects: a get (or save) changes neither parameters nor optimizer state."""
+
+import pytest
+from hypothesis import given
+
+from osdconform import properties
+from osdconform import strategies as ost
+from osdconform.properties import forms
+
+FORMS = forms("full", "sharded", "storage")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_side_effects(osd, form):
+    options = FORMS[form]
+    osd.require(options=options)
+
+    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)))
+    def check(scenario):
+        with osd.directory() as directory:
+            osd.check("side_effects", properties.side_effects, scenario, options, directory)
+
+    check()

@@ -1,0 +1,23 @@
+"""Property 6, type preservation: step, lr, state dtypes, DTensor-ness and placements survive a load."""
+
+import pytest
+from hypothesis import given
+
+from osdconform import properties
+from osdconform import strategies as ost
+from osdconform.properties import forms
+
+FORMS = forms("full", "sharded", "storage")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_types(osd, form):
+    options = FORMS[form]
+    osd.require(options=options)
+
+    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options), min_steps=1))
+    def check(scenario):
+        with osd.directory() as directory:
+            osd.check("types", properties.types, scenario, options, directory)
+
+    check()
