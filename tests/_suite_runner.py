@@ -1,4 +1,4 @@
-"""Run the round-trip suite in a pytest subprocess, as a user would.
+"""Run a suite in a pytest subprocess, as a user would.
 
 Used by the tests in tests/nocover that show how the suite behaves on
 seeded faults and expected-failure files.  ``tests/`` is put on the
@@ -14,13 +14,19 @@ import sys
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-SUITE = os.path.join(ROOT, "suites", "test_roundtrip.py")
+SUITES = os.path.join(ROOT, "suites")
 
 
-def run_suite(*args: str, timeout: float = 600) -> tuple[int, str]:
-    """Exit code and combined output of ``pytest suites/test_roundtrip.py *args``."""
+def run_suite(*args: str, target: str = "test_roundtrip.py", timeout: float = 600) -> tuple[int, str]:
+    """Exit code and combined output of ``pytest suites/<target> *args``.
+
+    `target` is a suite file, optionally with a test id (``test_types.py::test_types[full]``).
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = [sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "-q", "--tb=short", *args]
+    cmd = [
+        sys.executable, "-m", "pytest", os.path.join(SUITES, target),
+        "-p", "no:cacheprovider", "-q", "--tb=short", *args,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr

@@ -1,6 +1,7 @@
 """Backends: adapters under test, and the protocol they implement.
 
-Built-in: ``reference`` (the oracle) and ``torch-dsd``.  Anything else is named
+Built-in: ``reference`` (the oracle), ``torch-dsd``, ``torch-dcp``, ``torch-save``,
+``fsdp1`` and ``zero``.  Anything else is named
 ``package.module:attr``.  See `Backend` for the protocol.
 """
 

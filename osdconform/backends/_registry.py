@@ -13,6 +13,10 @@ from typing import Any
 BUILTIN: dict[str, str] = {
     "reference": "osdconform.backends.reference:ReferenceBackend",
     "torch-dsd": "osdconform.backends.torch_dsd:TorchDSDBackend",
+    "torch-dcp": "osdconform.backends.torch_dcp:TorchDCPBackend",
+    "torch-save": "osdconform.backends.torch_save:TorchSaveBackend",
+    "fsdp1": "osdconform.backends.fsdp1:FSDP1Backend",
+    "zero": "osdconform.backends.zero:ZeroBackend",
 }
 
 
@@ -40,9 +44,17 @@ def resolve_backend(spec: str) -> Any:
             raise BackendSpecError(
                 f"backend {spec!r}: module {mod_name!r} has no attribute {attr!r}"
             ) from None
-    for needed in ("capabilities", "get_optimizer_state", "set_optimizer_state"):
-        if not hasattr(obj, needed):
-            raise BackendSpecError(f"backend {spec!r} has no {needed!r}; see osdconform.backends.Backend")
+    if not hasattr(obj, "capabilities"):
+        raise BackendSpecError(f"backend {spec!r} has no 'capabilities'; see osdconform.backends.Backend")
+    caps = obj.capabilities
+    needed = []
+    if caps.full or caps.sharded:
+        needed += ["get_optimizer_state", "set_optimizer_state"]
+    if caps.checkpoint:
+        needed += ["save_checkpoint", "load_checkpoint"]
+    for name in needed:
+        if not hasattr(obj, name):
+            raise BackendSpecError(f"backend {spec!r} has no {name!r}; see osdconform.backends.Backend")
     return obj
 
 

@@ -163,7 +163,10 @@ def errors(ctx, scenario: Scenario, backend_spec: str, options, directory: str |
         before = local_snapshot(dst)
     try:
         load_state(ctx, backend, dst, saved, options, directory)
-    except Exception as exc:  # noqa: BLE001 - any exception type is allowed; its message is judged
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any type is allowed (DCP's CheckpointException
+        # derives from BaseException); its message is judged
         message = f"{type(exc).__name__}: {exc}"
     else:
         raise AssertionError(

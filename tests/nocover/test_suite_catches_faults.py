@@ -18,43 +18,79 @@ from _suite_runner import run_suite
 pytestmark = pytest.mark.slow
 
 CASES = [
-    # (fault, -k selection, world sizes, text the failure must contain)
+    # (fault, suite test id, world sizes, text the failure must contain)
     pytest.param(
-        "DropsStateOnSet", "test_roundtrip and full and none", "1",
+        "DropsStateOnSet", "test_roundtrip.py::test_roundtrip[full]", "1",
         r"OSD mismatch at state\['layers\.0\.weight'\]: keys differ: missing \['(exp_avg_sq|momentum_buffer)'\]",
-        id="set-drops-state",
+        id="roundtrip-set-drops-state",
     ),
     pytest.param(
-        "StaleGet", "test_roundtrip and full and none", "1",
+        "StaleGet", "test_roundtrip.py::test_roundtrip[full]", "1",
         r"round trip \(reference gather of source vs loaded optimizer\): OSD mismatch at state",
-        id="stale-get-only-reference-sees-it",
+        id="roundtrip-stale-get-only-reference-sees-it",
     ),
     pytest.param(
-        "ScalesOnGet", "test_fidelity and none", "1",
-        r"fidelity \(reference gather vs backend full get\): OSD mismatch at state\['layers\.0\.weight'\]\['(exp_avg|momentum_buffer)'\]: values differ",
-        id="get-lies-consistently-fidelity-sees-it",
-    ),
-    pytest.param(
-        "CorruptsLastRankShard", "test_roundtrip and sharded and fsdp2", "1,2",
+        "CorruptsLastRankShard", "test_roundtrip.py::test_roundtrip[sharded]", "1,2",
         r"OSD mismatch at state\['layers\.\d+\.weight'\]\['(exp_avg|exp_avg_sq|momentum_buffer)'\]: values differ",
-        id="sharded-set-corrupts-last-rank",
+        id="roundtrip-sharded-set-corrupts-last-rank",
+    ),
+    pytest.param(
+        "ScalesOnGet", "test_fidelity.py::test_fidelity[full]", "1",
+        r"fidelity \(reference gather vs backend full get\): OSD mismatch at state\['layers\.0\.weight'\]\['(exp_avg|momentum_buffer)'\]: values differ",
+        id="fidelity-get-lies-consistently",
+    ),
+    pytest.param(
+        "ReshardDropsUnevenState", "test_reshard.py::test_reshard[full]", "1,2",
+        r"reshard \(reference gather of source vs loaded optimizer\): OSD mismatch at state: keys differ: missing",
+        id="reshard-drops-uneven-state",
+    ),
+    pytest.param(
+        "ResetsParamsOnSet", "test_resume.py::test_resume[full]", "1",
+        r"resume \(\d+ steps \+ \d+ after the checkpoint vs \d+ straight\): OSD mismatch at (state|params)",
+        id="resume-set-resets-params",
+    ),
+    pytest.param(
+        "FlatGroupsByIndex", "test_flatten.py::test_flatten[full+flatten]", "1",
+        r"flatten \(reference flattening of the nested get vs flat get\): OSD mismatch: keys differ",
+        id="flatten-groups-keyed-by-index",
+    ),
+    pytest.param(
+        "UnshardsStateOnSet", "test_types.py::test_types[sharded]", "1,2",
+        r"type preservation: state\['layers\.\d+\.(weight|bias)'\]\['\w+'\]: DTensor\(.*\) became Tensor",
+        id="types-state-loses-dtensor",
+    ),
+    pytest.param(
+        "AliasesOnSet", "test_isolation.py::test_isolation_after_set[full]", "1",
+        r"isolation \(loaded optimizer before vs after mutating the dict it was loaded from\): OSD mismatch at state",
+        id="isolation-set-aliases-input",
+    ),
+    pytest.param(
+        "GetInitialisesState", "test_side_effects.py::test_side_effects[full]", "1",
+        r"side effects \(optimizer before vs after get\): OSD mismatch at state: keys differ: unexpected",
+        id="side-effects-get-initialises-state",
+    ),
+    pytest.param(
+        "SetSkipsValidation", "test_errors.py::test_errors[full]", "1",
+        r"errors \((shape|unknown_fqn|missing_fqn|missing_state_key|wrong_optimizer)\): the load accepted a broken state without raising",
+        id="errors-set-skips-validation",
     ),
 ]
 
 
 def run_fault(
-    fault: str, selection: str, world_sizes: str, *, profile: str = "ci", timeout: float = 10
+    fault: str, target: str, world_sizes: str, *, profile: str = "ci", timeout: float = 10
 ) -> tuple[int, str]:
     return run_suite(
-        "-p", "no:randomly", "-k", selection,
+        "-p", "no:randomly",
         f"--osd-backend=faulty_backends:{fault}", f"--osd-world-sizes={world_sizes}",
         f"--hypothesis-profile={profile}", f"--osd-timeout={timeout}",
+        target=target,
     )
 
 
-@pytest.mark.parametrize("fault, selection, world_sizes, expected", CASES)
-def test_suite_catches_fault(fault, selection, world_sizes, expected):
-    code, out = run_fault(fault, selection, world_sizes)
+@pytest.mark.parametrize("fault, target, world_sizes, expected", CASES)
+def test_suite_catches_fault(fault, target, world_sizes, expected):
+    code, out = run_fault(fault, target, world_sizes)
     assert code == 1, f"suite did not fail (exit {code}) on {fault}:\n{out[-4000:]}"
     assert re.search(r"\b1 failed\b", out), out[-4000:]
     assert re.search(expected, out), f"failure does not say {expected!r}:\n{out[-6000:]}"
@@ -68,7 +104,7 @@ def test_hang_is_reported_with_phase_and_ranks():
     """A backend that deadlocks fails the example with the hung rank, its phase and
     its stack.  (The ``smoke`` profile does not shrink: each replay of a hang
     costs a timeout.)"""
-    code, out = run_fault("HangsOnSet", "test_roundtrip and full and ddp", "2", profile="smoke", timeout=5)
+    code, out = run_fault("HangsOnSet", "test_roundtrip.py::test_roundtrip[full]", "2", profile="smoke", timeout=5)
     assert code == 1, out[-4000:]
     assert re.search(r"\b1 failed\b", out), out[-4000:]
     assert re.search(
@@ -80,18 +116,19 @@ def test_hang_is_reported_with_phase_and_ranks():
 
 
 def test_shrinks_to_a_small_scenario():
-    """A fault that needs two ranks shrinks to world size 2 and a one-layer model."""
-    code, out = run_fault("CorruptsLastRankShard", "test_roundtrip and sharded and fsdp2", "1,2,3,4")
+    """A fault that needs two ranks shrinks to world size 2, plan none and a one-layer model."""
+    code, out = run_fault("CorruptsLastRankShard", "test_roundtrip.py::test_roundtrip[sharded]", "1,2,3,4")
     assert code == 1, out[-4000:]
-    m = re.search(r"world size (\d+), plan fsdp2.*?model: MLP ([0-9 ->]+) \(", out, re.S)
+    m = re.search(r"world size (\d+), plan (\w+).*?model: MLP ([0-9 ->]+) \(", out, re.S)
     assert m, out[-4000:]
-    world, widths = int(m.group(1)), m.group(2).split(" -> ")
-    assert world == 2, f"shrunk to world {world}, expected 2:\n{out[-4000:]}"
+    world, plan, widths = int(m.group(1)), m.group(2), m.group(3).split(" -> ")
+    assert (world, plan) == (2, "none"), f"shrunk to world {world}, plan {plan}:\n{out[-4000:]}"
     assert len(widths) == 2, f"shrunk to {len(widths) - 1} layers, expected 1:\n{out[-4000:]}"
 
 
 def test_reference_backend_passes_the_same_selection():
     """The control: the fault-free parent of every fault passes what they fail."""
-    code, out = run_suite("-k", "fsdp2 or (none and full)", "--osd-world-sizes=1,2", "--hypothesis-profile=ci")
+    targets = sorted({case.values[1] for case in CASES})
+    code, out = run_suite(*[f"suites/{t}" for t in targets[1:]], "--osd-world-sizes=1,2", "--hypothesis-profile=ci", target=targets[0])
     assert code == 0, out[-4000:]
-    assert re.search(r"\b[1-9]\d* passed\b", out), out[-2000:]
+    assert re.search(rf"\b{len(targets)} passed\b", out), out[-2000:]

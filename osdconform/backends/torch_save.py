@@ -1,0 +1,35 @@
+"""The ``torch-save`` backend: ``optimizer.state_dict()`` through ``torch.save`` / ``torch.load``.
+
+The plain single-process checkpoint most training scripts write: each
+optimizer's native state dict (keyed by parameter index) saved to one file,
+read back with ``torch.load(weights_only=True)`` (the safe loader, default
+since torch 2.6) and handed to ``optimizer.load_state_dict``.  Only through
+storage, one process, no parallelism plan.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..scenario import Workload
+from ._protocol import Capabilities, StateOptions
+
+FILE_NAME = "optimizers.pt"
+
+
+class TorchSaveBackend:
+    name = "torch-save"
+    capabilities = Capabilities(
+        full=False, sharded=False, checkpoint=True, plans=frozenset({"none"}), max_world_size=1
+    )
+
+    def save_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:
+        states = [opt.state_dict() for opt in workload.optimizers]
+        torch.save(states, os.path.join(directory, FILE_NAME))
+
+    def load_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:
+        states = torch.load(os.path.join(directory, FILE_NAME), weights_only=True)
+        for opt, state in zip(workload.optimizers, states):
+            opt.load_state_dict(state)
