@@ -16,7 +16,7 @@ from ._protocol import ALL_PLANS, Capabilities, StateOptions
 
 class ReferenceBackend:
     name = "reference"
-    capabilities = Capabilities(full=True, sharded=True, flatten=True, plans=ALL_PLANS)
+    capabilities = Capabilities(full=True, sharded=True, flatten=True, get_copies=True, plans=ALL_PLANS)
 
     def get_optimizer_state(self, workload: Workload, options: StateOptions) -> dict[str, Any]:
         if options.full:
