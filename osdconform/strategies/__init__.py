@@ -6,7 +6,7 @@ scenarios; the pieces are public so suites and third parties can compose
 their own.
 """
 
-from ._models import dims, mlp_models, models
+from ._models import dims, mlp_models, models, tree_models
 from ._optimizers import hparams, optimizer_names, optimizers, param_groups
 from ._plans import plans
 from ._scenario import scenarios
@@ -21,4 +21,5 @@ __all__ = [
     "param_groups",
     "plans",
     "scenarios",
+    "tree_models",
 ]
