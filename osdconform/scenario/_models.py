@@ -423,6 +423,9 @@ def _layout(spec: "TreeSpec") -> _Layout:
         tags.add("buffers")
     if any(not p.used for p in canonical):
         tags.add("param without grad")
+    if any(not p.used and p.freeze != 0 for p in canonical):
+        # requires grad, yet never gets one: no optimizer state, ever
+        tags.add("unused trainable param")
     return _Layout(tuple(walker.params), tuple(walker.units), tuple(walker.buffers), frozenset(tags))
 
 
@@ -469,6 +472,8 @@ class TreeSpec:
             raise ValueError("a model needs a non-empty tuple of layers")
         for i, node in enumerate(self.layers):
             _validate(node, f"layers[{i}]")
+        if not self.param_fqns():
+            raise ValueError("a model needs at least one parameter (an optimizer needs one)")
 
     # -- the fixed interface --
 

@@ -70,6 +70,10 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
     """
     if world_size < 1:
         return "a world needs at least one rank"
+    if model is not None and plan.kind == "ddp":
+        frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
+        if frozen >= set(model.param_fqns()):
+            return "DDP refuses a module with no parameter that requires grad"
     return None
 
 

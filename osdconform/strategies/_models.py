@@ -158,8 +158,20 @@ def tree_models(
     """
     width = draw(dims())
     dtype = draw(st.sampled_from(DTYPES))
-    layers = draw(st.lists(_node(max_depth, mixed_dtypes, sparse), min_size=1, max_size=max_top))
-    return TreeSpec(width=width, layers=tuple(layers), dtype=dtype)
+    layers = draw(
+        st.lists(_node(max_depth, mixed_dtypes, sparse), min_size=1, max_size=max_top)
+        .map(tuple)
+        .filter(_has_params)  # rare: only norms without affine
+    )
+    return TreeSpec(width=width, layers=layers, dtype=dtype)
+
+
+def _has_params(layers: tuple) -> bool:
+    try:
+        TreeSpec(width=1, layers=layers)
+    except ValueError:  # the only way a drawn tree is invalid: no parameter
+        return False
+    return True
 
 
 def models(*, mixed_dtypes: bool = True, sparse: bool = False) -> st.SearchStrategy[TreeSpec]:
