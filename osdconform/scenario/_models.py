@@ -238,6 +238,30 @@ KIND_TAGS = {
 }
 
 
+#: Every feature tag a model can have (besides ``dtype:*``), for coverage reports.
+MODEL_TAGS = frozenset(
+    set(KIND_TAGS.values())
+    | {
+        "nested",
+        "unused branch",
+        "sparse embedding",
+        "0-d param",
+        "1-element param",
+        "3-d+ param",
+        "frozen",
+        "frozen at build",
+        "frozen after steps",
+        "buffers",
+        "param without grad",
+        "unused trainable param",
+        "dtype:mixed",
+    }
+    | {f"dtype:{d}" for d in DTYPES}
+)
+#: Tags of `TreeSpec.world_features` (how parameters split over the ranks).
+WORLD_TAGS = frozenset({"dim < world", "dim not divisible by world"})
+
+
 # -- what a tree holds: one walk, shared by every question ------------------------
 
 

@@ -70,6 +70,8 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
     """
     if world_size < 1:
         return "a world needs at least one rank"
+    if model is not None and plan.kind == "fsdp2" and "0-d param" in model.features():
+        return "fully_shard does not take 0-d (scalar) parameters"
     if model is not None and plan.kind == "ddp":
         frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
         if frozen >= set(model.param_fqns()):

@@ -18,6 +18,8 @@ divisible by the world size come up all the time (empty local shards).
 
 from __future__ import annotations
 
+import functools
+
 from hypothesis import strategies as st
 
 from ..scenario import ModelSpec
@@ -94,12 +96,14 @@ def mlp_models(draw, max_layers: int = MAX_LAYERS, max_dim: int = MAX_DIM) -> Mo
     return ModelSpec(dims=(d_in, *(width for width, _ in layers)), bias=tuple(b for _, b in layers))
 
 
+@functools.lru_cache(maxsize=None)  # built once: validating strategies is slow
 def _overrides(mixed: bool) -> st.SearchStrategy[dict]:
     """A node's own dtype (only when mixing) and freeze step; both shrink to none."""
     dtype = st.sampled_from(DTYPE_OVERRIDES) if mixed else st.just(None)
     return st.fixed_dictionaries({"dtype": dtype, "freeze": st.sampled_from(FREEZES)})
 
 
+@functools.lru_cache(maxsize=None)  # built once: validating strategies is slow
 def _leaf(mixed: bool, sparse: bool) -> st.SearchStrategy:
     o = _overrides(mixed)
     odd = st.sampled_from((1, 3))
@@ -122,6 +126,7 @@ def _leaf(mixed: bool, sparse: bool) -> st.SearchStrategy:
     )
 
 
+@functools.lru_cache(maxsize=None)  # built once: validating strategies is slow
 def _node(depth: int, mixed: bool, sparse: bool) -> st.SearchStrategy:
     """A leaf, or (with nesting levels left) a container; maybe an unused branch."""
     leaf = _leaf(mixed, sparse)
@@ -158,12 +163,17 @@ def tree_models(
     """
     width = draw(dims())
     dtype = draw(st.sampled_from(DTYPES))
-    layers = draw(
-        st.lists(_node(max_depth, mixed_dtypes, sparse), min_size=1, max_size=max_top)
+    layers = draw(_layer_lists(max_top, max_depth, mixed_dtypes, sparse))
+    return TreeSpec(width=width, layers=layers, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _layer_lists(max_top: int, max_depth: int, mixed: bool, sparse: bool) -> st.SearchStrategy[tuple]:
+    return (
+        st.lists(_node(max_depth, mixed, sparse), min_size=1, max_size=max_top)
         .map(tuple)
         .filter(_has_params)  # rare: only norms without affine
     )
-    return TreeSpec(width=width, layers=layers, dtype=dtype)
 
 
 def _has_params(layers: tuple) -> bool:
