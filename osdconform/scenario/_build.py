@@ -82,6 +82,20 @@ def local_batch(scenario: Scenario, step: int, rank: int, device: torch.device):
     return x
 
 
+def _reshard(model: nn.Module) -> None:
+    """Put FSDP2-sharded parameters back after a forward that has no backward.
+
+    FSDP2 reshards the root's parameters in the backward; when no parameter
+    gets a gradient (all frozen or unused) there is none, and the module would
+    keep its unsharded parameters, which are not the optimizer's.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
+
+
 def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:
     """Run `steps` optimizer steps on the rank's data (loss: `_models.loss`).
 
@@ -97,6 +111,8 @@ def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:
         out = loss(workload.model(x))
         if out.requires_grad:  # not when every used parameter is frozen
             out.backward()
+        else:
+            _reshard(workload.model)
         for opt in workload.optimizers:
             opt.step()
         for sched in workload.schedulers:

@@ -18,7 +18,8 @@ order or pre-/post-divides differently, the results differ by rounding only;
 hence a tolerance.  Without a data-parallel plan every rank trains on the
 whole global batch, as the twin does: then the twin is bit-identical.
 
-The twin runs in any process (the driver, a rank) and needs no process group.
+The twin runs in any process (the driver, a rank) and needs no process group;
+it computes with one intra-op thread, as ranks do.
 """
 
 from __future__ import annotations
@@ -32,10 +33,23 @@ from ._models import apply_freezes, loss, select_rows
 from ._plans import PlanSpec
 from ._spec import Scenario
 
-#: Tolerance of a distributed full OSD against the golden twin, per dtype:
-#: `osdconform.compare.DTYPE_TOLERANCE` (the reasons are written there); a
-#: dtype not listed is compared bit for bit.
-GOLDEN_TOLERANCE = DTYPE_TOLERANCE
+#: Dtypes from the least to the most precise (for `golden_tolerance`).
+_PRECISION_ORDER = (torch.bfloat16, torch.float16, torch.float32, torch.float64)
+
+
+def golden_tolerance(model) -> dict[torch.dtype, tuple[float, float]]:
+    """``(rtol, atol)`` per dtype for comparing `model`'s distributed state with the twin's.
+
+    The tolerances are `osdconform.compare.DTYPE_TOLERANCE` (the reasons are
+    written there), with one rule on top: in a model that mixes dtypes every
+    tensor gets the tolerance of the *least* precise dtype the model uses,
+    because gradients flow through every layer: a float64 parameter below a
+    bfloat16 layer gets a gradient with bfloat16 rounding in it, which the
+    two reduction orders round differently.
+    """
+    used = {getattr(torch, name) for name in model.dtypes()}
+    loosest = next(d for d in _PRECISION_ORDER if d in used or d == torch.float64)
+    return {d: DTYPE_TOLERANCE[loosest] for d in DTYPE_TOLERANCE}
 
 
 def golden_workload(scenario: Scenario, device: torch.device) -> Workload:
@@ -86,6 +100,14 @@ def _data_parallel_grads(module: torch.nn.Module, batch, world: int) -> None:
 def golden_full_osd(scenario: Scenario, device: torch.device | str = "cpu") -> dict:
     """The canonical full OSD the scenario's ranks should hold after training (see module doc)."""
     device = torch.device(device)
-    workload = golden_workload(scenario, device)
-    golden_train(workload, scenario, scenario.steps)
-    return full_osd(workload.module, workload.optimizers)
+    threads = torch.get_num_threads()
+    # One intra-op thread, as ranks run (harness/_worker.py): on CPU the
+    # number of threads changes how kernels split their reductions, hence
+    # the rounding; with the same setting the twin is bitwise where it can be.
+    torch.set_num_threads(1)
+    try:
+        workload = golden_workload(scenario, device)
+        golden_train(workload, scenario, scenario.steps)
+        return full_osd(workload.module, workload.optimizers)
+    finally:
+        torch.set_num_threads(threads)
