@@ -254,6 +254,7 @@ MODEL_TAGS = frozenset(
         "buffers",
         "param without grad",
         "unused trainable param",
+        "used trainable param",
         "dtype:mixed",
     }
     | {f"dtype:{d}" for d in DTYPES}
@@ -450,6 +451,8 @@ def _layout(spec: "TreeSpec") -> _Layout:
     if any(not p.used and p.freeze != 0 for p in canonical):
         # requires grad, yet never gets one: no optimizer state, ever
         tags.add("unused trainable param")
+    if any(p.used and p.freeze != 0 for p in canonical):
+        tags.add("used trainable param")  # gets a gradient in the first step
     return _Layout(tuple(walker.params), tuple(walker.units), tuple(walker.buffers), frozenset(tags))
 
 
