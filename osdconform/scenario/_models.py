@@ -255,6 +255,7 @@ MODEL_TAGS = frozenset(
         "param without grad",
         "unused trainable param",
         "used trainable param",
+        "no trainable param with a dim",
         "dtype:mixed",
     }
     | {f"dtype:{d}" for d in DTYPES}
@@ -453,6 +454,9 @@ def _layout(spec: "TreeSpec") -> _Layout:
         tags.add("unused trainable param")
     if any(p.used and p.freeze != 0 for p in canonical):
         tags.add("used trainable param")  # gets a gradient in the first step
+    if all(len(p.shape) == 0 for p in canonical if p.freeze != 0):
+        # no optimizer state tensor will have a dimension (all 0-d or none)
+        tags.add("no trainable param with a dim")
     return _Layout(tuple(walker.params), tuple(walker.units), tuple(walker.buffers), frozenset(tags))
 
 
