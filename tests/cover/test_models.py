@@ -164,7 +164,7 @@ def test_the_mlp_shorthand_is_the_tree_of_its_linears():
     assert mlp.param_fqns() == ("layers.0.weight", "layers.0.bias", "layers.1.weight")
     assert mlp.param_shapes() == {"layers.0.weight": (5, 2), "layers.0.bias": (5,), "layers.1.weight": (1, 5)}
     assert mlp.layer_fqns() == mlp.linear_fqns() == ("layers.0", "layers.1")
-    assert mlp.features() == {"dtype:float32", "module:linear"}
+    assert mlp.features() == {"dtype:float32", "module:linear", "used trainable param"}
     module = build_model(mlp, CPU)
     assert tuple(n for n, _ in module.named_parameters()) == mlp.param_fqns()
 
