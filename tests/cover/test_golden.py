@@ -72,6 +72,15 @@ _TREE_SCENARIO = Scenario(seed=5, world_size=2, model=_TREE, optimizers=_adam(_T
 @example(scenario=_TREE_SCENARIO.replace(world_size=1))
 @example(scenario=_TREE_SCENARIO.replace(world_size=1, plan=PlanSpec("ddp")))
 @example(scenario=_TREE_SCENARIO.replace(world_size=1, plan=PlanSpec("fsdp2", shard=("layers.1", "layers.2"))))
+# A parameter frozen at build and left out of the optimizer.
+@example(
+    scenario=Scenario(
+        seed=4, world_size=1,
+        model=TreeSpec(width=3, layers=(LinearSpec(out=3, bias=True, freeze=0), LinearSpec(out=2))),
+        optimizers=(OptimizerSpec("adam", (GroupSpec(("layers.1.weight",)),)),),
+        plan=PlanSpec("fsdp2", shard=("layers.0",)), steps=2,
+    )
+)
 def test_golden_is_bitwise_the_reference_gather_at_world_1(pool, scenario):
     ranks = pool.run(1, gt.trained_full_osd, scenario)
     assert_osd_equal(golden_full_osd(scenario), ranks[0], context=f"golden vs world 1 ({scenario.plan.kind})")
