@@ -24,12 +24,20 @@ import torch
 from torch.distributed.tensor import DTensor
 
 #: ``(rtol, atol)`` per dtype for comparisons across different reduction
-#: orders.  fp32/fp64 allow a few ulps of accumulated rounding over a handful of
-#: steps; bf16 has 8 significant bits, so one rounding step is ~0.4%.
+#: orders (the golden twin vs data-parallel training, where gradients are
+#: averaged over ranks in another order).  fp32/fp64 allow a few ulps of
+#: accumulated rounding over a handful of steps.  bf16 has 8 significant bits,
+#: so one rounding is ~0.4%; 4% is ~10 roundings, which is what a few steps of
+#: lr-0.5 SGD with momentum through BatchNorm at world 3-4 reached (1.8% in
+#: 60 drawn scenarios at worlds 2-4, all within these bounds; most entries
+#: were bitwise equal).  ``atol`` covers values that are mathematically zero
+#: (a bias in front of a normalisation) and come out as rounding noise.
+#: A model that mixes dtypes is compared with the tolerance of its least
+#: precise dtype (`osdconform.scenario._golden.golden_tolerance`).
 DTYPE_TOLERANCE: Mapping[torch.dtype, tuple[float, float]] = {
     torch.float64: (1e-9, 1e-12),
     torch.float32: (1e-4, 1e-6),
-    torch.bfloat16: (2e-2, 1e-3),
+    torch.bfloat16: (4e-2, 1e-3),
     torch.float16: (5e-3, 1e-4),
 }
 

@@ -33,6 +33,8 @@ from .scenario import PLAN_KINDS
 
 _profiles.register_profiles()
 
+pytest_plugins = ["osdconform._coverage"]  # --osd-coverage
+
 DEFAULT_WORLD_SIZES = (1, 2, 3, 4)
 HANG_RETRY_FACTOR = 4.0
 HANG_RETRY_FLOOR = 5.0
@@ -144,6 +146,9 @@ class Conformance:
 
         note(f"scenario ({options.describe()}):\n{scenario.describe()}")
         note(f"as code: {scenario!r}")
+        from . import _coverage
+
+        _coverage.record(self._item, scenario)  # events, targets, --osd-coverage counts
         entries = [e for e in self.xfails if e.applies(prop, scenario, options)]
         start = time.monotonic()
         try:

@@ -2,7 +2,12 @@
 
 The canonical OSD keys state by the parameter's FQN in the user's module (not
 the wrapper's: no ``module.`` from DDP).  A parameter reachable under several
-names (tied weights) is keyed by the first name in registration order.
+names (tied weights) is keyed by the first name in registration order, the
+name ``named_parameters()`` yields it under.  torch's
+``get_optimizer_state_dict`` keys it the same way and
+``set_optimizer_state_dict`` takes that key back (checked on 2.13: nested and
+flattened in one process, nested under FSDP2 at world 2), so the suites'
+fidelity check holds for tied models.
 """
 
 from __future__ import annotations

@@ -6,13 +6,42 @@ param groups), `_plans` (parallelism); `_spec` composes them into `Scenario`;
 """
 
 from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch, local_batch, train
-from ._models import ModelSpec, build_model
+from ._models import (
+    BatchNormSpec,
+    Conv1dSpec,
+    Conv2dSpec,
+    EmbeddingSpec,
+    LayerNormSpec,
+    LinearSpec,
+    ModelSpec,
+    ModuleDictSpec,
+    ModuleListSpec,
+    ParamSpec,
+    SequentialSpec,
+    TiedLinearSpec,
+    TreeSpec,
+    UnusedSpec,
+    build_model,
+)
 from ._optimizers import OPTIMIZER_NAMES, GroupSpec, OptimizerSpec, build_optimizer
 from ._plans import PLAN_KINDS, PlanSpec, apply_plan
 from ._plans import accepts as plan_accepts
 from ._spec import Scenario
 
 __all__ = [
+    "BatchNormSpec",
+    "Conv1dSpec",
+    "Conv2dSpec",
+    "EmbeddingSpec",
+    "LayerNormSpec",
+    "LinearSpec",
+    "ModuleDictSpec",
+    "ModuleListSpec",
+    "ParamSpec",
+    "SequentialSpec",
+    "TiedLinearSpec",
+    "TreeSpec",
+    "UnusedSpec",
     "OPTIMIZER_NAMES",
     "PLAN_KINDS",
     "ROWS_PER_RANK",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._models import build_model, loss, model_inputs, select_rows
+from ._models import apply_freezes, build_model, loss, model_inputs, select_rows
 from ._optimizers import build_optimizer
 from ._plans import apply_plan
 from ._spec import Scenario
@@ -82,14 +82,37 @@ def local_batch(scenario: Scenario, step: int, rank: int, device: torch.device):
     return x
 
 
+def _reshard(model: nn.Module) -> None:
+    """Put FSDP2-sharded parameters back after a forward that has no backward.
+
+    FSDP2 reshards the root's parameters in the backward; when no parameter
+    gets a gradient (all frozen or unused) there is none, and the module would
+    keep its unsharded parameters, which are not the optimizer's.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
+
+
 def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:
-    """Run `steps` optimizer steps on the rank's data (loss: `_models.loss`)."""
+    """Run `steps` optimizer steps on the rank's data (loss: `_models.loss`).
+
+    Parameters the model freezes after ``k`` steps stop requiring grad before
+    step ``k`` (counted from 0, so resuming at `first_step` agrees).
+    """
     sc = workload.scenario
     for step in range(first_step, first_step + steps):
+        apply_freezes(workload.module, sc.model, step)
         x = local_batch(sc, step, workload.rank, workload.device)
         for opt in workload.optimizers:
             opt.zero_grad(set_to_none=True)
-        loss(workload.model(x)).backward()
+        out = loss(workload.model(x))
+        if out.requires_grad:  # not when every used parameter is frozen
+            out.backward()
+        else:
+            _reshard(workload.model)
         for opt in workload.optimizers:
             opt.step()
         for sched in workload.schedulers:

@@ -70,6 +70,12 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
     """
     if world_size < 1:
         return "a world needs at least one rank"
+    if model is not None and plan.kind == "fsdp2" and "0-d param" in model.features():
+        return "fully_shard does not take 0-d (scalar) parameters"
+    if model is not None and plan.kind == "ddp":
+        frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
+        if frozen >= set(model.param_fqns()):
+            return "DDP refuses a module with no parameter that requires grad"
     return None
 
 
@@ -91,7 +97,9 @@ def _ddp(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [device] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids)
+    # Unused branches and parameters frozen after some steps get no gradient:
+    # DDP must look for them, or it waits for their reduction forever.
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
 
 
 def _fsdp2(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
@@ -99,7 +107,9 @@ def _fsdp2(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
     from torch.distributed.fsdp import fully_shard
 
     mesh = init_device_mesh(device.type, (world_size,))
-    for name in plan.shard:
+    # Innermost first: fully_shard on a module whose parameters an outer
+    # fully_shard already made DTensors fails (it takes them for TP shards).
+    for name in reversed(plan.shard):
         fully_shard(module.get_submodule(name), mesh=mesh)
     fully_shard(module, mesh=mesh)
     return module

@@ -80,6 +80,7 @@ class Scenario:
         if len(self.optimizers) > 1:
             tags.add("several optimizers")
         tags.add(f"world:{self.world_size}")
+        tags |= self.model.world_features(self.world_size)
         tags.add("no state yet" if self.steps == 0 else "trained")
         return frozenset(tags)
 

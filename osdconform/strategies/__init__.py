@@ -6,7 +6,7 @@ scenarios; the pieces are public so suites and third parties can compose
 their own.
 """
 
-from ._models import dims, mlp_models, models
+from ._models import dims, mlp_models, models, tree_models
 from ._optimizers import hparams, optimizer_names, optimizers, param_groups
 from ._pairs import reshard_pairs
 from ._plans import plans
@@ -23,4 +23,5 @@ __all__ = [
     "plans",
     "reshard_pairs",
     "scenarios",
+    "tree_models",
 ]

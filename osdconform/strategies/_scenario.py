@@ -18,6 +18,8 @@ from ._optimizers import fit_optimizers, optimizer_blueprints
 from ._plans import fit_plan, plan_blueprints
 
 MAX_STEPS = 3
+#: Plans that take a model whose parameters mix dtypes.
+MIXED_DTYPE_PLANS = ("none", "ddp")
 
 
 @st.composite
@@ -45,7 +47,9 @@ def scenarios(
     plan_bp = draw(plan_blueprints(kind))
     steps = draw(st.integers(min_steps, max_steps))
     seed = draw(st.integers(0, 2**16))
-    model = draw(models())
+    # A sharding plan all-gathers a unit's parameters as one buffer, so it
+    # needs one dtype per unit; mixed dtypes only where nothing is sharded.
+    model = draw(models(mixed_dtypes=kind in MIXED_DTYPE_PLANS))
     plan = fit_plan(plan_bp, model, world_size)
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.
