@@ -1,8 +1,12 @@
 """Property 2, fidelity: the backend's full OSD is the optimizer's true state.
 
 The backend's full get must equal the reference gather of the ranks' live
-local state.  The reference gathers *after* the backend's get, so a get that
-changes the optimizer (a side effect: property 8) is not blamed here.
+local state (bitwise), and that must equal the golden twin's optimizer state:
+the same scenario trained in one process without any plan on the same global
+data (within the tolerance of the model's dtypes, `golden_tolerance`, since
+reductions run in another order).  The reference gathers *after* the
+backend's get, so a get that changes the optimizer (a side effect: property 8)
+is not blamed on the gather; it shows as a difference from the twin.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
 from ..scenario import Scenario
+from ..scenario._golden import golden_full_osd, golden_tolerance
 from ._steps import gather, source, summary
 
 
@@ -19,13 +24,20 @@ def fidelity(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
     src = source(ctx, scenario)
     with ctx.phase("get"):
         got = backend.get_optimizer_state(src, options)
-    expected = gather(ctx, src, "live state")
-    if options.flatten:
-        expected = ref.flatten(expected)
+    live = gather(ctx, src, "live state")
+    expected = ref.flatten(live) if options.flatten else live
     with ctx.phase("compare"):
         if options.cpu_offload and ctx.rank != 0:
             # torch's documented cpu_offload contract: only rank 0 receives the dict.
             assert got == {}, f"cpu_offload: rank {ctx.rank} got a non-empty OSD"
         else:
             assert_osd_equal(expected, got, context="fidelity (reference gather vs backend full get)")
-    return summary(expected)
+    if ctx.rank == 0:  # one twin is enough; the gather is the same on every rank
+        with ctx.phase("golden twin"):
+            golden = golden_full_osd(scenario, ctx.device)
+        with ctx.phase("compare with the golden twin"):
+            assert_osd_equal(
+                golden, live, tolerance=golden_tolerance(scenario.model),
+                context="fidelity (golden twin vs reference gather of the live state)",
+            )
+    return summary(live)
