@@ -50,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--osd-world-sizes", default=None, metavar="LIST",
                     help="comma-separated world sizes scenarios may use (default: 1,2,3,4, "
                     "those the backend supports)")
-    group.addoption("--osd-device", default="cpu", choices=["cpu", "cuda"],
+    group.addoption("--osd-device", default="cpu", metavar="cpu|cuda",
                     help="cpu (gloo) or cuda (NCCL, one GPU per rank)")
     group.addoption("--osd-xfails", default=None, metavar="FILE",
                     help="expected-failures file (default: the one shipped for a built-in backend)")
@@ -59,7 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--osd-report", default=None, metavar="FILE",
                     help="write the JSON conformance report (counts per property x backend x feature) to FILE; "
                     "render it with `osdconform report FILE`")
-    group.addoption("--osd-progress", default="auto", choices=PROGRESS_MODES,
+    group.addoption("--osd-progress", default="auto", metavar="|".join(PROGRESS_MODES),
                     help="progress line: live on a terminal, a line per 30 s in logs, none under -q (default: auto)")
 
 
@@ -71,6 +71,16 @@ def _parse_world_sizes(text: str) -> tuple[int, ...]:
     if not sizes or sizes[0] < 1:
         raise pytest.UsageError(f"--osd-world-sizes: sizes must be >= 1, got {text!r}")
     return tuple(sizes)
+
+
+def _one_of(config: pytest.Config, name: str, allowed: tuple[str, ...]) -> str:
+    # Checked here rather than with argparse choices: argparse's error is a
+    # usage block; this is one line like every other bad --osd-* value.
+    value = config.getoption(name)
+    if value not in allowed:
+        flag = "--" + name.replace("_", "-")
+        raise pytest.UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def _check_world_sizes(sizes: tuple[int, ...], backend: Any, spec: str) -> None:
@@ -230,6 +240,7 @@ class Conformance:
 _CONFORMANCE = pytest.StashKey[Conformance]()
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists (the progress line needs it)
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("hypothesis_profile", None) is None:
         from hypothesis import settings
@@ -244,7 +255,8 @@ def pytest_configure(config: pytest.Config) -> None:
     sizes = _parse_world_sizes(asked) if asked is not None else DEFAULT_WORLD_SIZES
     if asked is not None:
         _check_world_sizes(sizes, backend, spec)
-    device = config.getoption("osd_device")
+    device = _one_of(config, "osd_device", ("cpu", "cuda"))
+    _one_of(config, "osd_progress", PROGRESS_MODES)
     try:
         device_kind(device).check(max(sizes))
     except RuntimeError as exc:
