@@ -98,7 +98,14 @@ class ProgressLine:
                 if self.mode == "live":
                     self._draw(text)
                 else:
-                    self.tr.write_line(text)
+                    self._log(text)
+
+    def _log(self, text: str) -> None:
+        # A line of its own, even in the middle of a row of dots.
+        self.tr.ensure_newline()
+        if self.tr._tw.width_of_current_line:
+            self.tr._tw.line()
+        self.tr._tw.line(text)
 
     def erase(self) -> None:
         """Remove the live text, so pytest's next write lands where it expects."""

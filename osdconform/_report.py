@@ -104,6 +104,8 @@ class Cell:
 class TestResult:
     """One pytest test: its property and how it ended (``unsupported`` for a capability skip)."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     nodeid: str
     property: str
     outcome: str  # passed | failed | error | skipped | unsupported | xfailed
@@ -396,4 +398,4 @@ def render_markdown(reports: list[RunReport], baseline: list[RunReport] | None =
     parts += ["## Expected failures", "", render_expected_failures(reports), ""]
     if baseline is not None:
         parts += ["## Changes since baseline", "", render_difference(baseline, reports), ""]
-    return "\n".join(parts)
+    return "\n".join(parts).rstrip("\n") + "\n"

@@ -46,7 +46,8 @@ HANG_RETRY_FLOOR = 5.0
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("osdconform", "optimizer-state conformance")
     group.addoption("--osd-backend", default="reference", metavar="NAME",
-                    help="backend under test: a built-in name or package.module:attr (default: reference)")
+                    help="backend under test: a built-in name, a name registered in the 'osdconform.backends' "
+                    "entry-point group, or package.module:attr (default: reference)")
     group.addoption("--osd-world-sizes", default=None, metavar="LIST",
                     help="comma-separated world sizes scenarios may use (default: 1,2,3,4, "
                     "those the backend supports)")
@@ -224,8 +225,9 @@ class Conformance:
 
     def _finish_item(self) -> None:
         # The test's numbers land in its teardown report, which xdist carries
-        # to the controller (see _results.py).
-        if self._item is not None:
+        # to the controller (see _results.py).  Only conformance tests (those
+        # using the `osd` fixture) are in the report.
+        if self._item is not None and "osd" in getattr(self._item, "fixturenames", ()):
             self._record.attach(self._item)
         if self.progress is not None:
             self.progress.flush()
