@@ -18,12 +18,12 @@ from _suite_runner import run_suite
 pytestmark = pytest.mark.slow
 
 
-def run(backend: str, xfails_text: str, tmp_path) -> tuple[int, str]:
+def run(backend: str, xfails_text: str, tmp_path, *extra: str) -> tuple[int, str]:
     xfails = tmp_path / "xfails.txt"
     xfails.write_text(xfails_text)
     return run_suite(
         "-k", "test_roundtrip and full and none", f"--osd-backend={backend}",
-        "--osd-world-sizes=1", "--hypothesis-profile=ci", f"--osd-xfails={xfails}",
+        "--osd-world-sizes=1", "--hypothesis-profile=ci", f"--osd-xfails={xfails}", *extra,
     )
 
 
@@ -41,13 +41,24 @@ def test_matching_failures_are_expected_and_counted(tmp_path):
 
 
 def test_a_failure_without_the_entry_text_is_a_real_failure(tmp_path):
+    report = tmp_path / "report.json"
     code, out = run(
         "faulty_backends:DropsStateOnSet",
         "roundtrip | o.full | values differ | an unrelated known bug | n/a\n",
         tmp_path,
+        f"--osd-report={report}",
     )
     assert code == 1, out[-4000:]
     assert re.search(r"\b1 failed\b", out) and "keys differ: missing" in out, out[-4000:]
+    # ... and a failure in the JSON report: the test, and the examples of its cells.
+    data = json.loads(report.read_text())
+    assert [(t["nodeid"].split("::")[-1], t["outcome"]) for t in data["tests"]] == [
+        ("test_roundtrip[full-none]", "failed")
+    ]
+    cells = {c["feature"]: c for c in data["cells"] if c["property"] == "roundtrip"}
+    assert cells["all"]["failed"] >= 1 and cells["all"]["xfailed"] == 0
+    assert cells["form:full"]["failed"] == cells["plan:none"]["failed"] == cells["all"]["failed"]
+    assert data["exit_status"] == 1 and data["profile"] == "ci"
 
 
 def test_an_entry_that_now_passes_is_an_xpass_and_fails(tmp_path):
