@@ -16,6 +16,7 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import sys
@@ -26,8 +27,6 @@ DELEGATED = {
     "run": ("osdconform._run", "run_main", "run the conformance suites (see `osdconform run --help`)"),
     "repro": ("osdconform._repro", "repro_main", "write a standalone reproducer for a failure (see `osdconform repro --help`)"),
 }
-
-CAPABILITY_FLAGS = ("full", "sharded", "flatten", "cpu_offload", "broadcast_from_rank0")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,9 +103,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def describe_capabilities(caps) -> dict:
-    data = {flag: bool(getattr(caps, flag)) for flag in CAPABILITY_FLAGS}
-    data["plans"] = sorted(caps.plans)
-    data["max_world_size"] = caps.max_world_size
+    """Every declared field of a `Capabilities` as plain JSON values (sets sorted)."""
+    data = {}
+    for f in dataclasses.fields(caps):
+        value = getattr(caps, f.name)
+        data[f.name] = sorted(value) if isinstance(value, (set, frozenset)) else value
     return data
 
 
@@ -132,12 +133,15 @@ def _backends(args: argparse.Namespace) -> int:
         if "error" in row:
             print(f"    cannot load: {row['error']}")
             continue
-        caps = row["capabilities"]
-        forms = [flag for flag in CAPABILITY_FLAGS if caps[flag]]
-        print(f"    supports: {', '.join(forms) or 'nothing'}")
-        print(f"    plans: {', '.join(caps['plans'])}")
-        limit = caps["max_world_size"]
+        caps = dict(row["capabilities"])
+        flags = [name for name, value in caps.items() if value is True]
+        print(f"    supports: {', '.join(flags) or 'nothing'}")
+        print(f"    plans: {', '.join(caps.pop('plans', []))}")
+        limit = caps.pop("max_world_size", None)
         print(f"    world sizes: {'any' if limit is None else f'up to {limit}'}")
+        for name, value in caps.items():
+            if not isinstance(value, bool):
+                print(f"    {name}: {value}")
     print("\nAny other backend: --osd-backend=package.module:attr, or register a name in the "
           "'osdconform.backends' entry-point group.")
     return status

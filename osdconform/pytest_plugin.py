@@ -21,6 +21,9 @@ in `_xfails`.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -151,12 +154,38 @@ class Conformance:
             pytest.skip(f"unsupported by backend {self.name!r}: none of world sizes {self.world_sizes}")
         return sizes
 
+    def plans(self, options: StateOptions | None = None) -> list[str]:
+        """The plan kinds of the scenario model the backend supports (skip if none)."""
+        kinds = [k for k in PLAN_KINDS if self.capabilities.unsupported(options=options, plan=k) is None]
+        if not kinds:
+            features = set(option_features(options)) if options is not None else set()
+            self._record.skipped_unsupported(features | {f"plan:{k}" for k in PLAN_KINDS}, "no plan")
+            pytest.skip(f"unsupported by backend {self.name!r}: none of the plans {list(PLAN_KINDS)}")
+        return kinds
+
+    @contextlib.contextmanager
+    def directory(self):
+        """A fresh, empty directory for one example's checkpoint, removed afterwards."""
+        path = tempfile.mkdtemp(prefix="osdconform-ckpt-")
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
     def check(
-        self, prop: str, fn: Callable[..., Any], scenario: Any, options: StateOptions
+        self,
+        prop: str,
+        fn: Callable[..., Any],
+        scenario: Any,
+        options: StateOptions,
+        *extra: Any,
+        timeout: float | None = None,
     ) -> list[Any] | None:
         """Run property step `fn` on every rank for `scenario`; fail as the property fails.
 
-        An example covered by an expected-failures entry must fail as the entry
+        The task is ``fn(ctx, scenario, backend_spec, options, *extra)``;
+        `timeout` caps the per-example timeout (for steps that should fail
+        fast, such as loads that must raise).  An example covered by an expected-failures entry must fail as the entry
         says (it then returns None).  If it passes, that is an XPASS: it fails
         the test under the ``ci`` profile, and is reported at the end of the
         run (without failing) under the others.  Every example is counted per
@@ -170,9 +199,10 @@ class Conformance:
         features = example_features(scenario, options)
         start = time.monotonic()
         try:
+            limit = self._example_timeout()
             result = self.pool.run(
-                scenario.world_size, fn, scenario, self.backend_spec, options,
-                timeout=self._example_timeout(),
+                scenario.world_size, fn, scenario, self.backend_spec, options, *extra,
+                timeout=limit if timeout is None else min(limit, timeout),
             )
         except WorldFailure as failure:
             if isinstance(failure, RankHang):
