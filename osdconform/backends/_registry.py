@@ -17,6 +17,7 @@ installed package cannot silently replace the backend a nightly job tests.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from importlib import metadata
@@ -51,7 +52,7 @@ def entry_point_backends(entry_points: Iterable[metadata.EntryPoint] | None = No
     Entry points whose name is built-in are ignored (built-ins win).
     """
     if entry_points is None:
-        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        entry_points = _installed_entry_points()
     found: dict[str, BackendSource] = {}
     for ep in entry_points:
         if ep.group != ENTRY_POINT_GROUP or ep.name in BUILTIN or ep.name in found:
@@ -61,6 +62,13 @@ def entry_point_backends(entry_points: Iterable[metadata.EntryPoint] | None = No
         origin = f"entry point ({dist_name})" if dist_name else "entry point"
         found[ep.name] = BackendSource(ep.name, ep.value, origin)
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_entry_points() -> tuple[metadata.EntryPoint, ...]:
+    # Read once per process: every rank resolves the backend name for every
+    # example, and scanning the installed distributions takes milliseconds.
+    return tuple(metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def known_backends(entry_points: Iterable[metadata.EntryPoint] | None = None) -> dict[str, BackendSource]:
