@@ -200,6 +200,7 @@ class ProgressPlugin:
         self.directory = tempfile.mkdtemp(prefix="osdconform-progress-") if xdist_controller else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._tests_started = False
 
     # Examples run here (no xdist).
     def example(self, outcome: str) -> None:
@@ -226,7 +227,10 @@ class ProgressPlugin:
 
     def _poll(self) -> None:
         while not self._stop.wait(LIVE_INTERVAL):
-            self.line.update(read_worker_counts(self.directory), self.failed_tests)
+            # Not before the first test starts: until then xdist rewrites its
+            # own status line ("initialized: 2/2 workers") with carriage returns.
+            if self._tests_started:
+                self.line.update(read_worker_counts(self.directory), self.failed_tests)
 
     def stop(self) -> None:
         self._stop.set()
@@ -240,7 +244,10 @@ class ProgressPlugin:
     def pytest_runtest_logstart(self, nodeid, location):
         with self.line.lock:
             self.line.erase()
-            return (yield)
+            try:
+                return (yield)
+            finally:
+                self._tests_started = True
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport):
