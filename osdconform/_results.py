@@ -123,7 +123,6 @@ class ResultCollector:
             started=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
         self.ran_examples = 0
-        self.failed_tests = 0
         self.matched: dict[str, int] = {}  # expected-failure entry -> examples it applied to
         self._phases: dict[str, dict[str, pytest.TestReport]] = {}
 
@@ -133,8 +132,6 @@ class ResultCollector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         phases = self._phases.setdefault(report.nodeid, {})
         phases[report.when] = report
-        if report.when == "call" and report.failed:
-            self.failed_tests += 1
         if report.when != "teardown":
             return
         payload = None
@@ -159,7 +156,9 @@ class ResultCollector:
         r.hypothesis_seed = None if seed is None else str(seed)
         r.duration = time.time() - self.started
         r.exit_status = int(exitstatus)
-        r.unmatched = self.unmatched_entries()
+        # A run cut short (-x, Ctrl-C) did not get to run what an entry matches.
+        complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not session.shouldstop
+        r.unmatched = self.unmatched_entries() if complete else []
         if self.report_path:
             r.write(self.report_path)
 
