@@ -8,7 +8,10 @@ own ``ci`` profile (derandomized, no database) when a CI variable is set, and
 
 * ``dev``: a quick look while developing a backend (random, small).
 * ``ci``: bounded and deterministic (derandomized, no database), sized so all
-  suites finish in minutes on 2 cores; the profile CI runs.
+  suites finish in minutes on 2 cores; the profile CI runs.  An XPASS (an
+  example covered by an expected failure that passes) fails the test here;
+  under the other profiles it is reported at the end of the run but does not
+  fail (a nightly job should not go red because a bug got fixed).
 * ``nightly``: long and random; keeps a directory database (path from
   ``OSDCONFORM_HYPOTHESIS_DB``, default ``.hypothesis/osdconform-nightly``),
   so a failure found one night is replayed first the next.
@@ -25,6 +28,9 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 DEFAULT_PROFILE = "dev"
 NIGHTLY_DB_ENV = "OSDCONFORM_HYPOTHESIS_DB"
+NIGHTLY_DB_DEFAULT = os.path.join(".hypothesis", "osdconform-nightly")
+#: Profiles under which an XPASS fails the test.
+STRICT_XPASS_PROFILES = frozenset({"ci"})
 
 # Distributed examples take tens of milliseconds to seconds (the first one of a
 # world includes spawning it): deadlines would only report noise.
@@ -45,7 +51,7 @@ def register_profiles() -> None:
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
         **_COMMON,
     )
-    db_path = os.environ.get(NIGHTLY_DB_ENV, os.path.join(".hypothesis", "osdconform-nightly"))
+    db_path = os.environ.get(NIGHTLY_DB_ENV) or NIGHTLY_DB_DEFAULT
     settings.register_profile(
         "nightly",
         parent=base,
@@ -63,3 +69,15 @@ def profile_for_environment() -> str:
     except ImportError:  # pragma: no cover - older/newer Hypothesis
         return "ci" if os.environ.get("CI") else DEFAULT_PROFILE
     return "ci" if is_in_ci() else DEFAULT_PROFILE
+
+
+def current_profile_name() -> str:
+    """The name of the Hypothesis profile in effect (after ``--hypothesis-profile``)."""
+    getter = getattr(settings, "get_current_profile_name", None)
+    if getter is not None:
+        return getter()
+    return getattr(settings, "_current_profile", None) or "default"  # pragma: no cover - older Hypothesis
+
+
+def xpass_is_strict() -> bool:
+    return current_profile_name() in STRICT_XPASS_PROFILES

@@ -14,8 +14,16 @@ Each non-comment line is one entry with five fields separated by ``" | "``::
   script that fails while the bug exists.
 
 A matching example that fails as described counts as an expected failure and
-the test goes on; a matching example that passes is an XPASS and fails the
-test, so a fixed bug is noticed and its entry removed.
+the test goes on.  A matching example that passes is an XPASS: under the
+``ci`` profile it fails the test, so a fixed bug is noticed and its entry
+removed; under the other profiles it is reported at the end of the run.  An
+entry that no example of a run applied to is warned about at the end of the
+run (a stale predicate, e.g. a renamed feature tag, would otherwise hide
+forever).
+
+Entries are named by ``file:line``; the files shipped with osdconform are
+named relative to the package (``osdconform/expected_failures/torch-dsd.txt:3``)
+so that JSON reports from different checkouts or machines compare.
 """
 
 from __future__ import annotations
@@ -78,16 +86,19 @@ def parse_xfails(text: str, source: str) -> list[XfailEntry]:
     return entries
 
 
-def load_xfails(path: str | os.PathLike) -> list[XfailEntry]:
+def load_xfails(path: str | os.PathLike, source: str | None = None) -> list[XfailEntry]:
+    """Entries of the file at `path`, named ``<source or path>:<line>``."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise XfailFileError(f"cannot read expected-failures file {path}: {exc.strerror}") from None
-    return parse_xfails(text, str(path))
+    return parse_xfails(text, source or str(path))
 
 
 def shipped_xfails(backend_name: str) -> list[XfailEntry]:
     """The expected failures shipped with osdconform for a built-in backend."""
     path = SHIPPED_DIR / f"{backend_name}.txt"
-    return load_xfails(path) if path.exists() else []
+    if not path.exists():
+        return []
+    return load_xfails(path, source=f"osdconform/expected_failures/{path.name}")

@@ -6,11 +6,17 @@ Options:
 * ``--osd-world-sizes 1,2,3,4``: world sizes scenarios may use;
 * ``--osd-device cpu|cuda``: gloo on CPU, or NCCL with one GPU per rank;
 * ``--osd-xfails FILE``: expected failures (default: the file shipped for a built-in backend);
-* ``--osd-timeout SECONDS``: per-example timeout before the world is torn down.
+* ``--osd-timeout SECONDS``: per-example timeout before the world is torn down;
+* ``--osd-report FILE``: write the JSON conformance report (`_report`, `_results`);
+* ``--osd-progress auto|live|log|off``: the progress line (`_progress`).
 
 Bad values stop the run at start-up with one line (``pytest.UsageError``).
 Hypothesis's ``--hypothesis-profile`` / ``--hypothesis-seed`` work as usual;
 without a profile, ``dev`` is loaded (``ci`` when a CI variable is set).
+
+This module is the glue: what a report holds and how it is drawn lives in
+`_report` / `_results`, the progress line in `_progress`, expected failures
+in `_xfails`.
 """
 
 from __future__ import annotations
@@ -19,17 +25,19 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
 
 from . import _profiles
+from ._progress import MODES as PROGRESS_MODES
+from ._progress import start_progress
+from ._results import ItemRecord, ResultCollector, example_features, option_features
 from ._xfails import XfailEntry, XfailFileError, load_xfails, shipped_xfails
 from .backends import BackendSpecError, StateOptions, resolve_backend
 from .harness import RankHang, WorldFailure, WorldPool, device_kind
-from .scenario import PLAN_KINDS
+from .scenario import PLAN_KINDS, PlanSpec, plan_accepts
 
 _profiles.register_profiles()
 
@@ -38,21 +46,27 @@ pytest_plugins = ["osdconform._coverage"]  # --osd-coverage
 DEFAULT_WORLD_SIZES = (1, 2, 3, 4)
 HANG_RETRY_FACTOR = 4.0
 HANG_RETRY_FLOOR = 5.0
-_XFAILED = "osd_xfailed"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("osdconform", "optimizer-state conformance")
     group.addoption("--osd-backend", default="reference", metavar="NAME",
-                    help="backend under test: a built-in name or package.module:attr (default: reference)")
-    group.addoption("--osd-world-sizes", default=",".join(map(str, DEFAULT_WORLD_SIZES)), metavar="LIST",
-                    help="comma-separated world sizes scenarios may use (default: 1,2,3,4)")
-    group.addoption("--osd-device", default="cpu", choices=["cpu", "cuda"],
+                    help="backend under test: a built-in name, a name registered in the 'osdconform.backends' "
+                    "entry-point group, or package.module:attr (default: reference)")
+    group.addoption("--osd-world-sizes", default=None, metavar="LIST",
+                    help="comma-separated world sizes scenarios may use (default: 1,2,3,4, "
+                    "those the backend supports)")
+    group.addoption("--osd-device", default="cpu", metavar="cpu|cuda",
                     help="cpu (gloo) or cuda (NCCL, one GPU per rank)")
     group.addoption("--osd-xfails", default=None, metavar="FILE",
                     help="expected-failures file (default: the one shipped for a built-in backend)")
     group.addoption("--osd-timeout", default=120.0, type=float, metavar="SECONDS",
                     help="per-example timeout; a world that exceeds it is torn down (default: 120)")
+    group.addoption("--osd-report", default=None, metavar="FILE",
+                    help="write the JSON conformance report (counts per property x backend x feature) to FILE; "
+                    "render it with `osdconform report FILE`")
+    group.addoption("--osd-progress", default="auto", metavar="|".join(PROGRESS_MODES),
+                    help="progress line: live on a terminal, a line per 30 s in logs, none under -q (default: auto)")
 
 
 def _parse_world_sizes(text: str) -> tuple[int, ...]:
@@ -63,6 +77,32 @@ def _parse_world_sizes(text: str) -> tuple[int, ...]:
     if not sizes or sizes[0] < 1:
         raise pytest.UsageError(f"--osd-world-sizes: sizes must be >= 1, got {text!r}")
     return tuple(sizes)
+
+
+def _one_of(config: pytest.Config, name: str, allowed: tuple[str, ...]) -> str:
+    # Checked here rather than with argparse choices: argparse's error is a
+    # usage block; this is one line like every other bad --osd-* value.
+    value = config.getoption(name)
+    if value not in allowed:
+        flag = "--" + name.replace("_", "-")
+        raise pytest.UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _check_world_sizes(sizes: tuple[int, ...], backend: Any, spec: str) -> None:
+    """An explicitly asked world size must be one the backend and one of its plans can run."""
+    caps = backend.capabilities
+    for size in sizes:
+        reason = caps.unsupported(world_size=size)
+        if reason:
+            raise pytest.UsageError(f"--osd-world-sizes: backend {spec!r} cannot run world size {size}: {reason}")
+        plans = sorted(set(caps.plans) & set(PLAN_KINDS))
+        refusals = {kind: plan_accepts(PlanSpec(kind=kind), size) for kind in plans}
+        if plans and all(refusals.values()):
+            why = "; ".join(f"{kind}: {r}" for kind, r in refusals.items())
+            raise pytest.UsageError(
+                f"--osd-world-sizes: no plan backend {spec!r} supports runs at world size {size} ({why})"
+            )
 
 
 @dataclass
@@ -79,7 +119,9 @@ class Conformance:
     _item: Any = None
     _hung: bool = False
     _slowest_pass: float = 0.0
-    _xfailed: Counter = field(default_factory=Counter)
+    _record: ItemRecord = field(default_factory=ItemRecord)
+    #: Where examples are counted for the progress line (None: no progress shown).
+    progress: Any = None
 
     @property
     def name(self) -> str:
@@ -99,6 +141,10 @@ class Conformance:
         """Skip the test as *unsupported* if the backend does not declare this combination."""
         reason = self.capabilities.unsupported(options=options, plan=plan)
         if reason:
+            features = set(option_features(options)) if options is not None else set()
+            if plan is not None:
+                features.add(f"plan:{plan}")
+            self._record.skipped_unsupported(features, reason)
             pytest.skip(f"unsupported by backend {self.name!r}: {reason}")
 
     def usable_world_sizes(self) -> tuple[int, ...]:
@@ -106,6 +152,7 @@ class Conformance:
             w for w in self.world_sizes if self.capabilities.unsupported(world_size=w) is None
         )
         if not sizes:
+            self._record.skipped_unsupported({f"world:{w}" for w in self.world_sizes}, "world sizes")
             pytest.skip(f"unsupported by backend {self.name!r}: none of world sizes {self.world_sizes}")
         return sizes
 
@@ -113,6 +160,8 @@ class Conformance:
         """The plan kinds of the scenario model the backend supports (skip if none)."""
         kinds = [k for k in PLAN_KINDS if self.capabilities.unsupported(options=options, plan=k) is None]
         if not kinds:
+            features = set(option_features(options)) if options is not None else set()
+            self._record.skipped_unsupported(features | {f"plan:{k}" for k in PLAN_KINDS}, "no plan")
             pytest.skip(f"unsupported by backend {self.name!r}: none of the plans {list(PLAN_KINDS)}")
         return kinds
 
@@ -140,7 +189,10 @@ class Conformance:
         `timeout` caps the per-example timeout (for steps that should fail
         fast, such as loads that must raise).  An example covered by an
         expected-failures entry must fail as the entry says (it then returns
-        None); if it passes, that is an XPASS and fails.
+        None).  If it passes, that is an XPASS: it fails
+        the test under the ``ci`` profile, and is reported at the end of the
+        run (without failing) under the others.  Every example is counted per
+        feature for the JSON report and the progress line.
         """
         from hypothesis import note
 
@@ -150,6 +202,7 @@ class Conformance:
 
         _coverage.record(self._item, scenario)  # events, targets, --osd-coverage counts
         entries = [e for e in self.xfails if e.applies(prop, scenario, options)]
+        features = example_features(scenario, options)
         start = time.monotonic()
         try:
             limit = self._example_timeout()
@@ -160,18 +213,33 @@ class Conformance:
         except WorldFailure as failure:
             if isinstance(failure, RankHang):
                 self._hung = True
-            for entry in entries:
-                if entry.explains(failure):
-                    self._record_xfail(entry)
-                    return None
+            explained = next((e for e in entries if e.explains(failure)), None)
+            self._count(prop, features, "xfailed" if explained else "failed", start, entries)
+            if explained is not None:
+                self._record.xfailed[explained.describe()] += 1
+                return None
+            raise
+        except Exception:
+            self._count(prop, features, "failed", start, entries)
             raise
         self._slowest_pass = max(self._slowest_pass, time.monotonic() - start)
-        if entries:
+        if not entries:
+            self._count(prop, features, "passed", start, entries)
+            return result
+        self._count(prop, features, "xpassed", start, entries)
+        for entry in entries:
+            self._record.xpassed[entry.describe()] += 1
+        if _profiles.xpass_is_strict():
             raise AssertionError(
                 "XPASS: this example passed though an expected failure covers it; "
                 "remove or narrow the entry:\n" + "\n".join(e.describe() for e in entries)
             )
         return result
+
+    def _count(self, prop: str, features, outcome: str, start: float, entries: list[XfailEntry]) -> None:
+        self._record.example(prop, features, outcome, time.monotonic() - start, [e.describe() for e in entries])
+        if self.progress is not None:
+            self.progress.example(outcome)
 
     def _example_timeout(self) -> float:
         """The per-example timeout; shorter once an example of this test has hung.
@@ -189,18 +257,17 @@ class Conformance:
         self._item = item
         self._hung = False
         self._slowest_pass = 0.0
-        self._xfailed = Counter()
+        self._record = ItemRecord()
 
     def _finish_item(self) -> None:
-        # One property per entry (not per example): it lands in the teardown
-        # report, which xdist carries to the controller, and in JUnit XML.
-        if self._item is not None:
-            for entry, n in sorted(self._xfailed.items()):
-                self._item.user_properties.append((_XFAILED, (entry, n)))
+        # The test's numbers land in its teardown report, which xdist carries
+        # to the controller (see _results.py).  Only conformance tests (those
+        # using the `osd` fixture) are in the report.
+        if self._item is not None and "osd" in getattr(self._item, "fixturenames", ()):
+            self._record.attach(self._item)
+        if self.progress is not None:
+            self.progress.flush()
         self._start_item(None)
-
-    def _record_xfail(self, entry: XfailEntry) -> None:
-        self._xfailed[entry.describe()] += 1
 
     def close(self) -> None:
         if self._pool is not None:
@@ -211,6 +278,7 @@ class Conformance:
 _CONFORMANCE = pytest.StashKey[Conformance]()
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists (the progress line needs it)
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("hypothesis_profile", None) is None:
         from hypothesis import settings
@@ -221,8 +289,12 @@ def pytest_configure(config: pytest.Config) -> None:
         backend = resolve_backend(spec)
     except BackendSpecError as exc:
         raise pytest.UsageError(f"--osd-backend: {exc}") from None
-    sizes = _parse_world_sizes(config.getoption("osd_world_sizes"))
-    device = config.getoption("osd_device")
+    asked = config.getoption("osd_world_sizes")
+    sizes = _parse_world_sizes(asked) if asked is not None else DEFAULT_WORLD_SIZES
+    if asked is not None:
+        _check_world_sizes(sizes, backend, spec)
+    device = _one_of(config, "osd_device", ("cpu", "cuda"))
+    _one_of(config, "osd_progress", PROGRESS_MODES)
     try:
         device_kind(device).check(max(sizes))
     except RuntimeError as exc:
@@ -232,7 +304,7 @@ def pytest_configure(config: pytest.Config) -> None:
         xfails = load_xfails(path) if path else shipped_xfails(getattr(backend, "name", spec))
     except XfailFileError as exc:
         raise pytest.UsageError(f"--osd-xfails: {exc}") from None
-    config.stash[_CONFORMANCE] = Conformance(
+    conformance = Conformance(
         backend_spec=spec,
         backend=backend,
         world_sizes=sizes,
@@ -240,12 +312,21 @@ def pytest_configure(config: pytest.Config) -> None:
         timeout=config.getoption("osd_timeout"),
         xfails=xfails,
     )
+    config.stash[_CONFORMANCE] = conformance
+    conformance.progress = start_progress(config)
+    if not hasattr(config, "workerinput"):
+        # The process that sees every test's report: the only one, or the xdist controller.
+        config.pluginmanager.register(
+            ResultCollector(config, conformance, config.getoption("osd_report")), "osdconform-results"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     conformance = config.stash.get(_CONFORMANCE, None)
     if conformance is not None:
         conformance.close()
+        if hasattr(conformance.progress, "close"):
+            conformance.progress.close()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -276,26 +357,3 @@ def _osd_current_item(request: pytest.FixtureRequest) -> None:
     yield
     if conformance is not None:
         conformance._finish_item()
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Runs on the xdist controller too, which is where the totals are shown.
-    if report.when != "teardown":
-        return
-    for name, value in report.user_properties:
-        if name == _XFAILED:
-            entry, n = value
-            _totals[entry] += n
-
-
-#: Expected failures seen, by entry (filled from test reports, so from every
-#: xdist worker on the controller).
-_totals: Counter = Counter()
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if not _totals:
-        return
-    terminalreporter.section("osdconform expected failures")
-    for entry, n in sorted(_totals.items()):
-        terminalreporter.write_line(f"{n:5d} example(s) failed as expected: {entry}")

@@ -1,12 +1,19 @@
-"""The pytest plugin: bad option values stop the run at start-up; profiles load right.
+"""The pytest plugin: bad option values stop the run at start-up; profiles load right;
+entry-point backends; the nightly database replays failures; the progress line.
 
 Each case runs pytest in a subprocess (pytester) on a tiny test file, so
-option parsing and profile loading happen exactly as for a user.
+option parsing and profile loading happen exactly as for a user.  None of
+them spawns a world.
 """
 
 from __future__ import annotations
 
+import io
+import re
+
 import pytest
+
+from _installed_backend import install_entry_point_backend
 
 USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 
@@ -34,6 +41,8 @@ def run(pytester, monkeypatch):
         ("--osd-backend=osdconform.scenario:Scenario", "has no 'capabilities'"),
         ("--osd-world-sizes=1,x", "--osd-world-sizes: expected integers like 1,2,4, got '1,x'"),
         ("--osd-world-sizes=0,2", "--osd-world-sizes: sizes must be >= 1"),
+        ("--osd-progress=loud", "--osd-progress: expected one of auto, live, log, off, got 'loud'"),
+        ("--osd-device=tpu", "--osd-device: expected one of cpu, cuda, got 'tpu'"),
     ],
 )
 def test_bad_option_stops_the_run_with_one_line(run, option, message):
@@ -110,3 +119,125 @@ def test_nightly_database_path_can_be_set(run, pytester, tmp_path):
     result = run("-s", "--hypothesis-profile=nightly", env={"OSDCONFORM_HYPOTHESIS_DB": str(tmp_path / "db")})
     assert result.ret == 0
     assert any(f"DB {tmp_path / 'db'}" in l for l in result.outlines), result.outlines
+
+
+# --------------------------------------------------------------------------- entry-point backends
+
+
+def test_entry_point_backend_by_name_and_its_world_size_limit(run, pytester):
+    install_entry_point_backend(pytester.path)
+    ok = run("--osd-backend=fake-backend", "--osd-world-sizes=1,2")
+    assert ok.ret == 0, ok.outlines + ok.errlines
+    assert any("osdconform: backend fake-backend (fake-backend), world sizes [1, 2]" in l for l in ok.outlines)
+    too_big = run("--osd-backend=fake-backend", "--osd-world-sizes=1,4")
+    assert too_big.ret == USAGE_ERROR
+    errors = [line for line in too_big.errlines if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: --osd-world-sizes: backend 'fake-backend' cannot run world size 4: world size 4 > 2"
+    ], too_big.errlines
+    # Without --osd-world-sizes the default sizes are cut to what the backend runs, silently.
+    assert run("--osd-backend=fake-backend").ret == 0
+
+
+def test_unknown_backend_lists_entry_point_names(run, pytester):
+    install_entry_point_backend(pytester.path)
+    result = run("--osd-backend=nope")
+    assert result.ret == USAGE_ERROR
+    assert any(
+        "unknown backend 'nope': use a known name (reference, torch-dsd, fake-backend)" in l for l in result.errlines
+    ), result.errlines
+
+
+# --------------------------------------------------------------------------- nightly database
+
+NIGHTLY_PROBE = """
+import os
+from hypothesis import given, strategies as st
+
+@given(st.integers(0, 10**6))
+def test_below_1000(x):
+    with open(os.environ["SEEN"], "a") as f:
+        f.write(f"{x}\\n")
+    assert x < 1000
+"""
+
+
+def test_nightly_replays_last_nights_failure_first(run, pytester, tmp_path):
+    pytester.makepyfile(test_probe=NIGHTLY_PROBE)
+    db = tmp_path / "nightly-db"
+    env = {"OSDCONFORM_HYPOTHESIS_DB": str(db)}
+    first = run("--hypothesis-profile=nightly", env={**env, "SEEN": str(tmp_path / "night1.txt")})
+    assert first.ret == 1 and any("x=1000" in l for l in first.outlines), first.outlines
+    assert db.is_dir() and any(p.is_file() for p in db.rglob("*")), "nothing saved in the database"
+    second = run("--hypothesis-profile=nightly", env={**env, "SEEN": str(tmp_path / "night2.txt")})
+    assert second.ret == 1
+    seen = (tmp_path / "night2.txt").read_text().split()
+    assert seen[0] == "1000", seen[:5]  # the saved failure is the first example of the next night
+
+
+# --------------------------------------------------------------------------- progress line
+
+PROGRESS_PROBE = """
+import time
+
+def test_examples(osd):
+    if osd.progress is None:  # no progress line in this process
+        return
+    for outcome in ["passed"] * 5 + ["failed"]:
+        osd.progress.example(outcome)
+    osd.progress.flush()
+    time.sleep(1.5)  # let the controller (xdist) poll the counts
+"""
+
+
+@pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_live_progress_line(run, pytester, xdist):
+    pytester.makepyfile(test_probe=PROGRESS_PROBE)
+    result = run("--osd-progress=live", *xdist)
+    assert result.ret == 0, result.outlines + result.errlines
+    out = "\n".join(result.outlines)
+    # Drawn while the test ran, then erased with backspaces before pytest wrote its result.
+    assert re.search(r"osdconform: [1-6] examples, [0-9.]+/s, failures: 0 tests, [01] examples", out), out
+    assert "\b" in out
+
+
+@pytest.mark.parametrize("args", [(), ("-q",)], ids=["log-shorter-than-30s", "quiet"])
+def test_no_progress_line_in_short_logs_or_under_q(run, pytester, args):
+    pytester.makepyfile(test_probe=PROGRESS_PROBE)
+    result = run(*args)
+    assert result.ret == 0, result.outlines + result.errlines
+    assert not any("osdconform: " in l and " examples, " in l for l in result.outlines), result.outlines
+
+
+def test_log_mode_writes_at_most_one_line_per_30s(pytestconfig):
+    from _pytest.terminal import TerminalReporter
+
+    from osdconform._progress import Counts, ProgressLine
+
+    now = [1000.0]
+    out = io.StringIO()
+    line = ProgressLine(TerminalReporter(pytestconfig, out), "log", clock=lambda: now[0])
+    counts = Counts()
+    for second in range(95):
+        now[0] = 1000.0 + second
+        counts.add("failed" if second == 50 else "passed")
+        line.update(counts, failed_tests=1 if second > 50 else 0)
+    lines = [l for l in out.getvalue().splitlines() if l]
+    assert lines == [
+        "osdconform: 31 examples, 1.0/s, failures: 0 tests, 0 examples",
+        "osdconform: 61 examples, 1.0/s, failures: 1 tests, 1 examples",
+        "osdconform: 91 examples, 1.0/s, failures: 1 tests, 1 examples",
+    ]
+
+
+def test_worker_counts_reach_the_controller_through_files(tmp_path):
+    from osdconform._progress import WorkerCounts, read_worker_counts
+
+    a, b = WorkerCounts(str(tmp_path), "gw0"), WorkerCounts(str(tmp_path), "gw1")
+    for outcome in ("passed", "failed", "xfailed"):
+        a.example(outcome)
+    b.example("passed")
+    a.flush()
+    b.flush()
+    total = read_worker_counts(str(tmp_path))
+    assert (total.examples, total.failed, total.xfailed) == (4, 1, 1)

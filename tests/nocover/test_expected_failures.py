@@ -1,4 +1,4 @@
-"""Expected failures: a matching failure is tolerated, anything else is not.
+"""Expected failures: a matching failure is tolerated, anything else is not; XPASS and stale entries are reported.
 
 Runs the real round-trip suite in a pytest subprocess with an
 expected-failures file written by the test, against a seeded fault
@@ -7,6 +7,8 @@ expected-failures file written by the test, against a seeded fault
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 import pytest
@@ -16,12 +18,12 @@ from _suite_runner import run_suite
 pytestmark = pytest.mark.slow
 
 
-def run(backend: str, xfails_text: str, tmp_path) -> tuple[int, str]:
+def run(backend: str, xfails_text: str, tmp_path, *extra: str) -> tuple[int, str]:
     xfails = tmp_path / "xfails.txt"
     xfails.write_text(xfails_text)
     return run_suite(
         "-k", "test_roundtrip and full and none", f"--osd-backend={backend}",
-        "--osd-world-sizes=1", "--hypothesis-profile=ci", f"--osd-xfails={xfails}",
+        "--osd-world-sizes=1", "--hypothesis-profile=ci", f"--osd-xfails={xfails}", *extra,
     )
 
 
@@ -39,13 +41,24 @@ def test_matching_failures_are_expected_and_counted(tmp_path):
 
 
 def test_a_failure_without_the_entry_text_is_a_real_failure(tmp_path):
+    report = tmp_path / "report.json"
     code, out = run(
         "faulty_backends:DropsStateOnSet",
         "roundtrip | o.full | values differ | an unrelated known bug | n/a\n",
         tmp_path,
+        f"--osd-report={report}",
     )
     assert code == 1, out[-4000:]
     assert re.search(r"\b1 failed\b", out) and "keys differ: missing" in out, out[-4000:]
+    # ... and a failure in the JSON report: the test, and the examples of its cells.
+    data = json.loads(report.read_text())
+    assert [(t["nodeid"].split("::")[-1], t["outcome"]) for t in data["tests"]] == [
+        ("test_roundtrip[full-none]", "failed")
+    ]
+    cells = {c["feature"]: c for c in data["cells"] if c["property"] == "roundtrip"}
+    assert cells["all"]["failed"] >= 1 and cells["all"]["xfailed"] == 0
+    assert cells["form:full"]["failed"] == cells["plan:none"]["failed"] == cells["all"]["failed"]
+    assert data["exit_status"] == 1 and data["profile"] == "ci"
 
 
 def test_an_entry_that_now_passes_is_an_xpass_and_fails(tmp_path):
@@ -57,3 +70,88 @@ def test_an_entry_that_now_passes_is_an_xpass_and_fails(tmp_path):
     assert code == 1, out[-4000:]
     assert "XPASS: this example passed though an expected failure covers it" in out, out[-4000:]
     assert "xfails.txt:1: roundtrip where s.world_size == 1" in out, out[-4000:]
+
+
+# --------------------------------------------------------------------------- outside ci: XPASS
+# reported, unmatched entries warned about, and all of it in the JSON report,
+# the same with and without xdist.
+
+CAPPED_BACKEND = """\
+from osdconform.backends import Capabilities
+from faulty_backends import DropsStateOnSet
+
+
+class FullOnlyDropsState(DropsStateOnSet):
+    '''The seeded fault, on a backend that declares only full OSDs and plan none.'''
+
+    name = "full-only-drops-state"
+    capabilities = Capabilities(full=True, sharded=False, plans=frozenset({"none"}))
+"""
+
+NIGHTLY_XFAILS = """\
+roundtrip | o.full and s.steps > 0 | keys differ: missing | seeded fault | tests/faulty_backends.py
+fidelity | True | anything | a get bug fixed meanwhile | n/a
+roundtrip | "optimizer:no-such-optimizer" in s.features | x | a stale entry | n/a
+reshard | True | x | a property this run does not run | n/a
+"""
+
+
+def _nightly_like_run(tmp_path, monkeypatch, *extra) -> tuple[int, str, dict]:
+    (tmp_path / "capped_backend.py").write_text(CAPPED_BACKEND)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    xfails = tmp_path / "xfails.txt"
+    xfails.write_text(NIGHTLY_XFAILS)
+    report = tmp_path / f"report{len(extra)}.json"
+    code, out = run_suite(
+        "-k", "none", "--osd-backend=capped_backend:FullOnlyDropsState", "--osd-world-sizes=1",
+        "--hypothesis-profile=dev", "--hypothesis-seed=1", f"--osd-xfails={xfails}", f"--osd-report={report}",
+        *extra,
+    )
+    return code, out, json.loads(report.read_text()) if report.exists() else {}
+
+
+def _cells(report: dict) -> dict:
+    return {(c["property"], c["feature"]): c for c in report["cells"]}
+
+
+def test_outside_ci_xpass_is_reported_not_failed_and_unmatched_entries_are_warned(tmp_path, monkeypatch):
+    code, out, report = _nightly_like_run(tmp_path, monkeypatch)
+    assert code == 0, out[-4000:]
+    assert re.search(r"\b2 passed, 1 skipped\b", out), out[-2000:]
+    xpass = re.search(r"XPASS +(\d+) example\(s\) passed though an expected failure covers them .*xfails\.txt:2: fidelity", out)
+    assert xpass and int(xpass.group(1)) == 10, out[-3000:]  # all of the dev profile's 10 examples
+    assert re.search(r"\d+ example\(s\) failed as expected: .*xfails\.txt:1: roundtrip", out), out[-3000:]
+    warned = re.findall(r"WARNING: expected-failure entry matched no example of this run .*?(xfails\.txt:\d)", out)
+    assert warned == ["xfails.txt:3", "xfails.txt:4"], out[-3000:]
+
+    # The JSON report says the same, per property and feature.
+    cells = _cells(report)
+    roundtrip, fidelity = cells[("roundtrip", "all")], cells[("fidelity", "all")]
+    assert roundtrip["failed"] == 0 and roundtrip["xfailed"] >= 1 and roundtrip["xpassed"] == 0
+    assert roundtrip["passed"] + roundtrip["xfailed"] == roundtrip["examples"] == 10
+    assert roundtrip["unsupported"] == 1  # test_roundtrip[sharded-none]
+    assert cells[("roundtrip", "form:sharded")]["unsupported"] == 1
+    assert cells[("roundtrip", "form:sharded")]["examples"] == 0
+    assert cells[("roundtrip", "plan:none")]["examples"] == 10
+    assert (fidelity["xpassed"], fidelity["examples"]) == (10, 10)
+    outcomes = {t["nodeid"].split("::")[-1]: t["outcome"] for t in report["tests"]}
+    assert outcomes == {
+        "test_roundtrip[full-none]": "passed",
+        "test_roundtrip[sharded-none]": "unsupported",
+        "test_fidelity[none]": "passed",
+    }
+    assert report["profile"] == "dev" and report["backend"] == "full-only-drops-state"
+    assert report["hypothesis_seed"] == "1"
+    unmatched = [re.search(r"xfails\.txt:\d", u).group() for u in report["expected_failures"]["unmatched"]]
+    assert unmatched == ["xfails.txt:3", "xfails.txt:4"]
+
+    # Under xdist the controller adds up the workers' numbers to the same report.
+    code2, out2, report2 = _nightly_like_run(tmp_path, monkeypatch, "-n", "2")
+    assert code2 == 0, out2[-4000:]
+
+    def without_time(r):
+        return {k: {f: v for f, v in c.items() if f != "time"} for k, c in _cells(r).items()}
+
+    assert without_time(report2) == without_time(report)
+    assert report2["expected_failures"]["unmatched"] == report["expected_failures"]["unmatched"]
+    assert sorted(t["outcome"] for t in report2["tests"]) == sorted(outcomes.values())

@@ -1,0 +1,7 @@
+"""``python -m osdconform``: the same command line as the ``osdconform`` script."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
