@@ -144,7 +144,7 @@ def test_unknown_backend_lists_entry_point_names(run, pytester):
     result = run("--osd-backend=nope")
     assert result.ret == USAGE_ERROR
     assert any(
-        "unknown backend 'nope': use a known name (reference, torch-dsd, fake-backend)" in l for l in result.errlines
+        "unknown backend 'nope': use a known name (fsdp1, reference, torch-dcp, torch-dsd, torch-save, zero, fake-backend)" in l for l in result.errlines
     ), result.errlines
 
 
