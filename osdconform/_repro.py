@@ -184,6 +184,7 @@ import torch.multiprocessing as mp
 {scenario}
 {options}
 DEFAULT_TIMEOUT = {timeout!r}
+STARTUP_TIMEOUT = 300.0
 
 
 class Context:
@@ -225,15 +226,21 @@ def rank_main(rank, world_size, scratch, timeout):
         kind.pg_backend, init_method="file://" + os.path.join(scratch, "rendezvous"),
         rank=rank, world_size=world_size, timeout=timedelta(seconds=timeout),
     )
+    step = load_step(STEP)
     ctx = Context(rank, world_size, device, scratch)
+    ctx.set_phase("joined")  # the timeout starts once every rank got here
     try:
-        load_step(STEP)(ctx, SCENARIO, BACKEND, OPTIONS)
+        step(ctx, SCENARIO, BACKEND, OPTIONS)
     except BaseException as exc:
         print(f"rank {{rank}}: {{type(exc).__name__}} in phase {{ctx.current_phase!r}}", file=sys.stderr)
         raise
-    finally:
-        with contextlib.suppress(Exception):
-            dist.destroy_process_group()
+    # Stay until every rank is done, as a warm world's rank would: a rank that
+    # left early would break a collective another rank still waits in (and a
+    # barrier here could complete it and hide a hang).
+    open(os.path.join(scratch, f"done-{{rank}}"), "w").close()
+    while not all(os.path.exists(os.path.join(scratch, f"done-{{r}}")) for r in range(world_size)):
+        time.sleep(0.05)
+    dist.destroy_process_group()
 
 
 def phases(scratch, world_size):
@@ -260,11 +267,20 @@ def main(argv=None):
             rank_main, args=(world_size, scratch, args.timeout), nprocs=world_size,
             join=False, start_method="spawn",
         )
-        deadline = time.monotonic() + args.timeout
+        # Starting ranks (importing torch, joining the group) does not count
+        # toward the timeout, but may not take forever either.
+        deadline = time.monotonic() + max(STARTUP_TIMEOUT, args.timeout)
+        started = False
         try:
             while not procs.join(timeout=0.5):
+                if not started and all(
+                    os.path.exists(os.path.join(scratch, f"phase-{{r}}")) for r in range(world_size)
+                ):
+                    started = True
+                    deadline = time.monotonic() + args.timeout
                 if time.monotonic() > deadline:
-                    print(f"FAILED: hang: no answer after {{args.timeout:.0f}} s "
+                    waited = args.timeout if started else max(STARTUP_TIMEOUT, args.timeout)
+                    print(f"FAILED: hang: no answer after {{waited:.0f}} s "
                           f"(last phases: {{phases(scratch, world_size)}})", flush=True)
                     for proc in procs.processes:
                         if proc.is_alive():
