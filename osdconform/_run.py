@@ -29,6 +29,7 @@ import osdconform
 
 #: Marks the root of a clone: the suites next to the package are the ones to run.
 _CLONE_MARKER = "pyproject.toml"
+_REWRITE_WARNING = "Module already imported so cannot be rewritten; osdconform"
 #: Pytest options that start xdist workers: meaningless in a scale-out world.
 _XDIST_OPTIONS = ("-n", "--numprocesses", "--dist", "--maxprocesses")
 
@@ -87,7 +88,11 @@ def pytest_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error(f"unknown option(s) {unknown}: pytest options go after --, "
                      f"e.g. osdconform run -- {' '.join(unknown)}")
     where, is_clone = suites_dir()
-    extra = [] if is_clone else [
+    extra = [
+        # This module imported osdconform before pytest could rewrite the plugin's asserts.
+        "-W", f"ignore:{_REWRITE_WARNING}:pytest.PytestAssertRewriteWarning",
+    ]
+    extra += [] if is_clone else [
         # An installed copy may be read-only: keep pytest's cache where the user is.
         "-o", f"cache_dir={os.path.join(os.getcwd(), '.pytest_cache')}",
     ]
