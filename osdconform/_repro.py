@@ -99,6 +99,7 @@ def render_script(
     scenario: Any,
     backend_spec: str,
     options: Any,
+    extra: tuple = (),
     device: str = "cpu",
     test: str = "",
     failure: str = "",
@@ -107,12 +108,18 @@ def render_script(
     """The text of a reproducer script for one failing example.
 
     `step` is the property step the suite ran (a module-level function
-    ``step(ctx, scenario, backend_spec, options)``); `failure` is the first
-    line of what it raised, quoted in the docstring.
+    ``step(ctx, scenario, backend_spec, options, *extra)``); `failure` is
+    what it raised (its first line is quoted in the docstring).  An `extra`
+    argument that is an existing directory (an example's checkpoint folder,
+    gone by the time the script runs) becomes a fresh empty directory shared
+    by the script's ranks.
     """
     step_path = f"{step.__module__}:{step.__qualname__}"
     scenario_code, imports = _as_code("SCENARIO", scenario)
     options_code, more = _as_code("OPTIONS", options)
+    imports |= more
+    fresh = tuple(i for i, value in enumerate(extra) if isinstance(value, str) and os.path.isdir(value))
+    extra_code, more = _as_code("EXTRA", tuple(None if i in fresh else v for i, v in enumerate(extra)))
     imports |= more
     import torch
 
@@ -142,6 +149,8 @@ def render_script(
         meta=meta_code,
         scenario=scenario_code,
         options=options_code,
+        extra=extra_code,
+        fresh=fresh,
         timeout=float(timeout),
     )
 
@@ -183,6 +192,8 @@ import torch.multiprocessing as mp
 {meta}
 {scenario}
 {options}
+{extra}# Positions in EXTRA of directories (an example's checkpoint folder): each run uses a fresh one.
+FRESH_DIRECTORIES = {fresh!r}
 DEFAULT_TIMEOUT = {timeout!r}
 STARTUP_TIMEOUT = 300.0
 
@@ -230,7 +241,11 @@ def rank_main(rank, world_size, scratch, timeout):
     ctx = Context(rank, world_size, device, scratch)
     ctx.set_phase("joined")  # the timeout starts once every rank got here
     try:
-        step(ctx, SCENARIO, BACKEND, OPTIONS)
+        extra = [
+            os.path.join(scratch, f"directory-{{i}}") if i in FRESH_DIRECTORIES else value
+            for i, value in enumerate(EXTRA)
+        ]
+        step(ctx, SCENARIO, BACKEND, OPTIONS, *extra)
     except BaseException as exc:
         print(f"rank {{rank}}: {{type(exc).__name__}} in phase {{ctx.current_phase!r}}", file=sys.stderr)
         raise
@@ -262,6 +277,8 @@ def main(argv=None):
     world_size = SCENARIO.world_size
     print(f"{{TEST}}: property {{PROPERTY!r}} of backend {{BACKEND!r}} on {{world_size}} rank(s)", flush=True)
     scratch = tempfile.mkdtemp(prefix="osdconform-repro-")
+    for i in FRESH_DIRECTORIES:
+        os.makedirs(os.path.join(scratch, f"directory-{{i}}"))
     try:
         procs = mp.start_processes(
             rank_main, args=(world_size, scratch, args.timeout), nprocs=world_size,

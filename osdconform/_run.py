@@ -138,13 +138,13 @@ def run_scaleout(args: list[str]) -> int:
             member.serve()
             code = 0
     finally:
+        member.leave()
         if member.stuck:
-            # A task thread may be blocked in a collective for good: leave
-            # without the process group's teardown (or any other).
+            # A task thread may be blocked in a collective for good: exit
+            # without waiting for it (or for any other teardown).
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-        member.leave()
     return code
 
 

@@ -145,7 +145,7 @@ class Conformance:
             )
         return result
 
-    def _write_reproducer(self, prop, fn, scenario, options, failure) -> None:
+    def _write_reproducer(self, prop, fn, scenario, options, failure, extra: tuple = ()) -> None:
         """Write this example's standalone reproducer (see `_repro`) and note its path.
 
         One file per test: each failing replay overwrites it, so the file ends
@@ -160,7 +160,7 @@ class Conformance:
         try:
             path = _repro.write_script(
                 self.repro_dir, self._item.nodeid, prop=prop, step=fn, scenario=scenario,
-                backend_spec=self.backend_spec, options=options, device=self.device,
+                backend_spec=self.backend_spec, options=options, extra=extra, device=self.device,
                 failure=str(failure), timeout=self.timeout,
             )
         except Exception as exc:  # noqa: BLE001 (a reproducer is a courtesy)

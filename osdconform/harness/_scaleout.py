@@ -213,14 +213,18 @@ class ScaleOutMember:
     # -- teardown ---------------------------------------------------------------
 
     def leave(self) -> None:
-        """Leave the process group (unless a task thread may be stuck inside it)."""
+        """Remove this rank's scratch space and leave the process group.
+
+        If a task thread may be stuck in a collective, the group's teardown
+        could block too: the caller then exits with ``os._exit`` instead.
+        """
         import shutil
 
         import torch.distributed as dist
 
+        shutil.rmtree(self.workdir, ignore_errors=True)
         if not self.stuck and dist.is_initialized():
             dist.destroy_process_group()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _barrier(ctx) -> None:

@@ -120,9 +120,9 @@ def test_hang_script_times_out_and_names_the_phase(tmp_path):
         step=properties.roundtrip, scenario=scenario, backend_spec="faulty_backends:HangsOnSet",
         options=StateOptions(full=True),
     )
-    code, out = run_repro(path, "--timeout", "20", timeout=600)
+    code, out = run_repro(path, "--timeout", "45", timeout=600)  # generous: a loaded machine
     assert code == 1, out[-4000:]
-    assert re.search(r"FAILED: hang: no answer after 20 s \(last phases: rank 0 in 'set', "
+    assert re.search(r"FAILED: hang: no answer after 45 s \(last phases: rank 0 in 'set', "
                      r"rank 1 in '(compare|reference gather \(loaded\))'\)", out), out[-4000:]
     assert "in barrier" in out, out[-4000:]  # rank 0's stack dump (faulthandler)
 
@@ -159,3 +159,43 @@ def test_scenario_code_rebuilds_or_falls_back_to_a_pickle():
 def test_script_names_are_one_per_test():
     assert _repro.script_name("suites/test_roundtrip.py::test_fidelity[fsdp2]") == "test_roundtrip__test_fidelity_fsdp2.py"
     assert _repro.script_name("a/b/test_x.py::test_y[full-none]") == "test_x__test_y_full-none.py"
+
+
+_DIRECTORY_STEP = '''
+import os
+import torch.distributed as dist
+
+
+def writes_into(ctx, scenario, backend_spec, options, directory, tag):
+    """Every rank sees the same, initially empty directory; the other extra comes as is."""
+    assert tag == "x", tag
+    assert os.path.isdir(directory)
+    dist.barrier()
+    open(os.path.join(directory, f"rank{ctx.rank}"), "w").close()
+    dist.barrier()
+    assert sorted(os.listdir(directory)) == [f"rank{r}" for r in range(ctx.world_size)]
+'''
+
+
+def test_directory_argument_becomes_a_fresh_shared_directory(tmp_path, monkeypatch):
+    """A step's extra arguments: an example's (gone) directory is replaced by a fresh one."""
+    (tmp_path / "dir_step.py").write_text(_DIRECTORY_STEP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import dir_step
+
+    checkpoint = tmp_path / "example-checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "stale").write_text("left over from the example")
+    scenario = Scenario(
+        seed=0, world_size=2, model=ModelSpec(dims=(1, 1), bias=(False,), dtype="float32"),
+        optimizers=(OptimizerSpec(name="sgd", groups=(GroupSpec(params=("layers.0.weight",), hparams=()),)),),
+    )
+    path = _repro.write_script(
+        str(tmp_path / "repro"), "suites/test_x.py::test_y", prop="y", step=dir_step.writes_into,
+        scenario=scenario, backend_spec=HEALTHY, options=StateOptions(), extra=(str(checkpoint), "x"),
+    )
+    assert f"EXTRA = (None, 'x')\nFRESH_DIRECTORIES = (0,)" in open(path).read().replace(
+        "# Positions in EXTRA of directories (an example's checkpoint folder): each run uses a fresh one.\n", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    code, out = run_repro(path)
+    assert code == 0, out[-4000:]

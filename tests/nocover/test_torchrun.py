@@ -150,9 +150,9 @@ DRIVER = textwrap.dedent(
         member.serve()
         code = 0
     print(f"rank {member.rank} leaves (stuck={member.stuck})", flush=True)
+    member.leave()
     if member.stuck:
         os._exit(code)
-    member.leave()
     '''
 )
 
