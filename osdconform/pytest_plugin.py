@@ -9,6 +9,7 @@ Options:
 * ``--osd-timeout SECONDS``: per-example timeout before the world is torn down;
 * ``--osd-report FILE``: write the JSON conformance report (`_report`, `_results`);
 * ``--osd-progress auto|live|log|off``: the progress line (`_progress`).
+* ``--osd-repro-dir DIR``: where failing examples' reproducer scripts go.
 
 Bad values stop the run at start-up with one line (``pytest.UsageError``).
 Hypothesis's ``--hypothesis-profile`` / ``--hypothesis-seed`` work as usual;
@@ -36,7 +37,7 @@ from ._progress import start_progress
 from ._results import ItemRecord, ResultCollector, example_features, option_features
 from ._xfails import XfailEntry, XfailFileError, load_xfails, shipped_xfails
 from .backends import BackendSpecError, StateOptions, resolve_backend
-from .harness import RankHang, WorldFailure, WorldPool, device_kind
+from .harness import RankHang, WorldFailure, WorldPool, active_pool, device_kind, under_torchrun
 from .scenario import PLAN_KINDS, PlanSpec, plan_accepts
 
 _profiles.register_profiles()
@@ -67,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "render it with `osdconform report FILE`")
     group.addoption("--osd-progress", default="auto", metavar="|".join(PROGRESS_MODES),
                     help="progress line: live on a terminal, a line per 30 s in logs, none under -q (default: auto)")
+    group.addoption("--osd-repro-dir", default=None, metavar="DIR",
+                    help="where failing examples' reproducer scripts go (default: ./osdconform-repro)")
 
 
 def _parse_world_sizes(text: str) -> tuple[int, ...]:
@@ -115,6 +118,7 @@ class Conformance:
     device: str
     timeout: float
     xfails: list[XfailEntry]
+    repro_dir: str | None = None
     _pool: WorldPool | None = None
     _item: Any = None
     _hung: bool = False
@@ -134,7 +138,8 @@ class Conformance:
     @property
     def pool(self) -> WorldPool:
         if self._pool is None:
-            self._pool = WorldPool(device=self.device, timeout=self.timeout)
+            # Under torchrun, rank 0 runs the examples on the scale-out world.
+            self._pool = active_pool() or WorldPool(device=self.device, timeout=self.timeout)
         return self._pool
 
     def require(self, *, options: StateOptions | None = None, plan: str | None = None) -> None:
@@ -218,6 +223,8 @@ class Conformance:
             if explained is not None:
                 self._record.xfailed[explained.describe()] += 1
                 return None
+            if not getattr(failure, "not_run", False):
+                self._write_reproducer(prop, fn, scenario, options, failure, extra)
             raise
         except Exception:
             self._count(prop, features, "failed", start, entries)
@@ -240,6 +247,29 @@ class Conformance:
         self._record.example(prop, features, outcome, time.monotonic() - start, [e.describe() for e in entries])
         if self.progress is not None:
             self.progress.example(outcome)
+
+    def _write_reproducer(self, prop, fn, scenario, options, failure, extra: tuple = ()) -> None:
+        """Write this example's standalone reproducer (see `_repro`) and note its path.
+
+        One file per test: each failing replay overwrites it, so the file ends
+        up holding Hypothesis's final, shrunk example.  Never masks the failure.
+        """
+        from hypothesis import note
+
+        if self.repro_dir is None or self._item is None:
+            return
+        from . import _repro
+
+        try:
+            path = _repro.write_script(
+                self.repro_dir, self._item.nodeid, prop=prop, step=fn, scenario=scenario,
+                backend_spec=self.backend_spec, options=options, extra=extra, device=self.device,
+                failure=str(failure), timeout=self.timeout,
+            )
+        except Exception as exc:  # noqa: BLE001 (a reproducer is a courtesy)
+            note(f"reproducer: not written ({exc!r})")
+            return
+        note(f"reproducer (no Hypothesis; exits 1 while this fails): python {path}")
 
     def _example_timeout(self) -> float:
         """The per-example timeout; shorter once an example of this test has hung.
@@ -291,14 +321,23 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--osd-backend: {exc}") from None
     asked = config.getoption("osd_world_sizes")
     sizes = _parse_world_sizes(asked) if asked is not None else DEFAULT_WORLD_SIZES
-    if asked is not None:
-        _check_world_sizes(sizes, backend, spec)
     device = _one_of(config, "osd_device", ("cpu", "cuda"))
     _one_of(config, "osd_progress", PROGRESS_MODES)
-    try:
-        device_kind(device).check(max(sizes))
-    except RuntimeError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    scaleout = active_pool()
+    if scaleout is not None:
+        sizes = _scaleout_world_sizes(config, sizes, device, scaleout)
+    elif under_torchrun():
+        raise pytest.UsageError(
+            "under torchrun, start the suites with `torchrun ... -m osdconform run -- PYTEST_ARGS` "
+            "(rank 0 drives, the other ranks serve)"
+        )
+    else:
+        if asked is not None:
+            _check_world_sizes(sizes, backend, spec)
+        try:
+            device_kind(device).check(max(sizes))
+        except RuntimeError as exc:
+            raise pytest.UsageError(str(exc)) from None
     path = config.getoption("osd_xfails")
     try:
         xfails = load_xfails(path) if path else shipped_xfails(getattr(backend, "name", spec))
@@ -311,6 +350,8 @@ def pytest_configure(config: pytest.Config) -> None:
         device=device,
         timeout=config.getoption("osd_timeout"),
         xfails=xfails,
+        repro_dir=config.getoption("osd_repro_dir")
+        or str(config.invocation_params.dir / "osdconform-repro"),
     )
     config.stash[_CONFORMANCE] = conformance
     conformance.progress = start_progress(config)
@@ -319,6 +360,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             ResultCollector(config, conformance, config.getoption("osd_report")), "osdconform-results"
         )
+
+
+def _scaleout_world_sizes(config, sizes, device, scaleout) -> tuple[int, ...]:
+    """Under torchrun the world size is fixed (WORLD_SIZE): scenarios use that size only."""
+    if device != scaleout.device:
+        raise pytest.UsageError(f"--osd-device={device}, but the scale-out world runs on {scaleout.device}")
+    given = config.getoption("osd_world_sizes") is not None
+    if given and scaleout.size not in sizes:
+        raise pytest.UsageError(
+            f"--osd-world-sizes={config.getoption('osd_world_sizes')}: under torchrun the world "
+            f"size is fixed at WORLD_SIZE={scaleout.size}"
+        )
+    return (scaleout.size,)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -338,7 +392,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"osdconform: backend {c.name} ({c.backend_spec}), world sizes {list(c.world_sizes)}, "
         f"device {c.device}, torch {torch.__version__}, {len(c.xfails)} expected-failure entries"
-    ]
+    ] + ([f"osdconform: scale-out under torchrun: world size fixed at WORLD_SIZE={c.world_sizes[0]}; "
+          "rank 0 drives, the other ranks serve"] if active_pool() is not None else [])
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,9 @@ live world of `size` and returns the values by rank, or raises:
 `fn` must be picklable by reference (a module-level function); `ctx` is a
 `RankContext`.  Device kinds (``cpu``/gloo, ``cuda``/NCCL) live in
 ``_devices.py``.
+
+Under torchrun, `ScaleOutPool` (``_scaleout.py``) stands in for `WorldPool`:
+the same ``run``/``close``, over the one world torchrun started.
 """
 
 from ._devices import DEVICES, DeviceKind, device_kind
@@ -25,6 +28,7 @@ from ._errors import (
     WorldStartError,
 )
 from ._pool import RankDiedBetweenExamples, WorldPool
+from ._scaleout import ScaleOutMember, ScaleOutPool, active_pool, under_torchrun
 from ._worker import RankContext
 from ._world import World
 
@@ -38,9 +42,13 @@ __all__ = [
     "RankError",
     "RankHang",
     "RankReport",
+    "ScaleOutMember",
+    "ScaleOutPool",
     "World",
     "WorldFailure",
     "WorldPool",
     "WorldStartError",
+    "active_pool",
     "device_kind",
+    "under_torchrun",
 ]
