@@ -43,9 +43,9 @@ def failing_run(tmp_path_factory):
     """One suite run that fails on DropsStateOnSet: (output, repro folder)."""
     repro_dir = tmp_path_factory.mktemp("repro")
     code, out = run_suite(
-        "-k", "test_roundtrip and full and ddp",
         "--osd-backend=faulty_backends:DropsStateOnSet", "--osd-world-sizes=2",
         "--hypothesis-profile=ci", "--osd-timeout=30", f"--osd-repro-dir={repro_dir}",
+        target="test_roundtrip.py::test_roundtrip[full]",
     )
     assert code == 1, out[-4000:]
     return out, repro_dir
@@ -62,7 +62,7 @@ def script(failing_run):
 def test_failure_names_a_script_in_the_repro_folder(failing_run, script):
     _, repro_dir = failing_run
     assert os.path.dirname(script) == str(repro_dir)
-    assert os.path.basename(script) == "test_roundtrip__test_roundtrip_full-ddp.py"
+    assert os.path.basename(script) == "test_roundtrip__test_roundtrip_full.py"
     assert sorted(os.listdir(repro_dir)) == [os.path.basename(script)]  # one file per test
 
 
@@ -73,7 +73,7 @@ def test_script_holds_the_final_shrunk_example(failing_run, script):
         text = f.read()
     assert f"SCENARIO = {reported}\n" in text
     meta = _repro.read_metadata(script)
-    assert meta["TEST"].endswith("test_roundtrip.py::test_roundtrip[full-ddp]"), meta
+    assert meta["TEST"].endswith("test_roundtrip.py::test_roundtrip[full]"), meta
     assert meta["PROPERTY"] == "roundtrip" and meta["BACKEND"] == "faulty_backends:DropsStateOnSet"
     assert meta["STEP"] == "osdconform.properties._roundtrip:roundtrip"
     assert not re.search(r"^\s*(import|from) hypothesis", text, re.M), "the script must not need Hypothesis"
@@ -102,7 +102,7 @@ def test_list_shows_the_script(failing_run, script):
     _, repro_dir = failing_run
     code, out = run_repro("--list", str(repro_dir))
     assert code == 0, out
-    assert script in out and "test_roundtrip[full-ddp]: roundtrip on faulty_backends:DropsStateOnSet (cpu)" in out
+    assert script in out and "test_roundtrip[full]: roundtrip on faulty_backends:DropsStateOnSet (cpu)" in out
     code, out = run_repro("--list", str(repro_dir / "nothing-here"))
     assert code == 1 and "no folder" in out
 

@@ -64,8 +64,8 @@ def test_suites_come_from_the_installed_package(installed, tmp_path):
 
 def test_run_passes_pytest_options_through(installed, tmp_path):
     code, out = run_installed(
-        installed, tmp_path, "test_roundtrip.py", "--",
-        "-k", "test_roundtrip and full and none", "--osd-world-sizes=1", "--hypothesis-profile=smoke",
+        installed, tmp_path, "test_roundtrip.py::test_roundtrip[full]", "--",
+        "--osd-world-sizes=1", "--hypothesis-profile=smoke",
     )
     assert code == 0, out[-4000:]
     assert "1 passed" in out and "site/osdconform/_suites/test_roundtrip.py ." in out, out[-4000:]
@@ -75,11 +75,11 @@ def test_run_passes_pytest_options_through(installed, tmp_path):
 
 def test_failure_writes_the_reproducer_where_the_user_is(installed, tmp_path):
     code, out = run_installed(
-        installed, tmp_path, "--", "-k", "test_roundtrip and full and none",
+        installed, tmp_path, "test_roundtrip.py::test_roundtrip[full]", "--",
         "--osd-backend=faulty_backends:DropsStateOnSet", "--osd-world-sizes=1", "--hypothesis-profile=smoke",
     )
     assert code == 1, out[-4000:]
-    assert os.listdir(tmp_path / "osdconform-repro") == ["test_roundtrip__test_roundtrip_full-none.py"], out[-4000:]
+    assert os.listdir(tmp_path / "osdconform-repro") == ["test_roundtrip__test_roundtrip_full.py"], out[-4000:]
 
 
 def test_bad_selection_and_misplaced_options_are_one_line_errors(installed, tmp_path):

@@ -22,7 +22,8 @@ from _suite_runner import ROOT, TESTS
 
 pytestmark = pytest.mark.slow
 
-SELECTION = "test_roundtrip and full and none"
+FULL = "test_roundtrip.py::test_roundtrip[full]"
+SHARDED = "test_roundtrip.py::test_roundtrip[sharded]"
 
 
 def torchrun(nproc: int, *args: str, timeout: float = 600) -> tuple[int, str, float]:
@@ -35,31 +36,32 @@ def torchrun(nproc: int, *args: str, timeout: float = 600) -> tuple[int, str, fl
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
 
 
-def run_suite(nproc: int, *pytest_args: str) -> tuple[int, str, float]:
+def run_suite(nproc: int, *pytest_args: str, targets: tuple[str, ...] = (FULL,)) -> tuple[int, str, float]:
     return torchrun(
-        nproc, "-m", "osdconform._run", "test_roundtrip.py", "--",
+        nproc, "-m", "osdconform._run", *targets, "--",
         "-p", "no:cacheprovider", "--tb=short", *pytest_args,
     )
 
 
 def test_suite_passes_on_two_ranks(tmp_path):
-    code, out, _ = run_suite(2, "-k", SELECTION, "--hypothesis-profile=smoke", f"--osd-repro-dir={tmp_path}")
+    code, out, _ = run_suite(2, "--hypothesis-profile=smoke", f"--osd-repro-dir={tmp_path}")
     assert code == 0, out[-4000:]
     assert re.search(r"\b1 passed\b", out), out[-4000:]
 
 
 def test_header_says_the_world_size_is_fixed(tmp_path):
-    code, out, _ = run_suite(2, "-k", SELECTION, "--collect-only", "--osd-world-sizes=1,2")
+    code, out, _ = run_suite(2, "--collect-only", "--osd-world-sizes=1,2")
     assert code == 0, out[-4000:]
     assert "world size fixed at WORLD_SIZE=2; rank 0 drives, the other ranks serve" in out, out[-4000:]
-    code, out, _ = run_suite(2, "-k", SELECTION, "--collect-only", "--osd-world-sizes=1,3")
+    code, out, _ = run_suite(2, "--collect-only", "--osd-world-sizes=1,3")
     assert code != 0 and "under torchrun the world size is fixed at WORLD_SIZE=2" in out, out[-4000:]
 
 
 def test_faulty_backend_fails_with_rank_attribution(tmp_path):
     code, out, _ = run_suite(
-        2, "-k", "test_roundtrip and sharded and fsdp2", "--hypothesis-profile=smoke", "--hypothesis-seed=0",
+        2, "--hypothesis-profile=smoke", "--hypothesis-seed=0",
         "--osd-backend=faulty_backends:CorruptsLastRankShard", f"--osd-repro-dir={tmp_path}",
+        targets=(SHARDED,),
     )
     assert code == 1, out[-4000:]
     assert re.search(r"\b1 failed\b", out), out[-4000:]
@@ -70,7 +72,7 @@ def test_faulty_backend_fails_with_rank_attribution(tmp_path):
                      r"E\s+rank 0: raised OSDMismatch in phase 'compare'\n"
                      r"E\s+rank 1: raised OSDMismatch in phase 'compare'", out), out[-4000:]
     assert "exitcode  : 1" in out  # torchrun's own summary: rank 0 returned pytest's exit code
-    assert os.listdir(tmp_path) == ["test_roundtrip__test_roundtrip_sharded-fsdp2.py"]
+    assert os.listdir(tmp_path) == ["test_roundtrip__test_roundtrip_sharded.py"]
 
 
 #: Long enough for a first example (lazy imports of DDP) on a loaded 2-core machine.
@@ -79,8 +81,9 @@ HANG_TIMEOUT = 20
 
 def test_hang_fails_the_example_then_the_rest_fast_and_every_rank_exits(tmp_path):
     code, out, wall = run_suite(
-        2, "-k", "test_roundtrip and full and (ddp or fsdp2)", "--hypothesis-profile=smoke",
+        2, "--hypothesis-profile=smoke",
         "--osd-backend=faulty_backends:HangsOnSet", f"--osd-timeout={HANG_TIMEOUT}", f"--osd-repro-dir={tmp_path}",
+        targets=(FULL, SHARDED),
     )
     assert code == 1, out[-4000:]
     assert re.search(r"\b2 failed\b", out), out[-4000:]
@@ -92,7 +95,7 @@ def test_hang_fails_the_example_then_the_rest_fast_and_every_rank_exits(tmp_path
     # One timeout for the hang; the replay and the second test are refused at once.
     m = re.search(r"2 failed.* in ([0-9.]+)s", out)
     assert m and float(m.group(1)) < 2 * HANG_TIMEOUT, out[-2000:]
-    assert os.listdir(tmp_path) == ["test_roundtrip__test_roundtrip_full-ddp.py"]  # the hang's, not a refusal's
+    assert os.listdir(tmp_path) == ["test_roundtrip__test_roundtrip_full.py"]  # the hang's, not a refusal's
 
 
 DRIVER = textwrap.dedent(
