@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -24,6 +25,9 @@ def run_suite(*args: str, target: str = "test_roundtrip.py", timeout: float = 60
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if not any(a.startswith("--osd-repro-dir") for a in args):
+        # Reproducer scripts of these deliberate failures go to a scratch folder, not the clone.
+        args = (*args, f"--osd-repro-dir={tempfile.mkdtemp(prefix='osdconform-test-repro-')}")
     cmd = [
         sys.executable, "-m", "pytest", os.path.join(SUITES, target),
         "-p", "no:cacheprovider", "-q", "--tb=short", *args,
