@@ -131,12 +131,15 @@ class Conformance:
         options: StateOptions,
         *extra: Any,
         timeout: float | None = None,
+        fault: Any = None,
     ) -> list[Any] | None:
         """Run property step `fn` on every rank for `scenario`; fail as the property fails.
 
         The task is ``fn(ctx, scenario, backend_spec, options, *extra)``;
         `timeout` caps the per-example timeout (for steps that should fail
-        fast, such as loads that must raise).  An example covered by an
+        fast, such as loads that must raise); `fault` is the fault the
+        example injects (``errors``), which expected-failure predicates see
+        as ``fault`` (and the step's name as ``step``).  An example covered by an
         expected-failures entry must fail as the entry says (it then returns
         None); if it passes, that is an XPASS and fails.
         """
@@ -144,7 +147,10 @@ class Conformance:
 
         note(f"scenario ({options.describe()}):\n{scenario.describe()}")
         note(f"as code: {scenario!r}")
-        entries = [e for e in self.xfails if e.applies(prop, scenario, options)]
+        entries = [
+            e for e in self.xfails
+            if e.applies(prop, scenario, options, step=getattr(fn, "__name__", None), fault=fault)
+        ]
         start = time.monotonic()
         try:
             limit = self._example_timeout()
