@@ -4,9 +4,14 @@ Each non-comment line is one entry with five fields separated by ``" | "``::
 
     property | predicate | match | reason | reproducer
 
-* ``property``: the suite property it applies to (``roundtrip``, ``fidelity``);
-* ``predicate``: a Python expression over ``s`` (the `Scenario`) and ``o``
-  (the `StateOptions`), e.g. ``o.full and "optimizer:adam" in s.features``;
+* ``property``: the suite property it applies to (``roundtrip``, ``fidelity``,
+  ``reshard``, ``resume``, ``flatten``, ``types``, ``isolation``,
+  ``side_effects``, ``errors``);
+* ``predicate``: a Python expression (no builtins) over ``s`` (the `Scenario`),
+  ``o`` (the `StateOptions`), ``step`` (the name of the property step run,
+  e.g. ``"reshard_load"``: a property of two steps may fail in one only) and
+  ``fault`` (the injected `Fault` of an ``errors`` example, else None: each
+  fault kind is its own defect), e.g. ``o.full and "optimizer:adam" in s.features``;
 * ``match``: text the failure message must contain; a failure that does not
   contain it is a real failure, so one known bug cannot hide another;
 * ``reason``: why this is a defect of the backend, in a sentence;
@@ -50,11 +55,14 @@ class XfailEntry:
     where: str
     _code: Any = field(repr=False, default=None)
 
-    def applies(self, prop: str, scenario: Any, options: Any) -> bool:
+    def applies(
+        self, prop: str, scenario: Any, options: Any, *, step: str | None = None, fault: Any = None
+    ) -> bool:
         if prop != self.property:
             return False
+        names = {"s": scenario, "o": options, "step": step, "fault": fault}
         try:
-            return bool(eval(self._code, {"__builtins__": {}}, {"s": scenario, "o": options}))
+            return bool(eval(self._code, {"__builtins__": {}}, names))
         except Exception as exc:
             raise XfailFileError(f"{self.where}: predicate {self.predicate!r} raised {exc!r}") from exc
 

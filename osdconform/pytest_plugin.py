@@ -187,16 +187,19 @@ class Conformance:
         options: StateOptions,
         *extra: Any,
         timeout: float | None = None,
+        fault: Any = None,
     ) -> list[Any] | None:
         """Run property step `fn` on every rank for `scenario`; fail as the property fails.
 
         The task is ``fn(ctx, scenario, backend_spec, options, *extra)``;
         `timeout` caps the per-example timeout (for steps that should fail
-        fast, such as loads that must raise).  An example covered by an
-        expected-failures entry must fail as the entry says (it then returns
-        None).  If it passes, that is an XPASS: it fails
-        the test under the ``ci`` profile, and is reported at the end of the
-        run (without failing) under the others.  Every example is counted per
+        fast, such as loads that must raise); `fault` is the fault the
+        example injects (``errors``), which expected-failure predicates see
+        as ``fault`` (and the step's name as ``step``).  An example covered by
+        an expected-failures entry must fail as the entry says (it then
+        returns None).  If it passes, that is an XPASS: it fails the test
+        under the ``ci`` profile, and is reported at the end of the run
+        (without failing) under the others.  Every example is counted per
         feature for the JSON report and the progress line.
         """
         from hypothesis import note
@@ -206,7 +209,10 @@ class Conformance:
         from . import _coverage
 
         _coverage.record(self._item, scenario)  # events, targets, --osd-coverage counts
-        entries = [e for e in self.xfails if e.applies(prop, scenario, options)]
+        entries = [
+            e for e in self.xfails
+            if e.applies(prop, scenario, options, step=getattr(fn, "__name__", None), fault=fault)
+        ]
         features = example_features(scenario, options)
         start = time.monotonic()
         try:

@@ -32,6 +32,7 @@ def test_errors(osd, form):
     )
     def check(scenario, fault):
         with osd.directory() as directory:
-            osd.check("errors", properties.errors, scenario, options, directory, fault, timeout=ERROR_TIMEOUT)
+            osd.check("errors", properties.errors, scenario, options, directory, fault,
+                      timeout=ERROR_TIMEOUT, fault=fault)
 
     check()

@@ -58,8 +58,10 @@ def load_state(ctx, backend, workload: Workload, saved: Any, options: StateOptio
         with ctx.phase("load"):
             backend.load_checkpoint(workload, directory, options)
         return
-    if options.broadcast_from_rank0 and ctx.rank != 0:
-        saved = {}
+    if options.broadcast_from_rank0:
+        # Every rank must take the same branch: a collective on rank 0 only hangs.
+        if ctx.rank != 0:
+            saved = {}
     elif options.cpu_offload and options.full:
         # torch's cpu_offload hands the full OSD to rank 0 only; without
         # broadcast_from_rank0 a user passes rank 0's dict to every rank.

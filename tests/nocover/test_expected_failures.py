@@ -2,7 +2,9 @@
 
 Runs the real round-trip suite in a pytest subprocess with an
 expected-failures file written by the test, against a seeded fault
-(tests/faulty_backends.py) or the fault-free reference.
+(tests/faulty_backends.py) or the fault-free reference.  Then checks the
+shipped files: every entry names a reproducer that exists, and every
+reproducer still reproduces (exits 1) on the installed torch.
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import subprocess
+import sys
 
 import pytest
+import torch
 
 from _suite_runner import run_suite
+from osdconform._xfails import SHIPPED_DIR, load_xfails
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +29,9 @@ def run(backend: str, xfails_text: str, tmp_path, *extra: str) -> tuple[int, str
     xfails = tmp_path / "xfails.txt"
     xfails.write_text(xfails_text)
     return run_suite(
-        "-k", "test_roundtrip and full and none", f"--osd-backend={backend}",
+        f"--osd-backend={backend}",
         "--osd-world-sizes=1", "--hypothesis-profile=ci", f"--osd-xfails={xfails}", *extra,
+        target="test_roundtrip.py::test_roundtrip[full]",
     )
 
 
@@ -103,7 +111,7 @@ def _nightly_like_run(tmp_path, monkeypatch, *extra) -> tuple[int, str, dict]:
     xfails.write_text(NIGHTLY_XFAILS)
     report = tmp_path / f"report{len(extra)}.json"
     code, out = run_suite(
-        "-k", "none", "--osd-backend=capped_backend:FullOnlyDropsState", "--osd-world-sizes=1",
+        "--osd-backend=capped_backend:FullOnlyDropsState", "--osd-world-sizes=1",
         "--hypothesis-profile=dev", "--hypothesis-seed=1", f"--osd-xfails={xfails}", f"--osd-report={report}",
         *extra,
     )
@@ -155,3 +163,46 @@ def test_outside_ci_xpass_is_reported_not_failed_and_unmatched_entries_are_warne
     assert without_time(report2) == without_time(report)
     assert report2["expected_failures"]["unmatched"] == report["expected_failures"]["unmatched"]
     assert sorted(t["outcome"] for t in report2["tests"]) == sorted(outcomes.values())
+
+
+# --- the shipped entries and their reproducers --------------------------------
+
+SHIPPED = sorted(p for p in SHIPPED_DIR.glob("*.txt"))
+REPRO_DIR = SHIPPED_DIR / "repro"
+SHIPPED_REPROS = sorted(REPRO_DIR.glob("*.py"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_entry_names_a_reproducer_script_that_exists(path):
+    entries = load_xfails(path)
+    assert entries, f"{path} has no entries"
+    for entry in entries:
+        script = (path.parent / entry.reproducer).resolve()
+        assert script.is_file(), f"{entry.where}: reproducer {entry.reproducer!r} is not a file"
+
+
+def test_every_reproducer_script_is_used_by_an_entry():
+    used = {(p.parent / e.reproducer).resolve() for p in SHIPPED for e in load_xfails(p)}
+    unused = [s.name for s in SHIPPED_REPROS if s.resolve() not in used]
+    assert not unused, f"reproducers no entry names: {unused}"
+
+
+@pytest.mark.parametrize("script", SHIPPED_REPROS, ids=lambda p: p.stem)
+def test_shipped_reproducer_fails_while_the_bug_exists(script):
+    """Each reproducer exits 1 on this torch; exit 0 means torch fixed it: drop the entry."""
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, (
+        f"{script.name} exited 0 on torch {torch.__version__}: the bug looks fixed; "
+        f"remove its entries and the script\n{out[-2000:]}"
+    )
+    assert proc.returncode == 1, f"{script.name} crashed (exit {proc.returncode}) instead of reproducing:\n{out[-3000:]}"
