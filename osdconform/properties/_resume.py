@@ -4,6 +4,15 @@ The uninterrupted run and the resumed one run on the same ranks with the same
 plan, data and op order, so on CPU (gloo) every op, reductions included, is
 replayed identically and the comparison is bitwise: any difference is state
 the checkpoint lost or distorted (a step count, a moment, a hyperparameter).
+
+One exception, `ddp_rebuckets`: DDP reduces gradients in buckets that it
+rebuilds after its first iteration, and the resumed run's first step after the
+load is a fresh DDP's first iteration (one bucket) where the uninterrupted run
+is in a later one (rebuilt buckets).  gloo's ring allreduce splits a bucket
+into per-rank chunks, so with 3 or more ranks an element can be summed in
+another order: the results differ in the last bit.  There the comparison uses
+the golden twin's dtype tolerance (`golden_tolerance`), still far below what a
+lost moment or an off-by-one step count changes.
 Parameters are restored by the reference (`copy_params`: model state is not
 the backend's job) and schedulers by their own ``state_dict``, as users do.
 """
@@ -13,7 +22,13 @@ from __future__ import annotations
 from .. import reference as ref
 from ..backends import make_backend
 from ..scenario import Scenario, train
+from ..scenario._golden import golden_tolerance
 from ._steps import assert_all_equal, fresh, load_state, save_state, source
+
+
+def ddp_rebuckets(scenario: Scenario) -> bool:
+    """Whether the resumed run may differ in the last bit (see the module docstring)."""
+    return scenario.plan.kind == "ddp" and scenario.world_size >= 3
 
 
 def resume(
@@ -37,8 +52,10 @@ def resume(
     with ctx.phase("reference gather"):
         expected = {"params": ref.full_params(straight.module), **ref.full_osd(straight.module, straight.optimizers)}
         actual = {"params": ref.full_params(dst.module), **ref.full_osd(dst.module, dst.optimizers)}
+    tolerance = golden_tolerance(scenario.model) if ddp_rebuckets(scenario) and k > 0 else None
     with ctx.phase("compare"):
         assert_all_equal(
-            [(expected, actual, f"resume ({k} steps + {more_steps} after the checkpoint vs {k + more_steps} straight)")]
+            [(expected, actual, f"resume ({k} steps + {more_steps} after the checkpoint vs {k + more_steps} straight)")],
+            tolerance=tolerance,
         )
     return {"steps": k, "more_steps": more_steps}
