@@ -19,7 +19,7 @@ from ._forms import FORMS, forms
 from ._flatten import flatten
 from ._isolation import isolation_after_get, isolation_after_set
 from ._reshard import reshard_load, reshard_save
-from ._resume import resume
+from ._resume import resume, schedulers
 from ._roundtrip import roundtrip
 from ._side_effects import side_effects
 from ._steps import FRESH_SEED_OFFSET
@@ -41,6 +41,7 @@ __all__ = [
     "reshard_save",
     "resume",
     "roundtrip",
+    "schedulers",
     "side_effects",
     "types",
 ]

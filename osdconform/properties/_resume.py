@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from .. import reference as ref
 from ..backends import make_backend
+from ..compare import assert_osd_equal
 from ..scenario import Scenario, train
 from ..scenario._golden import golden_tolerance
 from ._steps import assert_all_equal, fresh, load_state, save_state, source
@@ -34,6 +35,33 @@ def ddp_rebuckets(scenario: Scenario) -> bool:
 def resume(
     ctx, scenario: Scenario, backend_spec: str, options, directory: str | None, more_steps: int
 ) -> dict:
+    return _resume(ctx, scenario, backend_spec, options, directory, more_steps, check_lrs=False)
+
+
+def schedulers(
+    ctx, scenario: Scenario, backend_spec: str, options, directory: str | None, more_steps: int
+) -> dict:
+    """Property 10: resume with LR schedulers and several optimizers.
+
+    On top of `resume`: right after the load (optimizer state by the backend,
+    scheduler state by ``load_state_dict``), every group's lr and every
+    scheduler's last lr equal the source's, whichever order they were
+    restored in, and several optimizers' states do not bleed into each other.
+    """
+    return _resume(ctx, scenario, backend_spec, options, directory, more_steps, check_lrs=True)
+
+
+def _lrs(workload) -> dict:
+    def plain(v):
+        return v.item() if hasattr(v, "item") else v
+
+    return {
+        "group lr": [[plain(g["lr"]) for g in opt.param_groups] for opt in workload.optimizers],
+        "scheduler last lr": [[plain(v) for v in s.get_last_lr()] for s in workload.schedulers],
+    }
+
+
+def _resume(ctx, scenario, backend_spec, options, directory, more_steps, *, check_lrs: bool) -> dict:
     backend = make_backend(backend_spec)
     k = scenario.steps
     straight = source(ctx, scenario, steps=k + more_steps)
@@ -47,6 +75,9 @@ def resume(
     with ctx.phase("restore schedulers"):
         for sched, state in zip(dst.schedulers, scheduler_states):
             sched.load_state_dict(state)
+    if check_lrs:
+        with ctx.phase("compare learning rates"):
+            assert_osd_equal(_lrs(src), _lrs(dst), context="schedulers (source vs restored learning rates)")
     with ctx.phase("train after resume"):
         train(dst, more_steps, first_step=k)
     with ctx.phase("reference gather"):
