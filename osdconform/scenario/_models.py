@@ -48,6 +48,19 @@ class ModelSpec:
                 fqns.append(f"layers.{i}.bias")
         return tuple(fqns)
 
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each parameter's shape, by FQN."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (d_in, d_out, has_bias) in enumerate(zip(self.dims[:-1], self.dims[1:], self.bias)):
+            shapes[f"layers.{i}.weight"] = (d_out, d_in)
+            if has_bias:
+                shapes[f"layers.{i}.bias"] = (d_out,)
+        return shapes
+
+    def sparse_param_fqns(self) -> tuple[str, ...]:
+        """Parameters that get sparse gradients (an MLP has none)."""
+        return ()
+
     def layer_fqns(self) -> tuple[str, ...]:
         """Submodules a plan may wrap on their own (FSDP units), outermost first."""
         return tuple(f"layers.{i}" for i in range(self.num_layers))

@@ -7,7 +7,8 @@ their own.
 """
 
 from ._models import dims, mlp_models, models
-from ._optimizers import hparams, optimizer_names, optimizers, param_groups
+from ._optimizers import hparams, optimizer_blueprints, optimizer_names, optimizers, param_groups
+from ._schedulers import schedulers
 from ._plans import plans
 from ._scenario import scenarios
 
@@ -16,9 +17,11 @@ __all__ = [
     "hparams",
     "mlp_models",
     "models",
+    "optimizer_blueprints",
     "optimizer_names",
     "optimizers",
     "param_groups",
     "plans",
     "scenarios",
+    "schedulers",
 ]
