@@ -76,7 +76,7 @@ class CorruptsLastRankShard(ReferenceBackend):
         if options.full or world < 2 or workload.rank != world - 1:
             return
         with torch.no_grad():
-            for st in workload.optimizer.state.values():
+            for st in (st for opt in workload.optimizers for st in opt.state.values()):
                 for v in st.values():
                     if isinstance(v, torch.Tensor) and v.dim() > 0:
                         local = v.to_local() if hasattr(v, "to_local") else v
