@@ -152,7 +152,7 @@ def _sometimes(one_in: int) -> st.SearchStrategy[bool]:
 @st.composite
 def group_extras(draw) -> GroupExtras:
     custom = tuple((k, draw(v)) for k, v in _CUSTOM_KEYS.items() if draw(_sometimes(6)))
-    return GroupExtras(draw(_sometimes(4)), custom, draw(_sometimes(6)))
+    return GroupExtras(draw(_sometimes(4)), custom, draw(_sometimes(10)))
 
 
 def _group_hparams(name: str, flags: Sequence[str], drawn, extras: GroupExtras):
@@ -207,9 +207,14 @@ def _numbers(n: int, upper: int) -> st.SearchStrategy[tuple[int, ...]]:
 @st.composite
 def optimizer_blueprints(draw, plan_kind: str | None = None) -> OptimizerBlueprint:
     """A blueprint for the scenario's optimizers; with `plan_kind`, only what can run under it."""
-    optimizers = draw(st.lists(single_optimizer_blueprints(plan_kind), min_size=1, max_size=MAX_OPTIMIZERS))
+    # Several optimizers about one time in three: a backend's defect with them
+    # should not absorb most examples.
+    first = draw(single_optimizer_blueprints(plan_kind))
+    more = []
+    if draw(_sometimes(3)):
+        more = draw(st.lists(single_optimizer_blueprints(plan_kind), min_size=1, max_size=MAX_OPTIMIZERS - 1))
     return OptimizerBlueprint(
-        optimizers=tuple(optimizers),
+        optimizers=(first, *more),
         owner=draw(_numbers(MAX_PARAMS, MAX_OPTIMIZERS)),
         group=draw(_numbers(MAX_PARAMS, MAX_GROUPS)),
         order=draw(_numbers(MAX_PARAMS, MAX_PARAMS)),

@@ -5,7 +5,9 @@ state by calling ``optim.step(closure=None)`` with zero gradients
 (``_init_optim_state``).  ``torch.optim.LBFGS.step`` calls its closure
 unconditionally, so the load dies with ``TypeError: 'NoneType' object is not
 callable`` before the state is looked at, for a full or a sharded OSD alike,
-although ``LBFGS.load_state_dict`` loads the same state fine.
+although ``LBFGS.load_state_dict`` loads the same state fine.  The same
+initialisation makes ``get_optimizer_state_dict`` fail on an LBFGS that has
+not stepped yet (checked second below).
 Standalone: torch only, one process, gloo.  Exits 1 while the bug exists.
 """
 
@@ -47,13 +49,21 @@ def main() -> int:
         osd = get_optimizer_state_dict(model, optim, options=full)
         fresh = torch.nn.Linear(3, 2)
         fresh_optim = torch.optim.LBFGS(fresh.parameters(), max_iter=2)
+        failures = 0
         try:
             set_optimizer_state_dict(fresh, fresh_optim, osd, options=full)
+            print("set: loaded")
         except TypeError as exc:
             print(f"set_optimizer_state_dict raised TypeError: {exc}")
-            return 1
-        print("loaded")
-        return 0
+            failures += 1
+        unstepped = torch.nn.Linear(3, 2)
+        try:
+            get_optimizer_state_dict(unstepped, torch.optim.LBFGS(unstepped.parameters()), options=full)
+            print("get (no step yet): fine")
+        except TypeError as exc:
+            print(f"get_optimizer_state_dict (no step yet) raised TypeError: {exc}")
+            failures += 1
+        return 1 if failures else 0
     finally:
         dist.destroy_process_group()
 
