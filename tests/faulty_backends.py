@@ -15,13 +15,13 @@ from osdconform.backends.reference import ReferenceBackend
 
 
 class DropsStateOnSet(ReferenceBackend):
-    """Set forgets the second-moment estimate (``exp_avg_sq``) or momentum buffer."""
+    """Set forgets the last state entry of every parameter (Adam's ``exp_avg_sq``,
+    SGD's momentum buffer, ...), so every optimizer that keeps state is hit."""
 
     name = "drops-state-on-set"
 
     def set_optimizer_state(self, workload, osd, options):
-        osd = {**osd, "state": {fqn: {k: v for k, v in st.items() if k not in ("exp_avg_sq", "momentum_buffer")}
-                                for fqn, st in osd["state"].items()}}
+        osd = {**osd, "state": {fqn: dict(list(st.items())[:-1]) for fqn, st in osd["state"].items()}}
         super().set_optimizer_state(workload, osd, options)
 
 

@@ -131,11 +131,15 @@ _UNEVEN = Scenario(
 @example(scenario=_UNEVEN.replace(world_size=4, optimizers=(OptimizerSpec("sgd", (GroupSpec(_UNEVEN.model.param_fqns(), (("momentum", 0.9),)),)),)))
 def test_load_of_gather_is_identity_on_fsdp2(pool, scenario):
     results = pool.run(scenario.world_size, rt.load_gather_roundtrip, scenario)
+    # After a step every parameter of a group that keeps state has state (plain
+    # SGD keeps none), on every rank, whether or not its local shard is empty.
+    with_state = sum(
+        len(g.params) for o in scenario.optimizers for g in o.groups if o.group_keeps_state(g)
+    )
     for rank, r in enumerate(results):
-        # After a step every parameter has state (SGD is drawn with momentum),
-        # on every rank, whether or not its local shard is empty.
-        assert r["state_entries"] == r["params"] == len(scenario.model.param_fqns()), (rank, r)
-        assert r["dtensor_values"] > 0, (rank, r)  # the sharded paths were exercised
+        assert r["params"] == len(scenario.model.param_fqns()), (rank, r)
+        assert r["state_entries"] == with_state, (rank, r)
+        assert (r["dtensor_values"] > 0) == (with_state > 0), (rank, r)  # sharded paths exercised
     if any(r["empty_local_shards"] for r in results):
         event("some rank holds an empty shard of a state tensor")
 
