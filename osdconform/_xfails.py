@@ -6,7 +6,8 @@ Each non-comment line is one entry with five fields separated by ``" | "``::
 
 * ``property``: the suite property it applies to (``roundtrip``, ``fidelity``,
   ``reshard``, ``resume``, ``flatten``, ``types``, ``isolation``,
-  ``side_effects``, ``errors``);
+  ``side_effects``, ``errors``, ``schedulers``), or several separated by
+  commas (one defect seen by several properties);
 * ``predicate``: a Python expression (no builtins) over ``s`` (the `Scenario`),
   ``o`` (the `StateOptions`), ``step`` (the name of the property step run,
   e.g. ``"reshard_load"``: a property of two steps may fail in one only) and
@@ -58,13 +59,17 @@ class XfailEntry:
     def applies(
         self, prop: str, scenario: Any, options: Any, *, step: str | None = None, fault: Any = None
     ) -> bool:
-        if prop != self.property:
+        if prop not in self.properties:
             return False
         names = {"s": scenario, "o": options, "step": step, "fault": fault}
         try:
             return bool(eval(self._code, {"__builtins__": {}}, names))
         except Exception as exc:
             raise XfailFileError(f"{self.where}: predicate {self.predicate!r} raised {exc!r}") from exc
+
+    @property
+    def properties(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.property.split(","))
 
     def explains(self, failure: BaseException) -> bool:
         return self.match in str(failure)

@@ -144,6 +144,10 @@ def _diff_tensor(e: Any, a: Any, path: str, tol) -> Difference | None:
         )
     if e.device != a.device:
         return Difference(path, f"device differs: expected {e.device}, actual {a.device}")
+    if e.layout != a.layout:
+        return Difference(path, f"layout differs: expected {e.layout}, actual {a.layout}")
+    if e.layout == torch.sparse_coo:
+        return _diff_sparse(e, a, path, tol)
     if isinstance(e, DTensor):
         if tuple(e.placements) != tuple(a.placements):
             return Difference(
@@ -158,6 +162,24 @@ def _diff_tensor(e: Any, a: Any, path: str, tol) -> Difference | None:
             return Difference(d.path, f"{d.what} (local shard)")
         return None
     return _diff_values(e.detach(), a.detach(), path, tol)
+
+
+def _diff_sparse(e: torch.Tensor, a: torch.Tensor, path: str, tol) -> Difference | None:
+    """Sparse COO tensors (SGD's momentum on sparse gradients): equal entries, once coalesced.
+
+    Coalescing sums duplicate indices, so two tensors that hold the same
+    values in another internal order compare equal; bits of the values still count.
+    """
+    e, a = e.detach().coalesce(), a.detach().coalesce()
+    if not torch.equal(e.indices(), a.indices()):
+        return Difference(
+            path,
+            f"sparse indices differ: expected {e.indices().tolist()}, actual {a.indices().tolist()}",
+        )
+    d = _diff_values(e.values(), a.values(), path, tol)
+    if d is not None:
+        return Difference(d.path, f"{d.what} (values of the sparse tensor)")
+    return None
 
 
 def _describe(x: Any) -> str:

@@ -395,9 +395,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     import torch
 
+    from .scenario import OPTIMIZER_NAMES, unknown_optimizers
+
+    unknown = unknown_optimizers()
     return [
         f"osdconform: backend {c.name} ({c.backend_spec}), world sizes {list(c.world_sizes)}, "
-        f"device {c.device}, torch {torch.__version__}, {len(c.xfails)} expected-failure entries"
+        f"device {c.device}, torch {torch.__version__}, {len(c.xfails)} expected-failure entries",
+        f"osdconform: {len(OPTIMIZER_NAMES) - len(unknown)} optimizers of torch.optim covered"
+        + (f"; NOT KNOWN to osdconform (drawn with torch's defaults, unsharded plans only): "
+           f"{', '.join(unknown)}" if unknown else ""),
     ] + ([f"osdconform: scale-out under torchrun: world size fixed at WORLD_SIZE={c.world_sizes[0]}; "
           "rank 0 drives, the other ranks serve"] if active_pool() is not None else [])
 

@@ -15,13 +15,13 @@ from osdconform.backends.reference import ReferenceBackend
 
 
 class DropsStateOnSet(ReferenceBackend):
-    """Set forgets the second-moment estimate (``exp_avg_sq``) or momentum buffer."""
+    """Set forgets the last state entry of every parameter (Adam's ``exp_avg_sq``,
+    SGD's momentum buffer, ...), so every optimizer that keeps state is hit."""
 
     name = "drops-state-on-set"
 
     def set_optimizer_state(self, workload, osd, options):
-        osd = {**osd, "state": {fqn: {k: v for k, v in st.items() if k not in ("exp_avg_sq", "momentum_buffer")}
-                                for fqn, st in osd["state"].items()}}
+        osd = {**osd, "state": {fqn: dict(list(st.items())[:-1]) for fqn, st in osd["state"].items()}}
         super().set_optimizer_state(workload, osd, options)
 
 
@@ -76,7 +76,7 @@ class CorruptsLastRankShard(ReferenceBackend):
         if options.full or world < 2 or workload.rank != world - 1:
             return
         with torch.no_grad():
-            for st in workload.optimizer.state.values():
+            for st in (st for opt in workload.optimizers for st in opt.state.values()):
                 for v in st.values():
                     if isinstance(v, torch.Tensor) and v.dim() > 0:
                         local = v.to_local() if hasattr(v, "to_local") else v

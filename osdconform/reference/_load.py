@@ -1,8 +1,11 @@
 """Load: a canonical OSD (full or sharded) -> a rank's optimizer.
 
-For each parameter, each tensor state value that has the parameter's global
-shape is cut the way the parameter is cut (`shard_like`); other values (such
-as a 0-d ``step``) are copied whole.  A value that is already a DTensor laid
+For each sharded parameter, each tensor state value that has the parameter's
+global shape is cut the way the parameter is cut (`shard_like`); 0-d values
+(such as ``step``) and non-tensors are copied whole, and any other shape is an
+error (no optimizer in the space keeps such state under a sharding plan:
+``OptimizerSpec.unsupported_plan`` says why for Adafactor, LBFGS, ...).  The
+state of an unsharded parameter is copied whole whatever its shape.  A value that is already a DTensor laid
 out like its parameter is taken as this rank's piece; a DTensor laid out
 otherwise is first made whole (`unshard`).  The result is handed to the
 optimizer through its public ``load_state_dict``, keyed in the *target*
@@ -43,15 +46,14 @@ def _local_value(value: Any, param: torch.Tensor, where: str) -> Any:
     if isinstance(param, DTensor) and value.dim() > 0:
         if tuple(value.shape) != tuple(param.shape):
             raise OSDLoadError(
-                f"{where}: shape {tuple(value.shape)} does not match the parameter's "
-                f"shape {tuple(param.shape)}"
+                f"{where}: shape {tuple(value.shape)} does not match the sharded parameter's "
+                f"shape {tuple(param.shape)}, so the reference cannot know how to cut it"
             )
         return shard_like(value, param)
-    if value.dim() > 0 and tuple(value.shape) != tuple(param.shape):
-        raise OSDLoadError(
-            f"{where}: shape {tuple(value.shape)} does not match the parameter's "
-            f"shape {tuple(param.shape)}"
-        )
+    # An unsharded parameter's state is taken whole, whatever its shape: the
+    # optimizer owns what its tensors mean (Adafactor keeps row and column
+    # factors of a matrix, LBFGS flat vectors over all its parameters), and
+    # its own load_state_dict takes them as they are.
     return value.detach().clone()
 
 

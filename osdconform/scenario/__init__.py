@@ -23,7 +23,16 @@ from ._models import (
     UnusedSpec,
     build_model,
 )
-from ._optimizers import OPTIMIZER_NAMES, GroupSpec, OptimizerSpec, build_optimizer
+from ._optimizers import (
+    OPTIMIZER_NAMES,
+    GroupSpec,
+    OptimizerSpec,
+    TensorValue,
+    build_optimizer,
+    installed_optimizers,
+    unknown_optimizers,
+)
+from ._schedulers import SCHEDULER_KINDS, SchedulerSpec, build_scheduler
 from ._plans import PLAN_KINDS, PlanSpec, apply_plan
 from ._plans import accepts as plan_accepts
 from ._spec import Scenario
@@ -44,19 +53,25 @@ __all__ = [
     "UnusedSpec",
     "OPTIMIZER_NAMES",
     "PLAN_KINDS",
+    "SCHEDULER_KINDS",
     "ROWS_PER_RANK",
     "GroupSpec",
     "ModelSpec",
     "OptimizerSpec",
     "PlanSpec",
     "Scenario",
+    "SchedulerSpec",
+    "TensorValue",
     "Workload",
     "apply_plan",
     "build_model",
     "build_optimizer",
+    "build_scheduler",
     "build_workload",
     "global_batch",
+    "installed_optimizers",
     "local_batch",
     "plan_accepts",
     "train",
+    "unknown_optimizers",
 ]

@@ -16,6 +16,7 @@ from torch import nn
 from ._models import apply_freezes, build_model, loss, model_inputs, select_rows
 from ._optimizers import build_optimizer
 from ._plans import apply_plan
+from ._schedulers import build_scheduler
 from ._spec import Scenario
 
 #: Rows of the global batch that each rank contributes.
@@ -65,7 +66,12 @@ def build_workload(
     model = apply_plan(scenario.plan, module, device, scenario.world_size)
     params = dict(module.named_parameters())
     optimizers = tuple(build_optimizer(spec, params) for spec in scenario.optimizers)
-    return Workload(scenario, module, model, optimizers, device, rank)
+    schedulers = tuple(
+        build_scheduler(spec.scheduler, opt)
+        for spec, opt in zip(scenario.optimizers, optimizers)
+        if spec.scheduler is not None
+    )
+    return Workload(scenario, module, model, optimizers, device, rank, schedulers)
 
 
 def global_batch(scenario: Scenario, step: int, device: torch.device):
@@ -101,6 +107,8 @@ def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:
 
     Parameters the model freezes after ``k`` steps stop requiring grad before
     step ``k`` (counted from 0, so resuming at `first_step` agrees).
+    Optimizers that need a closure (LBFGS) step after the others, with a
+    closure that re-evaluates the loss (see `_closure`).
     """
     sc = workload.scenario
     for step in range(first_step, first_step + steps):
@@ -113,7 +121,38 @@ def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:
             out.backward()
         else:
             _reshard(workload.model)
-        for opt in workload.optimizers:
-            opt.step()
+        specs = sc.optimizers
+        for spec, opt in zip(specs, workload.optimizers):
+            if not spec.needs_closure:
+                opt.step()
+        for spec, opt in zip(specs, workload.optimizers):
+            if spec.needs_closure:
+                opt.step(_closure(workload, opt, x))
         for sched in workload.schedulers:
             sched.step()
+
+
+def _closure(workload: Workload, opt: torch.optim.Optimizer, x):
+    """A closure for `opt` that re-evaluates the loss on the batch `x`.
+
+    Under data parallelism it returns the mean loss over all ranks (gradients
+    are averaged already), so every rank's LBFGS takes the same decisions
+    (its tolerance checks and line search read the loss) and runs the same
+    number of forward/backward passes: the collectives line up, and the
+    result equals a single process on the global batch.
+    """
+    sc = workload.scenario
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        value = loss(workload.model(x))
+        value.backward()
+        if sc.plan.data_parallel and sc.world_size > 1:
+            import torch.distributed as dist
+
+            parts = [torch.empty_like(value) for _ in range(sc.world_size)]
+            dist.all_gather(parts, value.detach().contiguous())
+            value = torch.stack(parts).sum() / sc.world_size  # same order on every rank
+        return value
+
+    return closure

@@ -76,7 +76,7 @@ class Scenario:
         """
         tags = set(self.model.features()) | set(self.plan.features())
         for opt in self.optimizers:
-            tags |= opt.features()
+            tags |= opt.features(self.model.param_fqns())
         if len(self.optimizers) > 1:
             tags.add("several optimizers")
         tags.add(f"world:{self.world_size}")

@@ -7,8 +7,9 @@ their own.
 """
 
 from ._models import dims, mlp_models, models, tree_models
-from ._optimizers import hparams, optimizer_names, optimizers, param_groups
+from ._optimizers import hparams, optimizer_blueprints, optimizer_names, optimizers, param_groups
 from ._pairs import reshard_pairs
+from ._schedulers import schedulers
 from ._plans import plans
 from ._scenario import scenarios
 
@@ -17,11 +18,13 @@ __all__ = [
     "hparams",
     "mlp_models",
     "models",
+    "optimizer_blueprints",
     "optimizer_names",
     "optimizers",
     "param_groups",
     "plans",
     "reshard_pairs",
     "scenarios",
+    "schedulers",
     "tree_models",
 ]

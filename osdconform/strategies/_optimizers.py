@@ -1,106 +1,281 @@
 """Strategies for the optimizer dimension (see `osdconform.scenario._optimizers`).
 
 The pattern every dimension follows so that shrinking works: a *blueprint* is
-drawn before the model, at the largest size any model can need (one group
-number per possible parameter, hyperparameters for every possible group), and
-`fit_optimizers` cuts it to the model drawn afterwards.  So when the shrinker
-removes a layer, no other draw moves.
+drawn before the model, at the largest size any model can need (for each
+possible parameter: which optimizer owns it, which group, where in the group;
+for each possible optimizer: its class, flags, scheduler and every possible
+group's hyperparameters), and `fit_optimizers` cuts it to the model drawn
+afterwards.  So when the shrinker removes a layer, no other draw moves.
+
+Every choice shrinks toward its simplest value: one optimizer (the first of
+`OPTIMIZER_NAMES`: plain SGD, which keeps no state), no flags, no scheduler,
+one group with torch's defaults, parameters in model order, no empty group,
+no custom key, float lr.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
-from ..scenario import GroupSpec, ModelSpec, OptimizerSpec
+from ..scenario import GroupSpec, ModelSpec, OptimizerSpec, TensorValue
+from ..scenario._optimizers import (
+    OPTIMIZER_NAMES,
+    WHOLE_PARAM_PLANS,
+    accepts_param,
+    constructor_defaults,
+    flags_problem,
+    kind_of,
+    tensor_lr_problem,
+)
+from ..scenario._schedulers import SchedulerSpec
 from ._models import MAX_PARAMS
+from ._schedulers import schedulers
 
 MAX_GROUPS = 3
+MAX_OPTIMIZERS = 3
 
-#: Hyperparameters per optimizer, each shrinking to torch's default.
+#: Hyperparameters per known optimizer; each is left at torch's default or drawn.
 _LR = st.sampled_from([1e-3, 1e-2, 0.1, 0.5])
-_WD = st.sampled_from([0.0, 1e-2, 0.1])
+_WD = st.sampled_from([1e-2, 0.1])
 _BETAS = st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
-_HPARAMS = {
+_EPS = st.sampled_from([1e-8, 1e-6])
+_ON = st.just(True)
+_HPARAMS: dict[str, dict[str, st.SearchStrategy]] = {
+    # SGD: momentum 0 (the default) is plain SGD, which keeps no state;
+    # nesterov needs momentum > 0 and dampening 0 (see `_consistent`).
     "sgd": {
         "lr": _LR,
-        "momentum": st.sampled_from([0.9, 0.5, 0.99]),  # > 0, so SGD keeps state
+        "momentum": st.sampled_from([0.9, 0.5]),
+        "dampening": st.sampled_from([0.1]),
+        "nesterov": _ON,
         "weight_decay": _WD,
-        "dampening": st.sampled_from([0.0, 0.1]),
     },
-    "adam": {"lr": _LR, "betas": _BETAS, "weight_decay": _WD, "eps": st.sampled_from([1e-8, 1e-6])},
-    "adamw": {"lr": _LR, "betas": _BETAS, "weight_decay": st.sampled_from([1e-2, 0.0, 0.1])},
+    "adam": {"lr": _LR, "betas": _BETAS, "eps": _EPS, "weight_decay": _WD, "amsgrad": _ON,
+             "decoupled_weight_decay": _ON},
+    "adamw": {"lr": _LR, "betas": _BETAS, "weight_decay": st.sampled_from([0.0, 0.1]), "amsgrad": _ON},
+    "adagrad": {"lr": _LR, "lr_decay": st.sampled_from([0.01]), "weight_decay": _WD,
+                "initial_accumulator_value": st.sampled_from([0.1]), "eps": _EPS},
+    "adadelta": {"lr": st.sampled_from([0.1, 0.5]), "rho": st.sampled_from([0.5]), "eps": _EPS,
+                 "weight_decay": _WD},
+    "adamax": {"lr": _LR, "betas": _BETAS, "eps": _EPS, "weight_decay": _WD},
+    "nadam": {"lr": _LR, "betas": _BETAS, "weight_decay": _WD, "momentum_decay": st.sampled_from([0.01]),
+              "decoupled_weight_decay": _ON},
+    "radam": {"lr": _LR, "betas": _BETAS, "weight_decay": _WD, "decoupled_weight_decay": _ON},
+    "rmsprop": {"lr": _LR, "alpha": st.sampled_from([0.9]), "eps": _EPS, "weight_decay": _WD,
+                "momentum": st.sampled_from([0.9, 0.5]), "centered": _ON},
+    "rprop": {"lr": _LR, "etas": st.sampled_from([(0.4, 1.5)]), "step_sizes": st.sampled_from([(1e-4, 1.0)])},
+    # t0 (default 1e6) is the step at which ASGD starts averaging; drawn small
+    # so that `ax` and `mu` hold more than their initial values.
+    "asgd": {"lr": _LR, "lambd": st.sampled_from([1e-2]), "alpha": st.sampled_from([0.5]),
+             "t0": st.sampled_from([0.0, 1.0]), "weight_decay": _WD},
+    "adafactor": {"lr": _LR, "beta2_decay": st.sampled_from([-0.5]), "d": st.sampled_from([2.0]),
+                  "weight_decay": _WD},
+    "lbfgs": {"lr": st.sampled_from([0.1, 0.5]), "max_iter": st.sampled_from([1, 3]),
+              "history_size": st.sampled_from([2, 5]), "line_search_fn": st.just("strong_wolfe")},
+    "sparseadam": {"lr": _LR, "betas": _BETAS, "eps": _EPS},
+    "muon": {"lr": _LR, "weight_decay": st.sampled_from([0.0, 0.01]), "momentum": st.sampled_from([0.9]),
+             "nesterov": st.just(False), "ns_steps": st.sampled_from([1, 3]),
+             "adjust_lr_fn": st.sampled_from(["original", "match_rms_adamw"])},
+}
+
+#: Custom param-group keys (torch keeps them as given).  ``initial_lr`` is
+#: also the key LR schedulers set (with ``setdefault``), so a custom value
+#: changes what a scheduler starts from.
+_CUSTOM_KEYS = {
+    "name": st.sampled_from(["head", "body"]),
+    "initial_lr": st.sampled_from([0.05, 1.0]),
+    "tag": st.sampled_from([0, 7]),
 }
 
 
-def optimizer_names() -> st.SearchStrategy[str]:
-    return st.sampled_from(["adam", "sgd", "adamw"])
+def optimizer_names(plan_kind: str | None = None) -> st.SearchStrategy[str]:
+    """Optimizer names; with `plan_kind`, only those that can run under it."""
+    sharded = plan_kind is not None and plan_kind not in WHOLE_PARAM_PLANS
+    return st.sampled_from([n for n in OPTIMIZER_NAMES if not (sharded and kind_of(n).sharded)])
+
+
+def flag_sets(name: str, plan_kind: str | None = None) -> list[tuple[str, ...]]:
+    """Every valid flag combination for `name` (under `plan_kind`), the empty one first."""
+    kind = kind_of(name)
+    flags = sorted(kind.flags)
+    sharded = plan_kind is not None and plan_kind not in WHOLE_PARAM_PLANS
+    out = []
+    for r in range(len(flags) + 1):
+        for combo in itertools.combinations(flags, r):
+            if flags_problem(name, combo) is None and not (sharded and "fused" in combo and kind.fused_sharded):
+                out.append(combo)
+    return out
+
+
+def _consistent(name: str, chosen: dict[str, Any]) -> dict[str, Any]:
+    """Drop draws torch would refuse together (so every drawn group is valid)."""
+    if name == "sgd" and chosen.get("nesterov") and (
+        not chosen.get("momentum") or chosen.get("dampening", 0) != 0
+    ):
+        del chosen["nesterov"]
+    return chosen
 
 
 @st.composite
 def hparams(draw, optimizer: str) -> tuple[tuple[str, object], ...]:
     """Per-group hyperparameters; each one is either left at the default or drawn."""
-    chosen = []
-    for name, values in _HPARAMS[optimizer].items():
+    chosen = {}
+    for name, values in _HPARAMS.get(optimizer, {}).items():
         if draw(st.booleans()):
-            chosen.append((name, draw(values)))
-    # SGD needs momentum > 0 to have state; nesterov would also need dampening 0.
-    if optimizer == "sgd" and "momentum" not in dict(chosen):
-        chosen.append(("momentum", 0.9))
-    return tuple(chosen)
+            chosen[name] = draw(values)
+    return tuple(_consistent(optimizer, chosen).items())
 
 
-def _partition(fqns: Sequence[str], assignment: Sequence[int], group_hparams) -> tuple[GroupSpec, ...]:
-    """Group `fqns` by their assigned group number; keep model order; drop empty groups."""
-    groups = []
-    for g in sorted(set(assignment[: len(fqns)])):
-        members = tuple(f for f, a in zip(fqns, assignment) if a == g)
-        groups.append(GroupSpec(params=members, hparams=group_hparams[g]))
-    return tuple(groups)
+@dataclass(frozen=True)
+class GroupExtras:
+    """Per-group choices beyond hyperparameters: lr as a tensor, custom keys, kept if empty."""
+
+    tensor_lr: bool = False
+    custom: tuple[tuple[str, Any], ...] = ()
+    keep_if_empty: bool = False
 
 
-def _group_numbers(n: int, max_groups: int) -> st.SearchStrategy[tuple[int, ...]]:
-    return st.tuples(*[st.integers(0, max_groups - 1)] * n)
+def _sometimes(one_in: int) -> st.SearchStrategy[bool]:
+    """True about once in `one_in` draws; shrinks to False.
 
-
-@st.composite
-def param_groups(draw, fqns: Sequence[str], optimizer: str, max_groups: int = MAX_GROUPS):
-    """A partition of `fqns` into 1..max_groups non-empty groups, in model order.
-
-    Each parameter draws its group number on its own (no group count drawn
-    first), so every number shrinks to 0: one group.
+    Group extras are drawn for every possible group of every optimizer, so
+    at even odds nearly every scenario would have them all, and a backend's
+    known defect with one of them would absorb most examples.
     """
-    assignment = draw(_group_numbers(len(fqns), max_groups))
-    group_hparams = draw(st.tuples(*[hparams(optimizer)] * max_groups))
-    return _partition(fqns, assignment, group_hparams)
+    return st.integers(0, one_in - 1).map(lambda i: i == one_in - 1)
 
 
 @st.composite
-def optimizers(draw, model: ModelSpec, names: st.SearchStrategy[str] | None = None) -> OptimizerSpec:
-    name = draw(names if names is not None else optimizer_names())
-    return OptimizerSpec(name=name, groups=draw(param_groups(model.param_fqns(), name)))
+def group_extras(draw) -> GroupExtras:
+    custom = tuple((k, draw(v)) for k, v in _CUSTOM_KEYS.items() if draw(_sometimes(6)))
+    return GroupExtras(draw(_sometimes(4)), custom, draw(_sometimes(10)))
+
+
+def _group_hparams(name: str, flags: Sequence[str], drawn, extras: GroupExtras):
+    hp = dict(drawn)
+    if extras.tensor_lr and tensor_lr_problem(name, flags) is None:
+        lr = hp.get("lr", constructor_defaults(name).get("lr", 1e-3))
+        hp["lr"] = TensorValue(float(lr))
+    return tuple(hp.items()) + extras.custom
+
+
+@dataclass(frozen=True)
+class SingleOptimizerBlueprint:
+    """One optimizer's choices: class, flags, scheduler, and every possible group's hparams."""
+
+    name: str
+    flags: tuple[str, ...]
+    scheduler: SchedulerSpec | None
+    group_hparams: tuple[tuple[tuple[str, Any], ...], ...]
+    group_extras: tuple[GroupExtras, ...]
 
 
 @dataclass(frozen=True)
 class OptimizerBlueprint:
-    """Optimizer choices drawn before the model, cut to it by `fit_optimizers`."""
+    """Optimizer choices drawn before the model, cut to it by `fit_optimizers`.
 
-    name: str
-    assignment: tuple[int, ...]
-    group_hparams: tuple[tuple[tuple[str, Any], ...], ...]
+    Per possible parameter: ``owner`` (index of the optimizer that takes it),
+    ``group`` (its group number) and ``order`` (its sort key inside the
+    group: all 0 keeps model order).
+    """
+
+    optimizers: tuple[SingleOptimizerBlueprint, ...]
+    owner: tuple[int, ...]
+    group: tuple[int, ...]
+    order: tuple[int, ...]
 
 
 @st.composite
-def optimizer_blueprints(draw) -> OptimizerBlueprint:
-    name = draw(optimizer_names())
-    assignment = draw(_group_numbers(MAX_PARAMS, MAX_GROUPS))
-    group_hparams = draw(st.tuples(*[hparams(name)] * MAX_GROUPS))
-    return OptimizerBlueprint(name, assignment, group_hparams)
+def single_optimizer_blueprints(draw, plan_kind: str | None = None) -> SingleOptimizerBlueprint:
+    name = draw(optimizer_names(plan_kind))
+    flags = draw(st.sampled_from(flag_sets(name, plan_kind)))
+    scheduler = draw(schedulers())
+    n_groups = 1 if kind_of(name).one_group else MAX_GROUPS
+    group_hp = draw(st.tuples(*[hparams(name)] * n_groups))
+    extras = draw(st.tuples(*[group_extras()] * n_groups))
+    return SingleOptimizerBlueprint(name, flags, scheduler, group_hp, extras)
+
+
+def _numbers(n: int, upper: int) -> st.SearchStrategy[tuple[int, ...]]:
+    return st.tuples(*[st.integers(0, upper - 1)] * n)
+
+
+@st.composite
+def optimizer_blueprints(draw, plan_kind: str | None = None) -> OptimizerBlueprint:
+    """A blueprint for the scenario's optimizers; with `plan_kind`, only what can run under it."""
+    # Several optimizers about one time in three: a backend's defect with them
+    # should not absorb most examples.
+    first = draw(single_optimizer_blueprints(plan_kind))
+    more = []
+    if draw(_sometimes(3)):
+        more = draw(st.lists(single_optimizer_blueprints(plan_kind), min_size=1, max_size=MAX_OPTIMIZERS - 1))
+    return OptimizerBlueprint(
+        optimizers=(first, *more),
+        owner=draw(_numbers(MAX_PARAMS, MAX_OPTIMIZERS)),
+        group=draw(_numbers(MAX_PARAMS, MAX_GROUPS)),
+        order=draw(_numbers(MAX_PARAMS, MAX_PARAMS)),
+    )
 
 
 def fit_optimizers(blueprint: OptimizerBlueprint, model: ModelSpec) -> tuple[OptimizerSpec, ...]:
-    """The scenario's optimizers for `model`, as the blueprint chose them."""
-    groups = _partition(model.param_fqns(), blueprint.assignment, blueprint.group_hparams)
-    return (OptimizerSpec(blueprint.name, groups),)
+    """The scenario's optimizers for `model`, as the blueprint chose them.
+
+    Each parameter goes to its chosen optimizer, or, if that one cannot take
+    it (SparseAdam takes only sparse-gradient parameters, Muon only 2-D
+    ones), to the first one that can; a parameter no optimizer can take is
+    left out of all (it is then simply not optimized).  An optimizer left
+    with no parameter is dropped; the result is empty if all are (the caller
+    rejects that example).
+    """
+    fqns = model.param_fqns()
+    shapes = model.param_shapes()
+    sparse = set(model.sparse_param_fqns())
+    bps = blueprint.optimizers
+    members: dict[tuple[int, int], list[tuple[int, int, str]]] = {}
+    for i, fqn in enumerate(fqns):
+        first = blueprint.owner[i % len(blueprint.owner)] % len(bps)
+        for o in [first] + [j for j in range(len(bps)) if j != first]:
+            if accepts_param(bps[o].name, bps[o].flags, shapes[fqn], fqn in sparse):
+                g = blueprint.group[i % len(blueprint.group)] % len(bps[o].group_hparams)
+                key = blueprint.order[i % len(blueprint.order)]
+                members.setdefault((o, g), []).append((key, i, fqn))
+                break
+    specs = []
+    for o, bp in enumerate(bps):
+        if not any(o == owner for owner, _ in members):
+            continue
+        groups = []
+        for g, (drawn, extras) in enumerate(zip(bp.group_hparams, bp.group_extras)):
+            params = tuple(fqn for _, _, fqn in sorted(members.get((o, g), [])))
+            if params or extras.keep_if_empty:
+                groups.append(GroupSpec(params, _group_hparams(bp.name, bp.flags, drawn, extras)))
+        specs.append(OptimizerSpec(bp.name, tuple(groups), bp.flags, bp.scheduler))
+    return tuple(specs)
+
+
+# -- Direct strategies (no blueprint), for suites and third parties composing their own.
+
+
+@st.composite
+def param_groups(draw, fqns: Sequence[str], optimizer: str, max_groups: int = MAX_GROUPS):
+    """A partition of `fqns` into 1..max_groups non-empty groups, in model order."""
+    assignment = draw(_numbers(len(fqns), max_groups))
+    group_hp = draw(st.tuples(*[hparams(optimizer)] * max_groups))
+    return tuple(
+        GroupSpec(tuple(f for f, a in zip(fqns, assignment) if a == g), group_hp[g])
+        for g in sorted(set(assignment))
+    )
+
+
+@st.composite
+def optimizers(draw, model: ModelSpec, plan_kind: str | None = None) -> tuple[OptimizerSpec, ...]:
+    """The optimizers of a scenario over `model` (rejects the rare blueprint that fits no parameter)."""
+    from hypothesis import assume
+
+    specs = fit_optimizers(draw(optimizer_blueprints(plan_kind)), model)
+    assume(specs)
+    return specs
