@@ -5,7 +5,7 @@ from hypothesis import given
 
 from osdconform import properties
 from osdconform import strategies as ost
-from osdconform.properties import forms
+from osdconform.properties import forms, representable
 
 FORMS = forms("full", "full+flatten", "full+cpu_offload")
 
@@ -20,7 +20,7 @@ def test_fidelity(osd, form):
             "tests/ check the reference against torch's DTensor"
         )
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)))
+    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)).filter(representable(options)))
     def check(scenario):
         osd.check("fidelity", properties.fidelity, scenario, options)
 

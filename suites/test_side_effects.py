@@ -5,7 +5,7 @@ from hypothesis import given
 
 from osdconform import properties
 from osdconform import strategies as ost
-from osdconform.properties import forms
+from osdconform.properties import forms, representable
 
 FORMS = forms("full", "sharded", "storage")
 
@@ -15,7 +15,7 @@ def test_side_effects(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)))
+    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)).filter(representable(options)))
     def check(scenario):
         with osd.directory() as directory:
             osd.check("side_effects", properties.side_effects, scenario, options, directory)

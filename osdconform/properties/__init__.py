@@ -15,7 +15,7 @@ Shared steps (build, train, get/save, set/load, compare) are in `_steps`.
 from ._errors import IN_MEMORY_FAULTS, STORAGE_FAULTS, Fault
 from ._errors import errors
 from ._fidelity import fidelity
-from ._forms import FORMS, forms
+from ._forms import FORMS, forms, representable
 from ._flatten import flatten
 from ._isolation import isolation_after_get, isolation_after_set
 from ._reshard import reshard_load, reshard_save
@@ -39,6 +39,7 @@ __all__ = [
     "isolation_after_set",
     "reshard_load",
     "reshard_save",
+    "representable",
     "resume",
     "roundtrip",
     "schedulers",

@@ -21,3 +21,17 @@ FORMS = {
 
 def forms(*names: str) -> dict:
     return {name: FORMS[name] for name in names}
+
+
+def representable(options: StateOptions):
+    """A filter for scenarios whose OSD the form can carry at all.
+
+    The flat form keys a group's hyperparameters by its parameters' FQNs
+    (``param_groups.<fqn>.<hp>``), so a param group without parameters cannot
+    be written in it: that is the format, not a backend's defect.
+    """
+
+    def accepts(scenario) -> bool:
+        return not (options.flatten and "empty group" in scenario.features)
+
+    return accepts
