@@ -48,6 +48,19 @@ class ModelSpec:
                 fqns.append(f"layers.{i}.bias")
         return tuple(fqns)
 
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each parameter's full shape, by FQN."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (d_in, d_out) in enumerate(zip(self.dims[:-1], self.dims[1:])):
+            shapes[f"layers.{i}.weight"] = (d_out, d_in)
+            if self.bias[i]:
+                shapes[f"layers.{i}.bias"] = (d_out,)
+        return shapes
+
+    def linear_fqns(self) -> tuple[str, ...]:
+        """FQNs of the ``nn.Linear`` submodules (what tensor parallelism splits)."""
+        return self.layer_fqns()
+
     def layer_fqns(self) -> tuple[str, ...]:
         """Submodules a plan may wrap on their own (FSDP units), outermost first."""
         return tuple(f"layers.{i}" for i in range(self.num_layers))
