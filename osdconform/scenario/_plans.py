@@ -237,12 +237,37 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
         return None
     if plan.kind in ("tp", "fsdp2+tp") and not model.linear_fqns():
         return "tensor parallelism splits nn.Linear modules and the model has none"
+    if plan.kind == "fsdp2+tp":
+        empty = empty_tp_pieces(plan, model, mesh_shape_2d(world_size)[1])
+        if empty:
+            # torch 2.13: FSDP2's reduce-scatter fails in backward ("_chunk_cat
+            # expects non-empty tensor") on a parameter whose TP-local piece is
+            # empty, so such a scenario cannot even train, whatever the backend.
+            return f"FSDP2 over TP cannot train parameters whose TP piece is empty: {empty}"
     sparse = getattr(model, "sparse_param_fqns", lambda: ())()
     if sparse and plan.kind != "none":
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse
         # Embedding gradient is supported by none of these wrappers here.
         return "sparse gradients (Embedding(sparse=True)) run only without a plan"
     return None
+
+
+#: The dim of a Linear's weight each TP style splits.
+TP_WEIGHT_DIM = {"colwise": 0, "rowwise": 1}
+
+
+def empty_tp_pieces(plan: PlanSpec, model: ModelSpec, tp_size: int) -> list[str]:
+    """Parameters that TP would split into pieces some of which are empty."""
+    shapes = model.param_shapes()
+    empty = []
+    for fqn, style in plan.tp:
+        d = TP_WEIGHT_DIM[style]
+        if shapes[f"{fqn}.weight"][d] < tp_size:
+            empty.append(f"{fqn}.weight")
+        bias = shapes.get(f"{fqn}.bias")
+        if style == "colwise" and bias is not None and bias[0] < tp_size:
+            empty.append(f"{fqn}.bias")
+    return empty
 
 
 def apply_plan(plan: PlanSpec, module: nn.Module, device: torch.device, world_size: int) -> nn.Module:

@@ -15,13 +15,14 @@ blueprint says that the world or model cannot take is dropped by `fit_plan`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, ModelSpec, PlanSpec
-from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, mesh_shape_2d
+from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, empty_tp_pieces, mesh_shape_2d
 from ._models import MAX_PARAMS, MAX_UNITS
 
 #: A Linear has at least one parameter, so no model has more Linears than this.
@@ -114,12 +115,16 @@ def fit_plan(blueprint: PlanBlueprint, model: ModelSpec, world_size: int) -> Pla
     if kind == "tp":
         return PlanSpec(kind, tp=_tp(blueprint, model))
     if kind == "fsdp2+tp":
-        return PlanSpec(
+        plan = PlanSpec(
             kind,
             shard=_units(blueprint, model),
             reshard_after_forward=blueprint.reshard_after_forward,
             tp=_tp(blueprint, model),
         )
+        # Drop the TP styles that FSDP2 cannot train on (see `accepts`).
+        empty = set(empty_tp_pieces(plan, model, mesh_shape_2d(world_size)[1]))
+        tp = tuple((f, s) for f, s in plan.tp if f"{f}.weight" not in empty and f"{f}.bias" not in empty)
+        return dataclasses.replace(plan, tp=tp)
     if kind == "dtensor":
         mesh_2d = blueprint.mesh_2d and two_d
         ndims = 2 if mesh_2d else 1
