@@ -156,6 +156,23 @@ class PlanSpec:
                 tags.add("dtensor:replicate" if p == "R" else "dtensor:shard" if p == "S0" else "dtensor:shard dim>0")
         return frozenset(tags)
 
+    def model_features(self, model: ModelSpec, world_size: int) -> frozenset[str]:
+        """Tags that depend on the model and world too (added to `Scenario.features`).
+
+        ``fsdp2+tp:uneven strided shard``: FSDP2 shards a dim that colwise TP
+        already split (a strided shard) and the dim is not a multiple of the
+        world size, so the pieces are uneven.
+        """
+        tags = set()
+        if self.kind == "fsdp2+tp":
+            shapes = model.param_shapes()
+            for fqn, style in self.tp:
+                if style == "colwise":
+                    for name in (f"{fqn}.weight", f"{fqn}.bias"):
+                        if name in shapes and shapes[name][0] % world_size:
+                            tags.add("fsdp2+tp:uneven strided shard")
+        return frozenset(tags)
+
     def describe(self) -> str:
         own = ", ".join(self.shard) if self.shard else "no submodule"
         mesh = "2-D" if self.mesh_ndim == 2 else "1-D"
@@ -373,9 +390,14 @@ def _tp_plan(plan: PlanSpec) -> dict:
 
 
 def _tp(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
+    """TP, and each DTensor parameter's gradient in its own layout (see `_like_param`)."""
+    from torch.distributed.tensor import DTensor
     from torch.distributed.tensor.parallel import parallelize_module
 
     parallelize_module(module, _mesh(plan, device, world_size), _tp_plan(plan))
+    for param in module.parameters():
+        if isinstance(param, DTensor) and param.requires_grad:
+            param.register_hook(functools.partial(_like_param, param))
     return module
 
 
@@ -434,9 +456,10 @@ def _dtensor(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module
 def _like_param(param, grad):
     """`grad` in `param`'s layout.
 
-    Autograd may hand a DTensor parameter a gradient laid out otherwise (a dim
-    sharded on both mesh dims comes back replicated); optimizers update their
-    state in place, which DTensor allows only between equal layouts.
+    Autograd may hand a DTensor parameter a gradient laid out otherwise (torch
+    2.13: a dim sharded on both mesh dims, or a TP bias split into empty
+    pieces, comes back replicated); optimizers update their state in place,
+    which DTensor allows only between equal layouts.
     """
     if grad.placements != param.placements:
         return grad.redistribute(param.device_mesh, param.placements)
