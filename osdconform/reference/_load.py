@@ -43,17 +43,17 @@ def _local_value(value: Any, param: torch.Tensor, where: str, piece=None) -> Any
         value = unshard_sharded_tensor(value)
     if not isinstance(value, torch.Tensor):
         return _copy_value(value)
-    if piece is not None and value.dim() > 0:
-        try:
-            return _fsdp1.cut_piece(value, param, piece, where)
-        except ValueError as exc:
-            raise OSDLoadError(str(exc)) from None
     if isinstance(value, DTensor):
         if isinstance(param, DTensor) and (
             value.device_mesh == param.device_mesh and value.placements == param.placements
         ):
             return _copy_value(value)
         value = unshard(value)
+    if piece is not None and value.dim() > 0:
+        try:
+            return _fsdp1.cut_piece(value, param, piece, where)
+        except ValueError as exc:
+            raise OSDLoadError(str(exc)) from None
     if isinstance(param, DTensor) and value.dim() > 0:
         if tuple(value.shape) != tuple(param.shape):
             raise OSDLoadError(

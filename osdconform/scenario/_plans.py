@@ -250,6 +250,12 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
             f"a 2-D mesh needs a world size that factors as outer x inner with both > 1 "
             f"(4 = 2 x 2 among worlds 1..4); {world_size} does not"
         )
+    if plan.kind == "fsdp1" and not plan.use_orig_params:
+        # Without use_orig_params FSDP1 hands the optimizer only flat
+        # parameters: param groups cannot be built per FQN (a flat parameter
+        # mixes several), and no oracle can key their state by FQN without
+        # FSDP's internals (see osdconform.reference._fqn).
+        return "fsdp1 without use_orig_params exposes only flat parameters, which have no FQNs"
     if model is None:
         return None
     if plan.kind in ("tp", "fsdp2+tp") and not model.linear_fqns():

@@ -8,7 +8,7 @@ the world size.  So when the shrinker removes a layer, no other draw moves.
 
 Every choice shrinks toward the simplest plan of its kind: no unit of its
 own, ``reshard_after_forward=True``, a 1-D mesh, FULL_SHARD with
-``use_orig_params=True``, no TP style, replicated parameters.  Whatever the
+no TP style, replicated parameters.  Whatever the
 blueprint says that the world or model cannot take is dropped by `fit_plan`
 (a 2-D mesh on a world that does not factor, a shard dim a parameter lacks).
 """
@@ -46,13 +46,11 @@ class PlanBlueprint:
 
 
 @st.composite
-def plan_blueprints(draw, kind: str, *, flat_params: bool = False) -> PlanBlueprint:
+def plan_blueprints(draw, kind: str) -> PlanBlueprint:
     """Choices for a plan of `kind` (only the fields that kind takes are drawn).
 
-    ``flat_params``: also draw FSDP1 with ``use_orig_params=False``.  Off by
-    default: the reference cannot key flat parameters' state by FQN (see
-    `osdconform.reference._fqn`), so the suites, which judge every backend
-    with the reference gather, cannot check those plans.
+    FSDP1 is drawn with ``use_orig_params=True`` only: without it the
+    optimizer sees flat parameters, which have no FQNs (see `accepts`).
     """
     flags = st.tuples(*[st.booleans()] * MAX_UNITS)
     if kind == "fsdp1":
@@ -60,7 +58,6 @@ def plan_blueprints(draw, kind: str, *, flat_params: bool = False) -> PlanBluepr
             kind,
             own_shard=draw(flags),
             sharding_strategy=draw(st.sampled_from(FSDP1_STRATEGIES)),
-            use_orig_params=not draw(st.booleans()) if flat_params else True,
         )
     if kind == "fsdp2":
         return PlanBlueprint(
