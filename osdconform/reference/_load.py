@@ -128,18 +128,18 @@ def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
         groups = native_groups[first_group : first_group + n]
         ids = [i for g in groups for i in g[PARAMS]]
         if _zero.is_zero(optimizer):
-            by_param = {p: native_state[i] for p, i in zip((p for g in optimizer.param_groups for p in g[PARAMS]), ids) if i in native_state}
-            _zero.load(optimizer, [{k: v for k, v in g.items() if k != PARAMS} for g in groups], by_param)
-            first_group += n
-            first_id += len(ids)
-            continue
-        optimizer.load_state_dict(
-            {
-                "state": {i - first_id: native_state[i] for i in ids if i in native_state},
-                "param_groups": [
-                    {**g, PARAMS: [i - first_id for i in g[PARAMS]]} for g in groups
-                ],
-            }
-        )
+            live = [p for g in optimizer.param_groups for p in g[PARAMS]]  # the order of `ids`
+            _zero.load(
+                optimizer,
+                [{k: v for k, v in g.items() if k != PARAMS} for g in groups],
+                {p: native_state[i] for p, i in zip(live, ids) if i in native_state},
+            )
+        else:
+            optimizer.load_state_dict(
+                {
+                    "state": {i - first_id: native_state[i] for i in ids if i in native_state},
+                    "param_groups": [{**g, PARAMS: [i - first_id for i in g[PARAMS]]} for g in groups],
+                }
+            )
         first_group += n
         first_id += len(ids)
