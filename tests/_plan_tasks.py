@@ -25,16 +25,6 @@ def _to_cpu(value):
     return value
 
 
-def trained_full_osd(ctx, scenario: Scenario) -> dict:
-    """Train `scenario` under its plan; the reference's full OSD (on CPU)."""
-    with ctx.phase("build"):
-        w = build_workload(scenario, rank=ctx.rank, device=ctx.device)
-    with ctx.phase("train"):
-        train(w, scenario.steps)
-    with ctx.phase("gather"):
-        return _to_cpu(ref.full_osd(w.module, w.optimizers))
-
-
 def _layouts(osd: dict) -> dict:
     """How each state value is held on this rank: DTensor placements, or the local shape."""
     out = {}
@@ -153,14 +143,3 @@ def refuses_flat_params(ctx) -> str:
         return str(exc)
     raise AssertionError("the reference gathered FSDP1 flat parameters")
 
-
-def fsdp1_full_optim_state_dict(ctx, scenario: Scenario) -> dict:
-    """FSDP's own full optim state dict (FULL_STATE_DICT, on every rank), on CPU."""
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
-
-    w = _workload(ctx, scenario)
-    FSDP.set_state_dict_type(
-        w.model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(), FullOptimStateDictConfig(offload_to_cpu=False, rank0_only=False)
-    )
-    return _to_cpu(FSDP.optim_state_dict(w.model, w.optimizer))
