@@ -136,6 +136,8 @@ def _diff_tensor(e: Any, a: Any, path: str, tol) -> Difference | None:
         return Difference(
             path, f"type differs: expected {_describe(e)}, actual {_describe(a)}"
         )
+    if type(e).__name__ == "ShardedTensor":
+        return _diff_sharded_tensor(e, a, path, tol)
     if e.dtype != a.dtype:
         return Difference(path, f"dtype differs: expected {e.dtype}, actual {a.dtype}")
     if e.shape != a.shape:
@@ -179,6 +181,19 @@ def _diff_sparse(e: torch.Tensor, a: torch.Tensor, path: str, tol) -> Difference
     d = _diff_values(e.values(), a.values(), path, tol)
     if d is not None:
         return Difference(d.path, f"{d.what} (values of the sparse tensor)")
+
+
+def _diff_sharded_tensor(e: Any, a: Any, path: str, tol) -> Difference | None:
+    """ShardedTensors (FSDP1's sharded state): global size, then this rank's shards."""
+    if e.size() != a.size():
+        return Difference(path, f"shape differs: expected {tuple(e.size())}, actual {tuple(a.size())}")
+    where = lambda t: [(list(s.metadata.shard_offsets), list(s.metadata.shard_sizes)) for s in t.local_shards()]
+    if where(e) != where(a):
+        return Difference(path, f"local shards differ: expected (offsets, sizes) {where(e)}, actual {where(a)}")
+    for i, (x, y) in enumerate(zip(e.local_shards(), a.local_shards())):
+        d = _diff_tensor(x.tensor, y.tensor, path, tol)
+        if d is not None:
+            return Difference(d.path, f"{d.what} (local shard {i})")
     return None
 
 

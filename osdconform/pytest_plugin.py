@@ -168,7 +168,12 @@ class Conformance:
             features = set(option_features(options)) if options is not None else set()
             self._record.skipped_unsupported(features | {f"plan:{k}" for k in PLAN_KINDS}, "no plan")
             pytest.skip(f"unsupported by backend {self.name!r}: none of the plans {list(PLAN_KINDS)}")
-        return kinds
+        sizes = self.usable_world_sizes()
+        runnable = [k for k in kinds if any(plan_accepts(PlanSpec(k), w) is None for w in sizes)]
+        if not runnable:
+            reasons = "; ".join(f"{k}: {plan_accepts(PlanSpec(k), sizes[-1])}" for k in kinds)
+            pytest.skip(f"the backend's plans run at none of world sizes {list(sizes)} ({reasons})")
+        return runnable
 
     @contextlib.contextmanager
     def directory(self):

@@ -11,6 +11,11 @@ from typing import Any
 from ..scenario import Workload
 from ._protocol import ALL_PLANS, Capabilities, StateOptions
 
+#: Every plan but ``zero``: torch.distributed.checkpoint.state_dict does not
+#: support ZeroRedundancyOptimizer (its get calls ``state_dict()``, which
+#: raises until ``consolidate_state_dict()`` ran); the ``zero`` backend does.
+DSD_PLANS = ALL_PLANS - {"zero"}
+
 
 def _torch_options(options: StateOptions):
     from torch.distributed.checkpoint.state_dict import StateDictOptions
@@ -31,7 +36,7 @@ class TorchDSDBackend:
         flatten=True,
         cpu_offload=True,
         broadcast_from_rank0=True,
-        plans=ALL_PLANS,
+        plans=DSD_PLANS,
     )
 
     def get_optimizer_state(self, workload: Workload, options: StateOptions) -> dict[str, Any]:

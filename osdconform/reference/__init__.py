@@ -12,7 +12,8 @@ state-dict internals (``torch.distributed.checkpoint.state_dict``,
 from ._chunks import chunk_bounds, chunk_offsets, chunk_sizes
 from ._dtensor import shard_like, unshard
 from ._flatten import FlatKeyError, flatten, unflatten
-from ._fqn import group_layout, param_fqns
+from ._fqn import FlatParameterError, group_layout, param_fqns
+from ._fsdp1 import remember_full_shapes
 from ._gather import PARAM_GROUPS, PARAMS, STATE, full_osd, sharded_osd
 from ._load import OSDLoadError, load_osd
 from ._params import copy_params, full_params, local_params
@@ -22,6 +23,7 @@ __all__ = [
     "PARAM_GROUPS",
     "STATE",
     "FlatKeyError",
+    "FlatParameterError",
     "OSDLoadError",
     "chunk_bounds",
     "chunk_offsets",
@@ -34,6 +36,7 @@ __all__ = [
     "load_osd",
     "local_params",
     "param_fqns",
+    "remember_full_shapes",
     "shard_like",
     "sharded_osd",
     "unflatten",

@@ -24,9 +24,20 @@ from ._chunks import chunk_bounds, chunk_sizes
 _TRANSPORT = {2: torch.uint8, 4: torch.int32, 8: torch.int64}
 
 
+def _is_strided(p) -> bool:
+    # FSDP2 on top of TP marks the FSDP mesh dim with _StridedShard (private
+    # in torch, so it is recognised by name and read through public fields).
+    return type(p).__name__ == "_StridedShard"
+
+
+def _cuts(p) -> bool:
+    """Whether placement `p` cuts a tensor dim (Shard, or a strided shard)."""
+    return isinstance(p, Shard) or _is_strided(p)
+
+
 def _check_placements(dt: DTensor) -> None:
     for mesh_dim, p in enumerate(dt.placements):
-        if type(p) is Shard or type(p) is Replicate:
+        if type(p) is Shard or type(p) is Replicate or _is_strided(p):
             continue
         raise NotImplementedError(
             f"the reference cannot unshard placement {p!r} on mesh dim {mesh_dim}"
@@ -37,13 +48,40 @@ def _shard_dim(p: Shard, ndim: int) -> int:
     return p.dim + ndim if p.dim < 0 else p.dim
 
 
+def _order(dt: DTensor) -> list[int]:
+    """The mesh dims in the order their placements cut the tensor.
+
+    Placements cut left to right (mesh dim 0 first), except a strided shard:
+    FSDP2 over TP shards a dim that TP (a later mesh dim) already split, and
+    FSDP chunks TP's local piece.  So a strided mesh dim cuts after the later
+    mesh dims that shard the same tensor dim, whose sizes multiply to its
+    split factor.
+    """
+    plain = [m for m, p in enumerate(dt.placements) if not _is_strided(p)]
+    strided = [m for m, p in enumerate(dt.placements) if _is_strided(p)]
+    for m in strided:
+        p = dt.placements[m]
+        d = _shard_dim(p, dt.ndim)
+        later = [k for k in plain if k > m and _cuts(dt.placements[k]) and _shard_dim(dt.placements[k], dt.ndim) == d]
+        factor = 1
+        for k in later:
+            factor *= dt.device_mesh.size(k)
+        if factor != int(p.split_factor):
+            raise NotImplementedError(
+                f"the reference reads a strided shard on mesh dim {m} as cutting after mesh dims "
+                f"{later} (split factor {factor}); placements {dt.placements} say {p.split_factor}"
+            )
+    return plain + list(reversed(strided))
+
+
 def local_sizes(shape: torch.Size, dt: DTensor) -> list[list[int]]:
-    """Per mesh level, the shape of this rank's piece (level 0 is the global shape)."""
+    """The shape of this rank's piece after each cut, in `_order` (the first is the global shape)."""
     coord = dt.device_mesh.get_coordinate()
     sizes = [list(shape)]
-    for mesh_dim, p in enumerate(dt.placements):
+    for mesh_dim in _order(dt):
+        p = dt.placements[mesh_dim]
         cur = list(sizes[-1])
-        if isinstance(p, Shard):
+        if _cuts(p):
             d = _shard_dim(p, len(shape))
             _, cur[d] = chunk_bounds(cur[d], dt.device_mesh.size(mesh_dim), coord[mesh_dim])
         sizes.append(cur)
@@ -61,12 +99,14 @@ def unshard(dt: DTensor) -> torch.Tensor:
             f"local shard has shape {tuple(piece.shape)} but placements "
             f"{dt.placements} of global shape {tuple(dt.shape)} give {tuple(levels[-1])}"
         )
-    for mesh_dim in reversed(range(mesh.ndim)):
+    order = _order(dt)
+    for level in reversed(range(len(order))):
+        mesh_dim = order[level]
         p = dt.placements[mesh_dim]
-        if not isinstance(p, Shard):
+        if not _cuts(p):
             continue
         d = _shard_dim(p, dt.ndim)
-        whole = levels[mesh_dim][d]
+        whole = levels[level][d]
         piece = _all_gather_dim(piece, d, whole, mesh.get_group(mesh_dim), mesh.size(mesh_dim))
     return piece
 
@@ -108,8 +148,9 @@ def shard_like(full: torch.Tensor, like: DTensor) -> DTensor:
         )
     coord = like.device_mesh.get_coordinate()
     piece = full
-    for mesh_dim, p in enumerate(like.placements):
-        if isinstance(p, Shard):
+    for mesh_dim in _order(like):
+        p = like.placements[mesh_dim]
+        if _cuts(p):
             d = _shard_dim(p, full.dim())
             off, n = chunk_bounds(piece.shape[d], like.device_mesh.size(mesh_dim), coord[mesh_dim])
             piece = piece.narrow(d, off, n)

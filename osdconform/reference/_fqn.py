@@ -8,6 +8,13 @@ name ``named_parameters()`` yields it under.  torch's
 ``set_optimizer_state_dict`` takes that key back (checked on 2.13: nested and
 flattened in one process, nested under FSDP2 at world 2), so the suites'
 fidelity check holds for tied models.
+
+FSDP1 replaces each wrapped submodule of the user's module by a wrapper that
+holds the original under ``_fsdp_wrapped_module``; that segment is not part of
+the user's name and is dropped.  Without ``use_orig_params`` FSDP1 hands the
+optimizer only its flat parameters (``_flat_param``), which hold several
+original parameters each; which ones, and where, only FSDP's internals know,
+so the reference refuses to key them rather than guess.
 """
 
 from __future__ import annotations
@@ -33,11 +40,26 @@ def param_groups_of(optimizers: Optimizers) -> list[dict]:
     return [g for opt in as_optimizers(optimizers) for g in opt.param_groups]
 
 
+#: The name segment FSDP1 inserts for the module it wraps.
+FSDP1_WRAPPED = "_fsdp_wrapped_module."
+#: The name FSDP1 registers its flat parameters under (use_orig_params=False).
+FSDP1_FLAT_PARAM = "_flat_param"
+
+
+class FlatParameterError(NotImplementedError):
+    """The optimizer holds FSDP1 flat parameters, which the reference cannot key by FQN."""
+
+
+def user_fqn(name: str) -> str:
+    """`name` as the user's module names it (FSDP1's wrapper segments removed)."""
+    return name.replace(FSDP1_WRAPPED, "")
+
+
 def param_fqns(module: nn.Module) -> dict[int, str]:
     """Map ``id(param)`` to its canonical FQN."""
     fqns: dict[int, str] = {}
     for name, param in module.named_parameters(remove_duplicate=False):
-        fqns.setdefault(id(param), name)
+        fqns.setdefault(id(param), user_fqn(name))
     return fqns
 
 
@@ -48,6 +70,13 @@ def group_layout(module: nn.Module, optimizers: Optimizers) -> list[list[str]]:
     for i, group in enumerate(param_groups_of(optimizers)):
         names = []
         for param in group["params"]:
+            if fqns.get(id(param), "").rpartition(".")[2] == FSDP1_FLAT_PARAM:
+                raise FlatParameterError(
+                    f"param group {i} holds the FSDP1 flat parameter {fqns[id(param)]!r} "
+                    "(use_orig_params=False): which original parameters it holds, and at which "
+                    "offsets, is known only to FSDP's internals, so the reference cannot key "
+                    "its optimizer state by FQN"
+                )
             if id(param) not in fqns:
                 raise KeyError(
                     f"param group {i} holds a parameter of shape {tuple(param.shape)} "

@@ -8,19 +8,26 @@ The canonical full OSD is::
 with every tensor whole.  The sharded form is the same dict with the values
 this rank holds (DTensors stay DTensors).  Both are deep copies: nothing in
 them aliases the optimizer, so later steps cannot change them.
+
+Where a rank's state lives depends on the plan, and each layout has its own
+small module: DTensor shards (`_dtensor`), FSDP1's 1-D pieces of the
+original parameters (`_fsdp1`), ZeRO's per-rank partitions (`_zero`), and
+ShardedTensor values such as FSDP1's sharded state dict (`_sharded_tensor`).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
 
+from . import _fsdp1, _zero
 from ._dtensor import unshard
 from ._fqn import Optimizers, as_optimizers, group_layout
+from ._sharded_tensor import is_sharded_tensor, unshard_sharded_tensor
 
 STATE = "state"
 PARAM_GROUPS = "param_groups"
@@ -45,6 +52,8 @@ def _copy_value(value: Any) -> Any:
 
 
 def _full_value(value: Any) -> Any:
+    if is_sharded_tensor(value):
+        return unshard_sharded_tensor(value)
     if isinstance(value, DTensor):
         return unshard(value)
     if isinstance(value, dict):
@@ -52,29 +61,37 @@ def _full_value(value: Any) -> Any:
     return _copy_value(value)
 
 
-def _osd(module: nn.Module, optimizers: Optimizers, convert: Callable[[Any], Any]) -> dict:
+def _osd(module: nn.Module, optimizers: Optimizers, full: bool) -> dict:
     optimizers = as_optimizers(optimizers)
     layout = iter(group_layout(module, optimizers))
-    state: dict[str, dict[str, Any]] = {}
     groups: list[dict[str, Any]] = []
-    for optimizer, group in ((o, g) for o in optimizers for g in o.param_groups):
-        fqns = next(layout)
-        hp = {k: _copy_value(v) for k, v in group.items() if k != PARAMS}
-        groups.append({**hp, PARAMS: list(fqns)})
-        for param, fqn in zip(group[PARAMS], fqns):
-            # Every rank walks the same params in the same order, so the
-            # collectives inside `convert` line up across ranks.
-            param_state = optimizer.state.get(param)
-            if param_state:
-                state[fqn] = {k: convert(v) for k, v in param_state.items()}
+    # (fqn, param, this rank's state or None), in the same order on every rank,
+    # so the collectives of the full gather line up across ranks.
+    entries: list[tuple[str, torch.Tensor, dict | None]] = []
+    for optimizer in optimizers:
+        if full and _zero.is_zero(optimizer):
+            states = _zero.gather_state(optimizer)
+        else:
+            states = _zero.local_state(optimizer)
+        for group in optimizer.param_groups:
+            fqns = next(layout)
+            hp = {k: _copy_value(v) for k, v in group.items() if k != PARAMS}
+            groups.append({**hp, PARAMS: list(fqns)})
+            entries += [(fqn, p, states.get(p) or None) for p, fqn in zip(group[PARAMS], fqns)]
+    shapes = _fsdp1.full_shapes(module)
+    if full and shapes is not None:
+        state = _fsdp1.gather_states(entries, shapes)
+    else:
+        convert = _full_value if full else _copy_value
+        state = {fqn: {k: convert(v) for k, v in s.items()} for fqn, _, s in entries if s}
     return {STATE: state, PARAM_GROUPS: groups}
 
 
 def full_osd(module: nn.Module, optimizers: Optimizers) -> dict:
     """The canonical full OSD of `optimizers` (one, or several merged), on every rank.  Collective."""
-    return _osd(module, optimizers, _full_value)
+    return _osd(module, optimizers, full=True)
 
 
 def sharded_osd(module: nn.Module, optimizers: Optimizers) -> dict:
     """The canonical OSD with this rank's local values (DTensors kept).  Local."""
-    return _osd(module, optimizers, _copy_value)
+    return _osd(module, optimizers, full=False)

@@ -11,6 +11,11 @@ otherwise is first made whole (`unshard`).  The result is handed to the
 optimizer through its public ``load_state_dict``, keyed in the *target*
 optimizer's own order, so group-internal param order need not match.
 
+Under FSDP1 (``use_orig_params=True``) a value is cut to this rank's 1-D
+piece of the parameter (`_fsdp1`); a ShardedTensor value is made whole first
+(`_sharded_tensor`); a ZeRO optimizer gets the state of its partition into its
+local optimizer (`_zero`).
+
 Loading validates everything before touching the optimizer, so a rejected
 OSD leaves the optimizer as it was.
 """
@@ -23,18 +28,22 @@ import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
 
+from . import _fsdp1, _zero
 from ._dtensor import shard_like, unshard
 from ._fqn import Optimizers, as_optimizers, group_layout, param_groups_of
 from ._gather import PARAM_GROUPS, PARAMS, STATE, _copy_value
+from ._sharded_tensor import is_sharded_tensor, unshard_sharded_tensor
 
 
 class OSDLoadError(ValueError):
     """The OSD does not fit the optimizer; the message names the offending key."""
 
 
-def _local_value(value: Any, param: torch.Tensor, where: str) -> Any:
+def _local_value(value: Any, param: torch.Tensor, where: str, piece=None) -> Any:
     if isinstance(value, dict):
-        return {k: _local_value(v, param, f"{where}[{k!r}]") for k, v in value.items()}
+        return {k: _local_value(v, param, f"{where}[{k!r}]", piece) for k, v in value.items()}
+    if is_sharded_tensor(value):
+        value = unshard_sharded_tensor(value)
     if not isinstance(value, torch.Tensor):
         return _copy_value(value)
     if isinstance(value, DTensor):
@@ -43,6 +52,11 @@ def _local_value(value: Any, param: torch.Tensor, where: str) -> Any:
         ):
             return _copy_value(value)
         value = unshard(value)
+    if piece is not None and value.dim() > 0:
+        try:
+            return _fsdp1.cut_piece(value, param, piece, where)
+        except ValueError as exc:
+            raise OSDLoadError(str(exc)) from None
     if isinstance(param, DTensor) and value.dim() > 0:
         if tuple(value.shape) != tuple(param.shape):
             raise OSDLoadError(
@@ -126,26 +140,38 @@ def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
         raise OSDLoadError(f"state names parameters the optimizer does not hold: {unknown}")
     _check_state_entries(osd[STATE], layout, params)
     # Walk params in the optimizers' order so collectives line up across ranks.
+    shapes = _fsdp1.full_shapes(module)
+    pieces = _fsdp1.piece_layouts(params.items(), shapes) if shapes is not None else {}
     native_state = {}
     for fqn, i in index.items():
         if fqn in osd[STATE]:
-            native_state[i] = {
-                name: _local_value(v, params[fqn], f"state[{fqn!r}][{name!r}]")
+            local = {
+                name: _local_value(v, params[fqn], f"state[{fqn!r}][{name!r}]", pieces.get(fqn))
                 for name, v in osd[STATE][fqn].items()
             }
+            # A rank that holds none of an FSDP1 parameter's elements gets no
+            # gradient for it, so its optimizer keeps no state for it.
+            if not _fsdp1.holds_nothing(params[fqn], pieces.get(fqn)):
+                native_state[i] = local
     # Nothing above touched an optimizer; now load each its share.
     first_group = first_id = 0
     for optimizer in optimizers:
         n = len(optimizer.param_groups)
         groups = native_groups[first_group : first_group + n]
         ids = [i for g in groups for i in g[PARAMS]]
-        optimizer.load_state_dict(
-            {
-                "state": {i - first_id: native_state[i] for i in ids if i in native_state},
-                "param_groups": [
-                    {**g, PARAMS: [i - first_id for i in g[PARAMS]]} for g in groups
-                ],
-            }
-        )
+        if _zero.is_zero(optimizer):
+            live = [p for g in optimizer.param_groups for p in g[PARAMS]]  # the order of `ids`
+            _zero.load(
+                optimizer,
+                [{k: v for k, v in g.items() if k != PARAMS} for g in groups],
+                {p: native_state[i] for p, i in zip(live, ids) if i in native_state},
+            )
+        else:
+            optimizer.load_state_dict(
+                {
+                    "state": {i - first_id: native_state[i] for i in ids if i in native_state},
+                    "param_groups": [{**g, PARAMS: [i - first_id for i in g[PARAMS]]} for g in groups],
+                }
+            )
         first_group += n
         first_id += len(ids)

@@ -15,7 +15,7 @@ from torch import nn
 
 from ._models import apply_freezes, build_model, loss, model_inputs, select_rows
 from ._optimizers import build_optimizer
-from ._plans import apply_plan
+from ._plans import apply_plan, trainable_params, wrap_optimizers
 from ._schedulers import build_scheduler
 from ._spec import Scenario
 
@@ -64,8 +64,9 @@ def build_workload(
     torch.manual_seed(scenario.seed if init_seed is None else init_seed)
     module = build_model(scenario.model, device)
     model = apply_plan(scenario.plan, module, device, scenario.world_size)
-    params = dict(module.named_parameters())
+    params = trainable_params(module)  # by the user's FQNs, whatever the plan wrapped
     optimizers = tuple(build_optimizer(spec, params) for spec in scenario.optimizers)
+    optimizers = wrap_optimizers(scenario.plan, optimizers)  # ZeRO wraps each one
     schedulers = tuple(
         build_scheduler(spec.scheduler, opt)
         for spec, opt in zip(scenario.optimizers, optimizers)
@@ -84,7 +85,8 @@ def local_batch(scenario: Scenario, step: int, rank: int, device: torch.device):
     """This rank's part of the batch: its slice under data parallelism, else all of it."""
     x = global_batch(scenario, step, device)
     if scenario.plan.data_parallel:
-        return select_rows(x, rank * ROWS_PER_RANK, (rank + 1) * ROWS_PER_RANK)
+        start, stop = scenario.plan.batch_rows(rank, scenario.world_size, ROWS_PER_RANK * scenario.world_size)
+        return select_rows(x, start, stop)
     return x
 
 

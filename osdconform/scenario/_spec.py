@@ -75,6 +75,7 @@ class Scenario:
         predicates (``"optimizer:adam" in s.features``).
         """
         tags = set(self.model.features()) | set(self.plan.features())
+        tags |= self.plan.model_features(self.model, self.world_size)
         for opt in self.optimizers:
             tags |= opt.features(self.model.param_fqns())
         if len(self.optimizers) > 1:

@@ -1,33 +1,34 @@
 """Strategies for the plan dimension (see `osdconform.scenario._plans`).
 
-Same blueprint pattern as `_optimizers`: choices are drawn before the model at
-the largest size (one "own fully_shard?" flag per possible unit) and cut to it
-by `fit_plan`.
+Same blueprint pattern as `_optimizers`: every choice a plan of the drawn kind
+can make is drawn before the model, at the largest size any model can need
+(one flag per possible unit, one TP style per possible Linear, placements
+per possible parameter and mesh dim), and `fit_plan` cuts it to the model and
+the world size.  So when the shrinker removes a layer, no other draw moves.
+
+Every choice shrinks toward the simplest plan of its kind: no unit of its
+own, ``reshard_after_forward=True``, a 1-D mesh, FULL_SHARD with
+no TP style, replicated parameters.  Whatever the
+blueprint says that the world or model cannot take is dropped by `fit_plan`
+(a 2-D mesh on a world that does not factor, a shard dim a parameter lacks).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, ModelSpec, PlanSpec
-from ._models import MAX_UNITS
+from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, empty_tp_pieces, mesh_shape_2d
+from ._models import MAX_PARAMS, MAX_UNITS
 
-
-def _plan(kind: str, model: ModelSpec, own_shard: Sequence[bool]) -> PlanSpec:
-    if kind == "fsdp2":
-        return PlanSpec(kind, shard=tuple(f for f, own in zip(model.layer_fqns(), own_shard) if own))
-    return PlanSpec(kind)
-
-
-@st.composite
-def plans(draw, model: ModelSpec, kinds: Sequence[str] = PLAN_KINDS) -> PlanSpec:
-    """A plan for `model`; for fsdp2, which layers get their own ``fully_shard``."""
-    kind = draw(st.sampled_from(list(kinds)))
-    own = draw(st.tuples(*[st.booleans()] * model.num_layers))
-    return _plan(kind, model, own)
+#: A Linear has at least one parameter, so no model has more Linears than this.
+MAX_LINEARS = MAX_PARAMS
+#: Placement codes per mesh dim: 0 is Replicate, k > 0 is Shard((k - 1) % ndim).
+_PLACEMENT_CODES = st.integers(0, 3)
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,116 @@ class PlanBlueprint:
     """Plan choices drawn before the model, cut to it by `fit_plan`."""
 
     kind: str
-    own_shard: tuple[bool, ...]
+    own_shard: tuple[bool, ...] = (False,) * MAX_UNITS
+    reshard_after_forward: bool = True
+    mesh_2d: bool = False
+    use_orig_params: bool = True
+    sharding_strategy: str = "FULL_SHARD"
+    tp_styles: tuple[int, ...] = (0,) * MAX_LINEARS  # 0: none, i: TP_STYLES[i - 1]
+    placements: tuple[tuple[int, int], ...] = ((0, 0),) * MAX_PARAMS
 
 
 @st.composite
 def plan_blueprints(draw, kind: str) -> PlanBlueprint:
-    return PlanBlueprint(kind, draw(st.tuples(*[st.booleans()] * MAX_UNITS)))
+    """Choices for a plan of `kind` (only the fields that kind takes are drawn).
+
+    FSDP1 is drawn with ``use_orig_params=True`` only: without it the
+    optimizer sees flat parameters, which have no FQNs (see `accepts`).
+    """
+    flags = st.tuples(*[st.booleans()] * MAX_UNITS)
+    if kind == "fsdp1":
+        return PlanBlueprint(
+            kind,
+            own_shard=draw(flags),
+            sharding_strategy=draw(st.sampled_from(FSDP1_STRATEGIES)),
+        )
+    if kind == "fsdp2":
+        return PlanBlueprint(
+            kind,
+            own_shard=draw(flags),
+            reshard_after_forward=not draw(st.booleans()),
+            mesh_2d=draw(st.booleans()),
+        )
+    styles = st.tuples(*[st.integers(0, len(TP_STYLES))] * MAX_LINEARS)
+    if kind == "tp":
+        return PlanBlueprint(kind, tp_styles=draw(styles))
+    if kind == "fsdp2+tp":
+        return PlanBlueprint(
+            kind,
+            own_shard=draw(flags),
+            reshard_after_forward=not draw(st.booleans()),
+            tp_styles=draw(styles),
+        )
+    if kind == "dtensor":
+        codes = st.tuples(*[st.tuples(_PLACEMENT_CODES, _PLACEMENT_CODES)] * MAX_PARAMS)
+        return PlanBlueprint(kind, mesh_2d=draw(st.booleans()), placements=draw(codes))
+    return PlanBlueprint(kind)
+
+
+def _placement(code: int, ndim: int) -> str:
+    if code == 0 or ndim == 0:
+        return "R"  # a 0-d parameter has no dim to shard
+    return f"S{(code - 1) % ndim}"
 
 
 def fit_plan(blueprint: PlanBlueprint, model: ModelSpec, world_size: int) -> PlanSpec:
-    return _plan(blueprint.kind, model, blueprint.own_shard)
+    """The plan the blueprint chose, cut to `model` and `world_size`."""
+    kind = blueprint.kind
+    two_d = mesh_shape_2d(world_size) is not None
+    if kind == "fsdp1":
+        strategy = blueprint.sharding_strategy
+        if strategy == "HYBRID_SHARD" and not two_d:
+            strategy = "FULL_SHARD"  # HYBRID_SHARD needs a replicate x shard mesh
+        return PlanSpec(
+            kind,
+            shard=_units(blueprint, model),
+            use_orig_params=blueprint.use_orig_params,
+            sharding_strategy=strategy,
+        )
+    if kind == "fsdp2":
+        return PlanSpec(
+            kind,
+            shard=_units(blueprint, model),
+            reshard_after_forward=blueprint.reshard_after_forward,
+            mesh_2d=blueprint.mesh_2d and two_d,
+        )
+    if kind == "tp":
+        return PlanSpec(kind, tp=_tp(blueprint, model))
+    if kind == "fsdp2+tp":
+        plan = PlanSpec(
+            kind,
+            shard=_units(blueprint, model),
+            reshard_after_forward=blueprint.reshard_after_forward,
+            tp=_tp(blueprint, model),
+        )
+        # Drop the TP styles that FSDP2 cannot train on (see `accepts`).
+        empty = set(empty_tp_pieces(plan, model, mesh_shape_2d(world_size)[1]))
+        tp = tuple((f, s) for f, s in plan.tp if f"{f}.weight" not in empty and f"{f}.bias" not in empty)
+        return dataclasses.replace(plan, tp=tp)
+    if kind == "dtensor":
+        mesh_2d = blueprint.mesh_2d and two_d
+        ndims = 2 if mesh_2d else 1
+        placements = []
+        for (fqn, shape), codes in zip(model.param_shapes().items(), blueprint.placements):
+            places = tuple(_placement(c, len(shape)) for c in codes[:ndims])
+            if any(p != "R" for p in places):  # unlisted parameters are replicated
+                placements.append((fqn, places))
+        return PlanSpec(kind, mesh_2d=mesh_2d, placements=tuple(placements))
+    return PlanSpec(kind)
+
+
+def _units(blueprint: PlanBlueprint, model: ModelSpec) -> tuple[str, ...]:
+    return tuple(f for f, own in zip(model.layer_fqns(), blueprint.own_shard) if own)
+
+
+def _tp(blueprint: PlanBlueprint, model: ModelSpec) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (fqn, TP_STYLES[code - 1]) for fqn, code in zip(model.linear_fqns(), blueprint.tp_styles) if code
+    )
+
+
+@st.composite
+def plans(draw, model: ModelSpec, kinds: Sequence[str] = PLAN_KINDS, world_size: int = 4) -> PlanSpec:
+    """A plan for `model` at `world_size` (for composing your own strategies)."""
+    kind = draw(st.sampled_from(list(kinds)))
+    return fit_plan(draw(plan_blueprints(kind)), model, world_size)

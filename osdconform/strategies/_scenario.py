@@ -51,6 +51,10 @@ def scenarios(
     # needs one dtype per unit; mixed dtypes only where nothing is sharded.
     model = draw(models(mixed_dtypes=kind in MIXED_DTYPE_PLANS))
     plan = fit_plan(plan_bp, model, world_size)
+    optimizers = fit_optimizers(optimizer_bp, model)
+    # An optimizer that cannot run under the plan (e.g. LBFGS keeps one flat
+    # state for all parameters, so no sharding plan) says why; draw another.
+    assume(all(getattr(o, "unsupported_plan", lambda k: None)(kind) is None for o in optimizers))
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.
     assume(plan_accepts(plan, world_size, model) is None)

@@ -1,0 +1,195 @@
+"""The plan dimension: specs, what each plan accepts and why, and how plans are drawn and shrunk.
+
+No worlds here (pure Hypothesis over `PlanSpec` / strategies); plans are run
+on real process groups in ``test_reference_plans.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+
+from osdconform import strategies as ost
+from osdconform.scenario import PLAN_KINDS, ModelSpec, PlanSpec, plan_accepts
+from osdconform.scenario._plans import FSDP1_STRATEGIES, mesh_shape_2d
+from osdconform.strategies._plans import fit_plan, plan_blueprints
+
+from test_strategies import minimal
+
+NAMESPACE: dict = {}
+exec("from osdconform.scenario import *", NAMESPACE)
+
+
+# -- PlanSpec ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        PlanSpec(),
+        PlanSpec("fsdp1", shard=("layers.0",), sharding_strategy="HYBRID_SHARD"),
+        PlanSpec("fsdp2", reshard_after_forward=False, mesh_2d=True),
+        PlanSpec("tp", tp=(("layers.0", "colwise"), ("layers.1", "rowwise"))),
+        PlanSpec("fsdp2+tp", shard=("layers.1",), tp=(("layers.0", "colwise"),)),
+        PlanSpec("dtensor", mesh_2d=True, placements=(("layers.0.weight", ("S1", "R")),)),
+    ],
+)
+def test_repr_rebuilds_and_names_only_what_differs_from_the_defaults(plan):
+    assert eval(repr(plan), NAMESPACE) == plan
+    assert "use_orig_params" not in repr(plan)  # a default, so not repeated
+
+
+def test_repr_pinned():
+    assert repr(PlanSpec("fsdp2", shard=("layers.0",), mesh_2d=True)) == (
+        "PlanSpec('fsdp2', shard=('layers.0',), mesh_2d=True)"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(kind="ddp", shard=("layers.0",)), "plan 'ddp' takes no 'shard'"),
+        (dict(kind="tp", mesh_2d=True), "plan 'tp' takes no 'mesh_2d'"),
+        (dict(kind="fsdp2", tp=(("layers.0", "colwise"),)), "plan 'fsdp2' takes no 'tp'"),
+        (dict(kind="fsdp1", sharding_strategy="EVERYTHING"), "unknown sharding strategy 'EVERYTHING'"),
+        (dict(kind="tp", tp=(("layers.0", "diagonal"),)), "unknown TP style 'diagonal'"),
+        (dict(kind="dtensor", placements=(("w", ("R", "R")),)), "'w' has 2 placements for a 1-D mesh"),
+        (dict(kind="dtensor", placements=(("w", ("X",)),)), "placement 'X' is neither 'R' nor 'S<dim>'"),
+    ],
+)
+def test_malformed_plans_are_rejected_with_the_reason(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        PlanSpec(**kwargs)
+
+
+def test_validate_against_the_model():
+    model = ModelSpec(dims=(3, 4), bias=(True,))
+    with pytest.raises(ValueError, match="no dim 2 to shard"):
+        PlanSpec("dtensor", placements=(("layers.0.bias", ("S2",)),)).validate(model)
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        PlanSpec("tp", tp=(("layers.7", "colwise"),)).validate(model)
+    PlanSpec("dtensor", placements=(("layers.0.weight", ("S1",)),)).validate(model)
+
+
+def test_features_tag_every_option():
+    assert PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD").features() == {
+        "plan:fsdp1", "mesh:2d", "fsdp1:hybrid_shard", "fsdp1:orig params",
+    }
+    assert PlanSpec("fsdp2", reshard_after_forward=False).features() == {
+        "plan:fsdp2", "fsdp2:no reshard after forward",
+    }
+    assert PlanSpec("fsdp2+tp", tp=(("layers.0", "rowwise"),)).features() == {
+        "plan:fsdp2+tp", "mesh:2d", "tp:rowwise",
+    }
+    assert PlanSpec("dtensor", placements=(("a", ("S0",)), ("b", ("S1",)))).features() == {
+        "plan:dtensor", "dtensor:shard", "dtensor:shard dim>0",
+    }
+
+
+def test_uneven_strided_shards_are_tagged_with_the_model():
+    plan = PlanSpec("fsdp2+tp", tp=(("layers.0", "colwise"),))
+    assert plan.model_features(ModelSpec(dims=(3, 6), bias=(False,)), 4) == {"fsdp2+tp:uneven strided shard"}
+    assert plan.model_features(ModelSpec(dims=(3, 8), bias=(False,)), 4) == frozenset()
+
+
+# -- accepts: the reasons are written down ------------------------------------------
+
+
+def test_two_d_meshes_need_a_world_that_factors():
+    assert [mesh_shape_2d(w) for w in (1, 2, 3, 4, 6)] == [None, None, None, (2, 2), (2, 3)]
+    for plan in (
+        PlanSpec("fsdp2", mesh_2d=True),
+        PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD"),
+        PlanSpec("fsdp2+tp"),
+        PlanSpec("dtensor", mesh_2d=True),
+    ):
+        for world in (1, 2, 3):
+            assert "a 2-D mesh needs a world size that factors" in plan_accepts(plan, world)
+        assert plan_accepts(plan, 4) is None
+
+
+def test_reasons_for_model_dependent_rejections():
+    model = ModelSpec(dims=(3, 1), bias=(True,))
+    colwise = PlanSpec("fsdp2+tp", tp=(("layers.0", "colwise"),))
+    assert plan_accepts(colwise, 4, model) == (
+        "FSDP2 over TP cannot train parameters whose TP piece is empty: ['layers.0.weight', 'layers.0.bias']"
+    )
+    assert plan_accepts(PlanSpec("tp", tp=(("layers.0", "colwise"),)), 4, model) is None  # TP alone copes
+    assert "flat parameters" in plan_accepts(PlanSpec("fsdp1", use_orig_params=False), 2)
+
+
+def test_batch_rows_cover_the_global_batch_once_per_replica():
+    rows = 8
+    for plan in (PlanSpec("ddp"), PlanSpec("fsdp2", mesh_2d=True), PlanSpec("zero"), PlanSpec("fsdp1")):
+        assert [plan.batch_rows(r, 4, rows) for r in range(4)] == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    # FSDP2+TP on 2 x 2: the two ranks of a TP group share a slice.
+    assert [PlanSpec("fsdp2+tp").batch_rows(r, 4, rows) for r in range(4)] == [(0, 4), (0, 4), (4, 8), (4, 8)]
+    for plan in (PlanSpec(), PlanSpec("tp"), PlanSpec("dtensor")):
+        assert {plan.batch_rows(r, 4, rows) for r in range(4)} == {(0, 8)}
+
+
+# -- strategies ------------------------------------------------------------------
+
+
+@given(ost.scenarios(world_sizes=(1, 2, 3, 4)))
+@settings(max_examples=300, deadline=None, database=None)
+def test_drawn_plans_are_accepted_valid_and_rebuild(scenario):
+    assert plan_accepts(scenario.plan, scenario.world_size, scenario.model) is None
+    assert eval(repr(scenario.plan), NAMESPACE) == scenario.plan
+    assert f"plan:{scenario.plan.kind}" in scenario.features
+
+
+def test_every_kind_and_option_is_drawn():
+    seen: set[str] = set()
+    prefixes = {"plan", "mesh", "fsdp1", "fsdp2", "tp", "dtensor", "fsdp2+tp"}
+
+    # One kind at a time, so the rarest option of a kind (HYBRID_SHARD needs
+    # that strategy and world 4: 1 in 16) comes up ~25 times, not ~3.
+    for kind in PLAN_KINDS:
+
+        @given(ost.scenarios(plan_kinds=[kind]))
+        @settings(max_examples=400, deadline=None, database=None)
+        def collect(s):
+            seen.update(t for t in s.features if t.split(":")[0] in prefixes)
+
+        collect()
+    expected = {f"plan:{k}" for k in PLAN_KINDS}
+    expected |= {f"fsdp1:{s.lower()}" for s in FSDP1_STRATEGIES}
+    expected |= {"mesh:2d", "fsdp2:no reshard after forward", "tp:colwise", "tp:rowwise"}
+    expected |= {"dtensor:replicate", "dtensor:shard", "dtensor:shard dim>0"}
+    assert expected <= seen, sorted(expected - seen)
+
+
+@pytest.mark.parametrize("kind", PLAN_KINDS)
+def test_each_kind_shrinks_to_its_simplest_plan(kind):
+    s = minimal(ost.scenarios(plan_kinds=[kind]), lambda s: True)
+    assert s.plan == PlanSpec(kind)
+    assert s.model.dims == (1, 1) and s.world_size == (4 if kind == "fsdp2+tp" else 1)
+
+
+def test_shrinks_a_two_d_dtensor_scenario_to_one_sharded_parameter():
+    def condition(s):
+        return s.plan.mesh_2d and any(p[1] == "S1" for _, p in s.plan.placements)
+
+    # World 2 first: the shrinker must keep 4, the only world with a 2-D mesh.
+    s = minimal(ost.scenarios(world_sizes=(2, 4), plan_kinds=["dtensor"]), condition)
+    assert s.world_size == 4
+    # Placements are drawn per parameter position, so dropping layer 0 moves
+    # layer 1's codes: the shrinker sometimes stops at two 1-wide layers.
+    assert s.model.num_layers <= 2 and set(s.model.dims) == {1}  # a (1, 1) weight has a dim 1
+    ((fqn, places),) = s.plan.placements
+    assert fqn.endswith(".weight") and places == ("R", "S1")
+
+
+def test_shrinks_fsdp1_hybrid_to_the_smallest_scenario():
+    s = minimal(ost.scenarios(plan_kinds=["fsdp1"]), lambda s: s.plan.sharding_strategy == "HYBRID_SHARD")
+    assert s.world_size == 4 and s.model.dims == (1, 1) and s.plan == PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD")
+
+
+def test_fit_plan_drops_what_the_world_cannot_take():
+    blueprint = minimal(plan_blueprints("fsdp2"), lambda b: b.mesh_2d and b.own_shard[0])
+    model = ModelSpec(dims=(2, 3), bias=(True,))
+    assert fit_plan(blueprint, model, 4) == PlanSpec("fsdp2", shard=("layers.0",), mesh_2d=True)
+    assert fit_plan(blueprint, model, 2) == PlanSpec("fsdp2", shard=("layers.0",))
+    hybrid = minimal(plan_blueprints("fsdp1"), lambda b: b.sharding_strategy == "HYBRID_SHARD")
+    assert fit_plan(hybrid, model, 3) == PlanSpec("fsdp1")
