@@ -10,12 +10,8 @@ and plan) and hands it to ``set_optimizer_state_dict``.
 from __future__ import annotations
 
 from ..scenario import Workload
-from ._protocol import ALL_PLANS, Capabilities, StateOptions
-
-#: Every plan but ``zero``: torch.distributed.checkpoint.state_dict does not
-#: support ZeroRedundancyOptimizer (its get calls ``state_dict()``, which
-#: raises until ``consolidate_state_dict()`` ran); the ``zero`` backend does.
-DSD_PLANS = ALL_PLANS - {"zero"}
+from ._protocol import Capabilities, StateOptions
+from .torch_dsd import DSD_PLANS
 
 KEY = "optimizer"
 
