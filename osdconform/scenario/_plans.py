@@ -274,7 +274,7 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
         return "sparse gradients (Embedding(sparse=True)) run only without a plan"
     if model is not None and plan.kind == "fsdp2" and "0-d param" in model.features():
         return "fully_shard does not take 0-d (scalar) parameters"
-    if model is not None and plan.kind == "ddp":
+    if model is not None and plan.kind in ("ddp", "zero"):  # zero trains under DDP too
         frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
         if frozen >= set(model.param_fqns()):
             return "DDP refuses a module with no parameter that requires grad"
@@ -459,8 +459,16 @@ def _dtensor(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module
                     new.register_hook(functools.partial(_like_param, new))
             submodule.register_parameter(name, made[id(param)])
 
+    def replicated(a):
+        # The model's input is a tuple (features, indices): convert inside it too.
+        if isinstance(a, torch.Tensor) and not isinstance(a, DTensor):
+            return DTensor.from_local(a, mesh, replicate, run_check=False)
+        if isinstance(a, (tuple, list)):
+            return type(a)(replicated(x) for x in a)
+        return a
+
     def inputs(mod, args, mesh):
-        return tuple(DTensor.from_local(a, mesh, replicate, run_check=False) if isinstance(a, torch.Tensor) else a for a in args)
+        return tuple(replicated(a) for a in args)
 
     def outputs(mod, out, mesh):
         return out.redistribute(mesh, replicate).to_local() if isinstance(out, DTensor) else out
