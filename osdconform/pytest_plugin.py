@@ -68,6 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "render it with `osdconform report FILE`")
     group.addoption("--osd-progress", default="auto", metavar="|".join(PROGRESS_MODES),
                     help="progress line: live on a terminal, a line per 30 s in logs, none under -q (default: auto)")
+    group.addoption("--osd-space", default="core", metavar="core|full",
+                    help="the scenario space: core (MLPs; SGD/Adam/AdamW; plans none, ddp, fsdp2; the default, "
+                    "what CI checks) or full (module trees, every torch.optim optimizer, every plan)")
     group.addoption("--osd-repro-dir", default=None, metavar="DIR",
                     help="where failing examples' reproducer scripts go (default: ./osdconform-repro)")
 
@@ -173,6 +176,16 @@ class Conformance:
         if not runnable:
             reasons = "; ".join(f"{k}: {plan_accepts(PlanSpec(k), sizes[-1])}" for k in kinds)
             pytest.skip(f"the backend's plans run at none of world sizes {list(sizes)} ({reasons})")
+        from .strategies import CORE_PLANS, current_space
+
+        if current_space() == "core":
+            core = [k for k in runnable if k in CORE_PLANS]
+            if not core:
+                pytest.skip(
+                    f"none of the backend's plans {runnable} is in the core space {list(CORE_PLANS)}; "
+                    "run with --osd-space=full"
+                )
+            return core
         return runnable
 
     @contextlib.contextmanager
@@ -330,6 +343,9 @@ def pytest_configure(config: pytest.Config) -> None:
         backend = resolve_backend(spec)
     except BackendSpecError as exc:
         raise pytest.UsageError(f"--osd-backend: {exc}") from None
+    from .strategies import set_space
+
+    set_space(_one_of(config, "osd_space", ("core", "full")))
     asked = config.getoption("osd_world_sizes")
     sizes = _parse_world_sizes(asked) if asked is not None else DEFAULT_WORLD_SIZES
     device = _one_of(config, "osd_device", ("cpu", "cuda"))

@@ -67,8 +67,22 @@ def _local_value(value: Any, param: torch.Tensor, where: str, piece=None) -> Any
     # An unsharded parameter's state is taken whole, whatever its shape: the
     # optimizer owns what its tensors mean (Adafactor keeps row and column
     # factors of a matrix, LBFGS flat vectors over all its parameters), and
-    # its own load_state_dict takes them as they are.
+    # its own load_state_dict takes them as they are.  Except the entries
+    # torch.optim's optimizers keep shaped like the parameter: those must be.
+    name = where.rsplit("[", 1)[-1].strip("]'\"")
+    if name in PARAM_SHAPED and value.dim() > 0 and tuple(value.shape) != tuple(param.shape):
+        raise OSDLoadError(
+            f"{where}: shape {tuple(value.shape)} does not match the parameter's shape {tuple(param.shape)}"
+        )
     return value.detach().clone()
+
+
+#: State entries that torch.optim's optimizers keep in their parameter's shape
+#: (moments, buffers, accumulators); a mismatch there is a wrong checkpoint.
+PARAM_SHAPED = frozenset({
+    "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "acc_delta",
+    "sum", "exp_inf", "grad_avg", "prev", "step_size", "ax",
+})
 
 
 def _check_state_entries(state: dict, layout: list[list[str]], params: dict) -> None:

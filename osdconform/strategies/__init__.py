@@ -11,9 +11,16 @@ from ._optimizers import hparams, optimizer_blueprints, optimizer_names, optimiz
 from ._pairs import reshard_pairs
 from ._schedulers import schedulers
 from ._plans import plans
-from ._scenario import scenarios
+from ._core import CORE_PLANS, core_scenarios
+from ._scenario import SPACES, current_space, full_scenarios, scenarios, set_space
 
 __all__ = [
+    "CORE_PLANS",
+    "SPACES",
+    "core_scenarios",
+    "current_space",
+    "full_scenarios",
+    "set_space",
     "dims",
     "hparams",
     "mlp_models",

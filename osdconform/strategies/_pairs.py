@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from ..scenario import PlanSpec, Scenario, plan_accepts
 from ._plans import plans
-from ._scenario import scenarios
+from ._core import CORE_PLANS
+from ._scenario import current_space, scenarios
 
 
 @st.composite
@@ -26,7 +27,15 @@ def reshard_pairs(
         raise ValueError(f"resharding needs two world sizes, got {list(world_sizes)}")
     w2 = draw(st.sampled_from(others))
     kinds = [k for k in plan_kinds if plan_accepts(PlanSpec(k), w2) is None]
+    if current_space() == "core":
+        kinds = [k for k in kinds if k in CORE_PLANS]
     assume(kinds)
-    plan = draw(plans(first.model, kinds=kinds))
+    if current_space() == "core":
+        kind = draw(st.sampled_from(kinds))
+        own = draw(st.tuples(*[st.booleans()] * len(first.model.layer_fqns())))
+        shard = tuple(f for f, o in zip(first.model.layer_fqns(), own) if o) if kind == "fsdp2" else ()
+        plan = PlanSpec(kind, shard=shard)
+    else:
+        plan = draw(plans(first.model, kinds=kinds))
     assume(plan_accepts(plan, w2, first.model) is None)
     return first, first.replace(world_size=w2, plan=plan)

@@ -23,7 +23,7 @@ MIXED_DTYPE_PLANS = ("none", "ddp")
 
 
 @st.composite
-def scenarios(
+def full_scenarios(
     draw,
     *,
     world_sizes: Sequence[int] = (1, 2, 3, 4),
@@ -72,3 +72,28 @@ def scenarios(
         plan=plan,
         steps=steps,
     )
+
+
+#: Which space `scenarios` draws: "core" (`_core`, the default) or "full".
+#: The pytest plugin sets it from ``--osd-space``.
+SPACES = ("core", "full")
+_space = ["core"]
+
+
+def set_space(space: str) -> None:
+    if space not in SPACES:
+        raise ValueError(f"unknown space {space!r}; known: {SPACES}")
+    _space[0] = space
+
+
+def current_space() -> str:
+    return _space[0]
+
+
+def scenarios(*, world_sizes: Sequence[int] = (1, 2, 3, 4), plan_kinds: Sequence[str] = PLAN_KINDS, **kw):
+    """Scenarios of the current space (`set_space`): the core one by default."""
+    if _space[0] == "core":
+        from ._core import core_scenarios
+
+        return core_scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, **kw)
+    return full_scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, **kw)

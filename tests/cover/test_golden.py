@@ -39,7 +39,7 @@ from osdconform.scenario import (
     UnusedSpec,
 )
 from osdconform.scenario._golden import golden_full_osd, golden_tolerance, golden_train, golden_workload
-from osdconform.strategies import scenarios
+from osdconform.strategies import full_scenarios as scenarios
 
 
 @pytest.fixture(scope="module")

@@ -218,14 +218,14 @@ def test_every_model_feature_is_drawn_by_the_scenario_strategy():
     Sparse embeddings are off in `scenarios()` (only SparseAdam takes their
     gradients), so they are checked on `models(sparse=True)`.
     """
-    seen = _tags_drawn(ost.scenarios(), 400, lambda s: s.features)
+    seen = _tags_drawn(ost.full_scenarios(), 400, lambda s: s.features)
     missing = sorted((MODEL_TAGS | WORLD_TAGS) - {"sparse embedding"} - set(seen))
     assert not missing, f"never drawn in 400 scenarios: {missing}"
     assert "sparse embedding" in _tags_drawn(ost.models(sparse=True), 200, lambda m: m.features())
 
 
 def test_fsdp2_scenarios_draw_no_mixed_dtypes_and_no_scalars():
-    seen = _tags_drawn(ost.scenarios(plan_kinds=["fsdp2"]), 150, lambda s: s.features)
+    seen = _tags_drawn(ost.full_scenarios(plan_kinds=["fsdp2"]), 150, lambda s: s.features)
     assert "dtype:mixed" not in seen and "0-d param" not in seen
     assert "tied" in seen and "nested" in seen  # the rest of the space is still there
 

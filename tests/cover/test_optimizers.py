@@ -193,7 +193,7 @@ def test_which_parameters_an_optimizer_takes():
 # -- every drawn optimizer trains, and the reference round-trips its state --------
 
 
-@given(ost.scenarios(world_sizes=(1,), plan_kinds=["none"]))
+@given(ost.full_scenarios(world_sizes=(1,), plan_kinds=["none"]))
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_drawn_optimizer_trains_and_its_state_round_trips_through_the_reference(scenario):
     with warnings.catch_warnings():
@@ -308,7 +308,7 @@ NEW_TAGS = {
 def test_every_optimizer_flag_scheduler_and_group_feature_is_drawn():
     seen: set[str] = set()
 
-    @given(ost.scenarios(world_sizes=(1, 2)))
+    @given(ost.full_scenarios(world_sizes=(1, 2)))
     @settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def collect(s):
         seen.update(s.features)
@@ -320,7 +320,7 @@ def test_every_optimizer_flag_scheduler_and_group_feature_is_drawn():
 
 
 def test_sharded_plans_draw_only_optimizers_that_run_under_them():
-    @given(ost.scenarios(world_sizes=(1, 2), plan_kinds=["fsdp2"]))
+    @given(ost.full_scenarios(world_sizes=(1, 2), plan_kinds=["fsdp2"]))
     @settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(s):
         for o in s.optimizers:
@@ -346,7 +346,7 @@ def test_shrinks_a_single_feature_to_a_small_scenario(tag):
     rather than the first: the draws of a later slot sort after those of an
     earlier one.  Still two parameters at most.)
     """
-    s = minimal(ost.scenarios(), lambda s: tag in s.features)
+    s = minimal(ost.full_scenarios(), lambda s: tag in s.features)
     assert tag in s.features
     assert s.world_size == 1 and s.plan.kind == "none" and s.steps == 0
     assert s.model.num_layers == 1 and len(s.model.param_fqns()) <= 2
@@ -358,21 +358,21 @@ def test_shrinks_a_single_feature_to_a_small_scenario(tag):
 
 
 def test_shrinks_several_optimizers_to_two_with_defaults():
-    s = minimal(ost.scenarios(), lambda s: len(s.optimizers) > 1)
+    s = minimal(ost.full_scenarios(), lambda s: len(s.optimizers) > 1)
     assert len(s.optimizers) == 2
     assert all(_one_simple_group(o) and not o.groups[0].hparams for o in s.optimizers)
     assert s.model.num_layers == 1 and len(s.model.param_fqns()) == 2
 
 
 def test_shrinks_an_empty_group_to_one_parameter_and_one_empty_group():
-    s = minimal(ost.scenarios(), lambda s: "empty group" in s.features)
+    s = minimal(ost.full_scenarios(), lambda s: "empty group" in s.features)
     (opt,) = s.optimizers
     assert [len(g.params) for g in opt.groups] in ([1, 0], [0, 1])
     assert s.model.dims == (1, 1)
 
 
 def test_shrinks_permuted_params_to_two_swapped():
-    s = minimal(ost.scenarios(), lambda s: "params out of model order" in s.features)
+    s = minimal(ost.full_scenarios(), lambda s: "params out of model order" in s.features)
     (opt,) = s.optimizers
     (group,) = opt.groups
     assert set(group.params) == {"layers.0.bias", "layers.0.weight"}  # one layer, swapped

@@ -131,7 +131,7 @@ def test_batch_rows_cover_the_global_batch_once_per_replica():
 # -- strategies ------------------------------------------------------------------
 
 
-@given(ost.scenarios(world_sizes=(1, 2, 3, 4)))
+@given(ost.full_scenarios(world_sizes=(1, 2, 3, 4)))
 @settings(max_examples=300, deadline=None, database=None)
 def test_drawn_plans_are_accepted_valid_and_rebuild(scenario):
     assert plan_accepts(scenario.plan, scenario.world_size, scenario.model) is None
@@ -147,7 +147,7 @@ def test_every_kind_and_option_is_drawn():
     # that strategy and world 4: 1 in 16) comes up ~25 times, not ~3.
     for kind in PLAN_KINDS:
 
-        @given(ost.scenarios(plan_kinds=[kind]))
+        @given(ost.full_scenarios(plan_kinds=[kind]))
         @settings(max_examples=400, deadline=None, database=None)
         def collect(s):
             seen.update(t for t in s.features if t.split(":")[0] in prefixes)
@@ -162,7 +162,7 @@ def test_every_kind_and_option_is_drawn():
 
 @pytest.mark.parametrize("kind", PLAN_KINDS)
 def test_each_kind_shrinks_to_its_simplest_plan(kind):
-    s = minimal(ost.scenarios(plan_kinds=[kind]), lambda s: True)
+    s = minimal(ost.full_scenarios(plan_kinds=[kind]), lambda s: True)
     assert s.plan == PlanSpec(kind)
     assert s.model.dims == (1, 1) and s.world_size == (4 if kind == "fsdp2+tp" else 1)
 
@@ -172,7 +172,7 @@ def test_shrinks_a_two_d_dtensor_scenario_to_one_sharded_parameter():
         return s.plan.mesh_2d and any(p[1] == "S1" for _, p in s.plan.placements)
 
     # World 2 first: the shrinker must keep 4, the only world with a 2-D mesh.
-    s = minimal(ost.scenarios(world_sizes=(2, 4), plan_kinds=["dtensor"]), condition)
+    s = minimal(ost.full_scenarios(world_sizes=(2, 4), plan_kinds=["dtensor"]), condition)
     assert s.world_size == 4
     # Placements are drawn per parameter position, so dropping layer 0 moves
     # layer 1's codes: the shrinker sometimes stops at two 1-wide layers.
@@ -182,7 +182,7 @@ def test_shrinks_a_two_d_dtensor_scenario_to_one_sharded_parameter():
 
 
 def test_shrinks_fsdp1_hybrid_to_the_smallest_scenario():
-    s = minimal(ost.scenarios(plan_kinds=["fsdp1"]), lambda s: s.plan.sharding_strategy == "HYBRID_SHARD")
+    s = minimal(ost.full_scenarios(plan_kinds=["fsdp1"]), lambda s: s.plan.sharding_strategy == "HYBRID_SHARD")
     assert s.world_size == 4 and s.model.dims == (1, 1) and s.plan == PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD")
 
 

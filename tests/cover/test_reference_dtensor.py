@@ -23,7 +23,7 @@ from torch.distributed.tensor import Replicate, Shard
 import _rank_tasks as rt
 from osdconform.harness import WorldPool
 from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario
-from osdconform.strategies import scenarios
+from osdconform.strategies import full_scenarios as scenarios
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from osdconform.compare import assert_osd_equal
 from osdconform.harness import WorldPool
 from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario, build_workload, train
 from osdconform import reference as ref
-from osdconform.strategies import scenarios
+from osdconform.strategies import full_scenarios as scenarios
 
 #: Plans change the reduction order of gradients, never what is computed.
 TOLERANCE = {torch.float32: (1e-4, 1e-6), torch.float64: (1e-9, 1e-12), torch.bfloat16: (5e-2, 1e-2)}

@@ -36,7 +36,7 @@ def minimal(strategy, condition):
     raise AssertionError("no example satisfied the condition")
 
 
-@given(ost.scenarios())
+@given(ost.full_scenarios())
 @settings(max_examples=200, deadline=None)
 def test_scenarios_are_valid_picklable_and_rebuild_from_repr(scenario):
     # Validation runs in __post_init__: every drawn scenario passed it.
@@ -59,7 +59,7 @@ def test_scenarios_are_valid_picklable_and_rebuild_from_repr(scenario):
 
 
 def test_minimal_scenario_is_the_simplest():
-    s = minimal(ost.scenarios(), lambda s: True)
+    s = minimal(ost.full_scenarios(), lambda s: True)
     assert s.world_size == 1
     assert s.model == TreeSpec(width=1, layers=(LinearSpec(out=1),))  # one Linear 1x1, no bias
     assert s.plan.kind == "none"
@@ -81,21 +81,21 @@ def test_shrinks_to_the_smallest_world_and_model_that_shows_a_condition():
             and s.steps >= 1
         )
 
-    s = minimal(ost.scenarios(), condition)
+    s = minimal(ost.full_scenarios(), condition)
     assert s.world_size == 2
     assert s.model == TreeSpec(width=1, layers=(LinearSpec(out=1),))
     assert s.steps == 1
 
 
 def test_world_sizes_and_plans_are_restricted_as_asked():
-    s = minimal(ost.scenarios(world_sizes=(3, 4), plan_kinds=["ddp"]), lambda s: True)
+    s = minimal(ost.full_scenarios(world_sizes=(3, 4), plan_kinds=["ddp"]), lambda s: True)
     assert s.world_size == 3 and s.plan.kind == "ddp"
 
 
 def test_every_plan_world_size_and_optimizer_is_drawn():
     seen = {"plan": set(), "world": set(), "opt": set()}
 
-    @given(ost.scenarios())
+    @given(ost.full_scenarios())
     @settings(max_examples=300, deadline=None, database=None)
     def collect(s):
         seen["plan"].add(s.plan.kind)
