@@ -123,12 +123,13 @@ def _break_osd(osd: dict, fault: Fault) -> tuple[str, ...]:
 
 
 def _break_files(directory: str, fault: Fault) -> tuple[str, ...]:
-    """Damage one file under `directory` (on rank 0; the others wait); return its name."""
+    """Damage the largest file under `directory` (on rank 0; the others wait); return its name."""
     files = sorted(
         os.path.join(root, f) for root, _, names in os.walk(directory) for f in names
     )
-    files = [f for f in files if os.path.getsize(f) > 0]
-    target = files[fault.pick % len(files)]
+    # The largest file: the one holding the tensors (not an index or metadata
+    # file), so every backend is judged on the same kind of damage.
+    target = max(files, key=lambda f: (os.path.getsize(f), f))
     size = os.path.getsize(target)
     if fault.kind == "truncate_file":
         with open(target, "r+b") as fh:
