@@ -1,0 +1,41 @@
+"""Property 10, schedulers and several optimizers round-trip with the optimizer state.
+
+Resume with LR schedulers and several optimizers over disjoint parts of the
+model: right after the load every group's lr and every scheduler's last lr
+equal the source's, and m more steps equal the uninterrupted run.  Such
+scenarios exist only in the full space (``--osd-space=full``).
+"""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from osdconform import properties
+from osdconform import strategies as ost
+from osdconform.properties import forms, representable
+
+FORMS = forms("full", "sharded", "storage")
+
+
+def _has_schedulers_or_several_optimizers(scenario) -> bool:
+    return "several optimizers" in scenario.features or any(o.scheduler for o in scenario.optimizers)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_schedulers(osd, form):
+    options = FORMS[form]
+    osd.require(options=options)
+    if ost.current_space() != "full":
+        pytest.skip("schedulers and several optimizers are drawn in the full space only (--osd-space=full)")
+
+    @given(
+        ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options))
+        .filter(representable(options))
+        .filter(_has_schedulers_or_several_optimizers),
+        st.integers(1, 2),
+    )
+    def check(scenario, more_steps):
+        with osd.directory() as directory:
+            osd.check("schedulers", properties.schedulers, scenario, options, directory, more_steps)
+
+    check()
