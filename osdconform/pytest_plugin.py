@@ -176,14 +176,14 @@ class Conformance:
         if not runnable:
             reasons = "; ".join(f"{k}: {plan_accepts(PlanSpec(k), sizes[-1])}" for k in kinds)
             pytest.skip(f"the backend's plans run at none of world sizes {list(sizes)} ({reasons})")
-        from .strategies import CORE_PLANS, current_space
+        from .strategies import CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, current_space
 
         if current_space() == "core":
-            core = [k for k in runnable if k in CORE_PLANS]
+            core = core_plan_kinds(runnable)
             if not core:
                 pytest.skip(
-                    f"none of the backend's plans {runnable} is in the core space {list(CORE_PLANS)}; "
-                    "run with --osd-space=full"
+                    f"none of the backend's plans {runnable} is in the core space "
+                    f"{list(CORE_PLANS + FALLBACK_PLANS)}; run with --osd-space=full"
                 )
             return core
         return runnable

@@ -2,8 +2,8 @@
 
 Resume with LR schedulers and several optimizers over disjoint parts of the
 model: right after the load every group's lr and every scheduler's last lr
-equal the source's, and m more steps equal the uninterrupted run.  Such
-scenarios exist only in the full space (``--osd-space=full``).
+equal the source's, and m more steps equal the uninterrupted run.  Only
+scenarios with a scheduler or several optimizers are drawn.
 """
 
 import pytest
@@ -17,21 +17,14 @@ from osdconform.properties import forms, representable
 FORMS = forms("full", "sharded", "storage")
 
 
-def _has_schedulers_or_several_optimizers(scenario) -> bool:
-    return "several optimizers" in scenario.features or any(o.scheduler for o in scenario.optimizers)
-
-
 @pytest.mark.parametrize("form", FORMS)
 def test_schedulers(osd, form):
     options = FORMS[form]
     osd.require(options=options)
-    if ost.current_space() != "full":
-        pytest.skip("schedulers and several optimizers are drawn in the full space only (--osd-space=full)")
 
     @given(
-        ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options))
-        .filter(representable(options))
-        .filter(_has_schedulers_or_several_optimizers),
+        ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options), schedulers=True)
+        .filter(representable(options)),
         st.integers(1, 2),
     )
     def check(scenario, more_steps):

@@ -18,18 +18,22 @@ ROOT = os.path.dirname(TESTS)
 SUITES = os.path.join(ROOT, "suites")
 
 
-def run_suite(*args: str, target: str = "test_roundtrip.py", timeout: float = 600) -> tuple[int, str]:
+def run_suite(
+    *args: str, target: str | tuple[str, ...] = "test_roundtrip.py", timeout: float = 600
+) -> tuple[int, str]:
     """Exit code and combined output of ``pytest suites/<target> *args``.
 
-    `target` is a suite file, optionally with a test id (``test_types.py::test_types[full]``).
+    `target` is a suite file, optionally with a test id (``test_types.py::test_types[full]``),
+    or a tuple of them.
     """
+    targets = (target,) if isinstance(target, str) else target
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     if not any(a.startswith("--osd-repro-dir") for a in args):
         # Reproducer scripts of these deliberate failures go to a scratch folder, not the clone.
         args = (*args, f"--osd-repro-dir={tempfile.mkdtemp(prefix='osdconform-test-repro-')}")
     cmd = [
-        sys.executable, "-m", "pytest", os.path.join(SUITES, target),
+        sys.executable, "-m", "pytest", *(os.path.join(SUITES, t) for t in targets),
         "-p", "no:cacheprovider", "-q", "--tb=short", *args,
     ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -256,3 +256,21 @@ class SetSkipsValidation(ReferenceBackend):
                 ],
             })
             first += len(opt.param_groups)
+
+
+class KeepsLrOnSet(ReferenceBackend):
+    """Schedulers: set loads everything but ``lr``, which keeps the target optimizer's
+    own value (a loader that treats the learning rate as configuration, not state).
+
+    Without a scheduler the source's lr is the one the fresh optimizer was built
+    with, so only property 10, whose scenarios have moved it, can see this.
+    """
+
+    name = "keeps-lr-on-set"
+
+    def set_optimizer_state(self, workload, osd, options):
+        before = [g["lr"] for opt in workload.optimizers for g in opt.param_groups]
+        super().set_optimizer_state(workload, osd, options)
+        groups = [g for opt in workload.optimizers for g in opt.param_groups]
+        for g, lr in zip(groups, before):
+            g["lr"] = lr

@@ -39,9 +39,41 @@ def to_native(osd: dict[str, Any], module: nn.Module, param_groups: list[dict]) 
     unknown = sorted(set(osd["state"]) - set(index))
     if unknown:
         raise KeyError(f"state names parameters the optimizer does not hold: {unknown}")
+    # Names exist only on this side of the conversion: check the groups here,
+    # so an error can say which parameter (torch's index check cannot).
+    if len(osd["param_groups"]) != len(param_groups):
+        raise ValueError(f"the OSD has {len(osd['param_groups'])} param group(s), the optimizer {len(param_groups)}")
+    for g, (saved, live) in enumerate(zip(osd["param_groups"], param_groups)):
+        expected = {names[id(p)] for p in live["params"]}
+        missing, extra = sorted(expected - set(saved["params"])), sorted(set(saved["params"]) - expected)
+        if missing or extra:
+            raise KeyError(f"param_groups[{g}] names other parameters than the optimizer's: missing {missing}, unexpected {extra}")
+    # torch matches saved ids to live params by position: list them in the live order.
     groups = [{**{k: v for k, v in g.items() if k != "params"},
-               "params": [index[f] for f in g["params"]]} for g in osd["param_groups"]]
+               "params": [index[names[id(p)]] for p in live["params"]]}
+              for g, live in zip(osd["param_groups"], param_groups)]
     return {"state": {index[f]: st for f, st in osd["state"].items()}, "param_groups": groups}
+
+
+def split_osd(osd: dict[str, Any], group_counts: list[int]) -> list[dict[str, Any]]:
+    """The canonical `osd` of several optimizers cut into one OSD per optimizer.
+
+    ``group_counts[i]`` is how many param groups optimizer ``i`` has; each
+    part gets those groups and the state of their parameters.  State for a
+    parameter no group names goes to the first part, so that the API loading
+    it sees it (and should refuse it) rather than this adapter dropping it.
+    """
+    parts, first = [], 0
+    claimed: set[str] = set()
+    for n in group_counts:
+        groups = osd["param_groups"][first:first + n]
+        fqns = {f for g in groups for f in g["params"]}
+        claimed |= fqns
+        parts.append({"state": {f: st for f, st in osd["state"].items() if f in fqns}, "param_groups": groups})
+        first += n
+    if parts:
+        parts[0]["state"].update({f: st for f, st in osd["state"].items() if f not in claimed})
+    return parts
 
 
 def tensors_to(value: Any, device: torch.device) -> Any:

@@ -3,7 +3,9 @@
 FSDP1's own optimizer-state API, for models wrapped with
 ``FullyShardedDataParallel`` (plan ``fsdp1``).  The full form uses
 ``FULL_STATE_DICT`` (every rank receives the whole OSD: ``rank0_only=False``),
-the sharded form ``SHARDED_STATE_DICT`` (``ShardedTensor`` values).  FSDP1
+the sharded form ``SHARDED_STATE_DICT`` (``ShardedTensor`` values); the
+``cpu_offload`` option is FSDP1's ``offload_to_cpu`` with ``rank0_only`` on a
+full get.  FSDP1
 takes one optimizer per call; several are handled one by one and merged
 (state keyed by FQN, param_groups concatenated), as `Workload` documents.
 """
@@ -14,11 +16,12 @@ import contextlib
 from typing import Any
 
 from ..scenario import Workload
+from ._native import split_osd
 from ._protocol import Capabilities, StateOptions
 
 
 @contextlib.contextmanager
-def _state_dict_type(model, full: bool):
+def _state_dict_type(model, full: bool, cpu_offload: bool = False):
     from torch.distributed.fsdp import (
         FullOptimStateDictConfig,
         FullStateDictConfig,
@@ -33,7 +36,9 @@ def _state_dict_type(model, full: bool):
             model,
             StateDictType.FULL_STATE_DICT,
             FullStateDictConfig(rank0_only=False),
-            FullOptimStateDictConfig(rank0_only=False),
+            # offload_to_cpu defaults to True; here only with the cpu_offload
+            # option, which also means "rank 0 only" (as torch-dsd's does).
+            FullOptimStateDictConfig(offload_to_cpu=cpu_offload, rank0_only=cpu_offload),
         ):
             yield
     else:
@@ -45,15 +50,17 @@ def _state_dict_type(model, full: bool):
 
 class FSDP1Backend:
     name = "fsdp1"
-    capabilities = Capabilities(full=True, sharded=True, plans=frozenset({"fsdp1"}))
+    capabilities = Capabilities(full=True, sharded=True, cpu_offload=True, plans=frozenset({"fsdp1"}))
 
     def get_optimizer_state(self, workload: Workload, options: StateOptions) -> dict[str, Any]:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
         out = {"state": {}, "param_groups": []}
-        with _state_dict_type(workload.model, options.full):
+        with _state_dict_type(workload.model, options.full, options.cpu_offload):
             for optim in workload.optimizers:
                 osd = FSDP.optim_state_dict(workload.model, optim)
+                if not osd:  # rank0_only (cpu_offload): the other ranks get an empty dict
+                    return {}
                 out["state"].update(osd["state"])
                 out["param_groups"] += osd["param_groups"]
         return out
@@ -61,12 +68,8 @@ class FSDP1Backend:
     def set_optimizer_state(self, workload: Workload, osd: dict[str, Any], options: StateOptions) -> None:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-        first = 0
+        parts = split_osd(osd, [len(optim.param_groups) for optim in workload.optimizers])
+        # Every rank passes the full OSD to a set (see `StateOptions`), so no rank0_only there.
         with _state_dict_type(workload.model, options.full):
-            for optim in workload.optimizers:
-                n = len(optim.param_groups)
-                groups = osd["param_groups"][first:first + n]
-                fqns = {f for g in groups for f in g["params"]}
-                part = {"state": {f: s for f, s in osd["state"].items() if f in fqns}, "param_groups": groups}
+            for optim, part in zip(workload.optimizers, parts):
                 optim.load_state_dict(FSDP.optim_state_dict_to_load(workload.model, optim, part))
-                first += n

@@ -16,7 +16,7 @@ from typing import Any
 import torch.distributed as dist
 
 from ..scenario import Workload
-from ._native import to_canonical, to_native
+from ._native import split_osd, to_canonical, to_native
 from ._protocol import Capabilities, StateOptions
 
 
@@ -36,11 +36,6 @@ class ZeroBackend:
         return out
 
     def set_optimizer_state(self, workload: Workload, osd: dict[str, Any], options: StateOptions) -> None:
-        first = 0
-        for zero in workload.optimizers:
-            n = len(zero.param_groups)
-            groups = osd["param_groups"][first:first + n]
-            fqns = {f for g in groups for f in g["params"]}
-            part = {"state": {f: st for f, st in osd["state"].items() if f in fqns}, "param_groups": groups}
+        parts = split_osd(osd, [len(zero.param_groups) for zero in workload.optimizers])
+        for zero, part in zip(workload.optimizers, parts):
             zero.load_state_dict(to_native(part, workload.module, zero.param_groups))
-            first += n

@@ -15,6 +15,7 @@ from torch.distributed.tensor import DTensor
 from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
+from ..reference._sharded_tensor import is_sharded_tensor
 from ..scenario import Scenario, train
 from ._steps import fresh, gather, load_state, save_state, source, summary
 
@@ -24,6 +25,10 @@ def _scribble(value):
     """Mutate `value` in place where possible; return what replaces it otherwise."""
     if isinstance(value, DTensor):
         value.to_local().add_(1).mul_(3)
+        return value
+    if is_sharded_tensor(value):  # FSDP1's sharded form: no in-place ops, but its shards have them
+        for shard in value.local_shards():
+            _scribble(shard.tensor)
         return value
     if isinstance(value, torch.Tensor):
         if value.is_floating_point() or value.is_complex():

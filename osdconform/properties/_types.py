@@ -36,7 +36,7 @@ def _check(src, dst) -> None:
     src_names = ref.param_fqns(src.module)
     src_state = {
         src_names[id(p)]: st
-        for opt in src.optimizers for p, st in opt.state.items()
+        for opt in src.optimizers for p, st in ref.local_state(opt).items()
     }
     problems = []
     for opt_src, opt_dst in zip(src.optimizers, dst.optimizers):
@@ -44,7 +44,7 @@ def _check(src, dst) -> None:
             for key, value in gs.items():
                 if key != "params" and _kind(value) != _kind(gd.get(key)):
                     problems.append(f"param_groups[{g}][{key!r}]: {_kind(value)} became {_kind(gd.get(key))}")
-        for param, state in opt_dst.state.items():
+        for param, state in ref.local_state(opt_dst).items():
             fqn = dst_names[id(param)]
             before = src_state.get(fqn, {})
             for name, value in state.items():

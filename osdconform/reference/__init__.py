@@ -16,6 +16,7 @@ from ._fqn import FlatParameterError, group_layout, param_fqns
 from ._fsdp1 import remember_full_shapes
 from ._gather import PARAM_GROUPS, PARAMS, STATE, full_osd, sharded_osd
 from ._load import OSDLoadError, load_osd
+from ._zero import local_state
 from ._params import copy_params, full_params, local_params
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "group_layout",
     "load_osd",
     "local_params",
+    "local_state",
     "param_fqns",
     "remember_full_shapes",
     "shard_like",

@@ -9,7 +9,8 @@ state of an unsharded parameter is copied whole whatever its shape.  A value tha
 out like its parameter is taken as this rank's piece; a DTensor laid out
 otherwise is first made whole (`unshard`).  The result is handed to the
 optimizer through its public ``load_state_dict``, keyed in the *target*
-optimizer's own order, so group-internal param order need not match.
+optimizer's own order, so group-internal param order need not match; the
+dtype casts that method makes are undone (`_dtypes`).
 
 Under FSDP1 (``use_orig_params=True``) a value is cut to this rank's 1-D
 piece of the parameter (`_fsdp1`); a ShardedTensor value is made whole first
@@ -30,6 +31,7 @@ from torch.distributed.tensor import DTensor
 
 from . import _fsdp1, _zero
 from ._dtensor import shard_like, unshard
+from ._dtypes import restore_dtypes
 from ._fqn import Optimizers, as_optimizers, group_layout, param_groups_of
 from ._gather import PARAM_GROUPS, PARAMS, STATE, _copy_value
 from ._sharded_tensor import is_sharded_tensor, unshard_sharded_tensor
@@ -187,5 +189,7 @@ def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
                     "param_groups": [{**g, PARAMS: [i - first_id for i in g[PARAMS]]} for g in groups],
                 }
             )
+            live = [p for g in optimizer.param_groups for p in g[PARAMS]]  # in the order of `ids`
+            restore_dtypes(optimizer, {p: native_state[i] for p, i in zip(live, ids) if i in native_state})
         first_group += n
         first_id += len(ids)

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from ._dtypes import restore_dtypes
+
 from ._wire import all_gather_objects
 
 
@@ -70,6 +72,7 @@ def load(optimizer: torch.optim.Optimizer, groups: list[dict], state: dict[torch
             ],
         }
     )
+    restore_dtypes(local, state)
     for hp, g in zip(groups, optimizer.param_groups):
         params = g["params"]
         g.clear()

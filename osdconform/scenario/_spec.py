@@ -80,10 +80,27 @@ class Scenario:
             tags |= opt.features(self.model.param_fqns())
         if len(self.optimizers) > 1:
             tags.add("several optimizers")
+            if self.plan.kind == "fsdp1" and self._fsdp1_unit_split():
+                tags.add("fsdp1:unit split across optimizers")
         tags.add(f"world:{self.world_size}")
         tags |= self.model.world_features(self.world_size)
         tags.add("no state yet" if self.steps == 0 else "trained")
         return frozenset(tags)
+
+    def _fsdp1_unit_split(self) -> bool:
+        """Whether the parameters of one FSDP1 unit (a module in ``plan.shard``, or
+        the root with everything else) are spread over several optimizers."""
+        units = sorted(self.plan.shard, key=len, reverse=True)  # innermost first
+
+        def unit(fqn: str) -> str:
+            return next((u for u in units if fqn.startswith(u + ".")), "")
+
+        owners: dict[str, set[int]] = {}
+        for i, opt in enumerate(self.optimizers):
+            for group in opt.groups:
+                for fqn in group.params:
+                    owners.setdefault(unit(fqn), set()).add(i)
+        return any(len(o) > 1 for o in owners.values())
 
     def replace(self, **changes: Any) -> "Scenario":
         return dataclasses.replace(self, **changes)

@@ -11,11 +11,13 @@ from ._optimizers import hparams, optimizer_blueprints, optimizer_names, optimiz
 from ._pairs import reshard_pairs
 from ._schedulers import schedulers
 from ._plans import plans
-from ._core import CORE_PLANS, core_scenarios
+from ._core import CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, core_scenarios
 from ._scenario import SPACES, current_space, full_scenarios, scenarios, set_space
 
 __all__ = [
     "CORE_PLANS",
+    "FALLBACK_PLANS",
+    "core_plan_kinds",
     "SPACES",
     "core_scenarios",
     "current_space",

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ..scenario import PlanSpec, Scenario, plan_accepts
 from ._plans import plans
-from ._core import CORE_PLANS
+from ._core import core_plan_kinds, core_plans
 from ._scenario import current_space, scenarios
 
 
@@ -28,13 +28,10 @@ def reshard_pairs(
     w2 = draw(st.sampled_from(others))
     kinds = [k for k in plan_kinds if plan_accepts(PlanSpec(k), w2) is None]
     if current_space() == "core":
-        kinds = [k for k in kinds if k in CORE_PLANS]
+        kinds = core_plan_kinds(kinds)
     assume(kinds)
     if current_space() == "core":
-        kind = draw(st.sampled_from(kinds))
-        own = draw(st.tuples(*[st.booleans()] * len(first.model.layer_fqns())))
-        shard = tuple(f for f, o in zip(first.model.layer_fqns(), own) if o) if kind == "fsdp2" else ()
-        plan = PlanSpec(kind, shard=shard)
+        plan = draw(core_plans(draw(st.sampled_from(kinds)), first.model))
     else:
         plan = draw(plans(first.model, kinds=kinds))
     assume(plan_accepts(plan, w2, first.model) is None)

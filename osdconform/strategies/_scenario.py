@@ -91,10 +91,25 @@ def current_space() -> str:
     return _space[0]
 
 
-def scenarios(*, world_sizes: Sequence[int] = (1, 2, 3, 4), plan_kinds: Sequence[str] = PLAN_KINDS, **kw):
-    """Scenarios of the current space (`set_space`): the core one by default."""
+def scenarios(
+    *,
+    world_sizes: Sequence[int] = (1, 2, 3, 4),
+    plan_kinds: Sequence[str] = PLAN_KINDS,
+    schedulers: bool = False,
+    **kw,
+):
+    """Scenarios of the current space (`set_space`): the core one by default.
+
+    ``schedulers=True``: only scenarios with an LR scheduler or several
+    optimizers (property 10).
+    """
     if _space[0] == "core":
         from ._core import core_scenarios
 
-        return core_scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, **kw)
-    return full_scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, **kw)
+        return core_scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, schedulers=schedulers, **kw)
+    drawn = full_scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, **kw)
+    return drawn.filter(_has_schedulers_or_several_optimizers) if schedulers else drawn
+
+
+def _has_schedulers_or_several_optimizers(scenario: Scenario) -> bool:
+    return len(scenario.optimizers) > 1 or any(o.scheduler for o in scenario.optimizers)

@@ -110,3 +110,56 @@ def test_every_plan_world_size_and_optimizer_is_drawn():
     from osdconform.scenario import OPTIMIZER_NAMES
 
     assert seen["opt"] == set(OPTIMIZER_NAMES) - {"sparseadam"}
+
+
+# -- the core space ----------------------------------------------------------------
+
+
+@given(ost.core_scenarios(world_sizes=(1, 2, 3, 4), plan_kinds=PLAN_KINDS))
+@settings(max_examples=100, deadline=None)
+def test_core_draws_only_core_plans_when_the_backend_runs_one(scenario):
+    assert scenario.plan.kind in ost.CORE_PLANS
+
+
+@given(ost.core_scenarios(world_sizes=(1, 2), plan_kinds=("fsdp1", "zero", "tp")))
+@settings(max_examples=100, deadline=None)
+def test_core_falls_back_to_fsdp1_and_zero_for_a_backend_that_runs_no_core_plan(scenario):
+    assert scenario.plan.kind in ost.FALLBACK_PLANS
+    if scenario.plan.kind == "zero":
+        assert scenario.plan == type(scenario.plan)("zero")
+
+
+@given(ost.core_scenarios(world_sizes=(1, 2), plan_kinds=("none", "fsdp1"), schedulers=True))
+@settings(max_examples=100, deadline=None)
+def test_core_schedulers_scenarios_have_a_scheduler_or_several_optimizers(scenario):
+    assert len(scenario.optimizers) > 1 or scenario.optimizers[0].scheduler is not None
+    owned = [f for opt in scenario.optimizers for g in opt.groups for f in g.params]
+    assert sorted(owned) == sorted(scenario.model.param_fqns())  # disjoint, and every parameter once
+
+
+def test_core_schedulers_space_reaches_split_fsdp1_units_and_schedulers():
+    split = minimal(
+        ost.core_scenarios(world_sizes=(1,), plan_kinds=("fsdp1",), schedulers=True),
+        lambda s: "fsdp1:unit split across optimizers" in s.features,
+    )
+    assert len(split.optimizers) == 2 and split.plan.shard == ()
+    scheduled = minimal(
+        ost.core_scenarios(world_sizes=(1,), plan_kinds=("none",), schedulers=True),
+        lambda s: len(s.optimizers) == 1,
+    )
+    assert scheduled.optimizers[0].scheduler is not None
+
+
+def test_an_fsdp1_unit_is_split_when_its_parameters_are_in_two_optimizers():
+    from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec
+
+    model = ModelSpec(dims=(2, 2, 2), bias=(False, False))
+    per_layer = (
+        OptimizerSpec("adam", (GroupSpec(("layers.0.weight",)),)),
+        OptimizerSpec("adam", (GroupSpec(("layers.1.weight",)),)),
+    )
+    scenario = Scenario(seed=0, world_size=1, model=model, optimizers=per_layer, plan=PlanSpec("fsdp1"), steps=1)
+    tag = "fsdp1:unit split across optimizers"
+    assert tag in scenario.features  # both layers in the root unit
+    for shard in (("layers.1",), ("layers.0", "layers.1")):
+        assert tag not in scenario.replace(plan=PlanSpec("fsdp1", shard=shard)).features, shard

@@ -63,7 +63,7 @@ def test_a_failure_without_the_entry_text_is_a_real_failure(tmp_path):
     # ... and a failure in the JSON report: the test, and the examples of its cells.
     data = json.loads(report.read_text())
     assert [(t["nodeid"].split("::")[-1], t["outcome"]) for t in data["tests"]] == [
-        ("test_roundtrip[full-none]", "failed")
+        ("test_roundtrip[full]", "failed")
     ]
     cells = {c["feature"]: c for c in data["cells"] if c["property"] == "roundtrip"}
     assert cells["all"]["failed"] >= 1 and cells["all"]["xfailed"] == 0
@@ -106,6 +106,13 @@ reshard | True | x | a property this run does not run | n/a
 """
 
 
+NIGHTLY_TARGETS = (
+    "test_roundtrip.py::test_roundtrip[full]",
+    "test_roundtrip.py::test_roundtrip[sharded]",
+    "test_fidelity.py::test_fidelity[full]",
+)
+
+
 def _nightly_like_run(tmp_path, monkeypatch, *extra) -> tuple[int, str, dict]:
     (tmp_path / "capped_backend.py").write_text(CAPPED_BACKEND)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
@@ -116,6 +123,7 @@ def _nightly_like_run(tmp_path, monkeypatch, *extra) -> tuple[int, str, dict]:
         "--osd-backend=capped_backend:FullOnlyDropsState", "--osd-world-sizes=1",
         "--hypothesis-profile=dev", "--hypothesis-seed=1", f"--osd-xfails={xfails}", f"--osd-report={report}",
         *extra,
+        target=NIGHTLY_TARGETS,
     )
     return code, out, json.loads(report.read_text()) if report.exists() else {}
 
@@ -139,16 +147,16 @@ def test_outside_ci_xpass_is_reported_not_failed_and_unmatched_entries_are_warne
     roundtrip, fidelity = cells[("roundtrip", "all")], cells[("fidelity", "all")]
     assert roundtrip["failed"] == 0 and roundtrip["xfailed"] >= 1 and roundtrip["xpassed"] == 0
     assert roundtrip["passed"] + roundtrip["xfailed"] == roundtrip["examples"] == 10
-    assert roundtrip["unsupported"] == 1  # test_roundtrip[sharded-none]
+    assert roundtrip["unsupported"] == 1  # test_roundtrip[sharded]
     assert cells[("roundtrip", "form:sharded")]["unsupported"] == 1
     assert cells[("roundtrip", "form:sharded")]["examples"] == 0
     assert cells[("roundtrip", "plan:none")]["examples"] == 10
     assert (fidelity["xpassed"], fidelity["examples"]) == (10, 10)
     outcomes = {t["nodeid"].split("::")[-1]: t["outcome"] for t in report["tests"]}
     assert outcomes == {
-        "test_roundtrip[full-none]": "passed",
-        "test_roundtrip[sharded-none]": "unsupported",
-        "test_fidelity[none]": "passed",
+        "test_roundtrip[full]": "passed",
+        "test_roundtrip[sharded]": "unsupported",
+        "test_fidelity[full]": "passed",
     }
     assert report["profile"] == "dev" and report["backend"] == "full-only-drops-state"
     assert report["hypothesis_seed"] == "1"

@@ -1,0 +1,54 @@
+"""fsdp1: a full OSD whose parameter state lacks an entry loads without error.
+
+Through ``FSDP.optim_state_dict_to_load`` + ``optim.load_state_dict`` (the
+documented FULL_STATE_DICT load path) Adam state for ``weight`` without
+``exp_avg`` (which ``bias`` has) is accepted; the loaded optimizer then has no
+``exp_avg`` for it and the next ``step()`` fails (or, with state already
+there, silently mixes the checkpoint with stale state).
+Standalone: torch only, one process, gloo.  Exits 1 while the bug exists.
+"""
+
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
+
+FULL = (StateDictType.FULL_STATE_DICT, FullStateDictConfig(), FullOptimStateDictConfig(offload_to_cpu=False))
+
+
+def make():
+    torch.manual_seed(0)
+    model = FSDP(torch.nn.Linear(3, 2), use_orig_params=True, device_id=torch.device("cpu"))
+    optim = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    optim.step()
+    return model, optim
+
+
+def main() -> int:
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29530")
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        model, optim = make()
+        with FSDP.state_dict_type(model, *FULL):
+            osd = FSDP.optim_state_dict(model, optim)
+        del osd["state"]["weight"]["exp_avg"]
+        fresh, fresh_optim = make()
+        with FSDP.state_dict_type(fresh, *FULL):
+            try:
+                fresh_optim.load_state_dict(FSDP.optim_state_dict_to_load(fresh, fresh_optim, osd))
+            except (ValueError, RuntimeError, KeyError) as error:
+                print(f"load refused the broken OSD: {type(error).__name__}: {error}")
+                return 0
+        print("load accepted weight's state without exp_avg")
+        return 1
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""fsdp1: a full OSD whose param group lacks a parameter is refused without naming it.
+
+Through ``FSDP.optim_state_dict_to_load`` + ``optim.load_state_dict`` (the
+documented FULL_STATE_DICT load path), an OSD (keyed by FQN) whose param
+group no longer lists ``weight`` fails with "loaded state dict contains a
+parameter group that doesn't match the size of optimizer's group": FSDP
+converts to index keys without checking, so the error cannot say which
+parameter is missing, though the FQN-keyed input could.
+Standalone: torch only, one process, gloo.  Exits 1 while the bug exists.
+"""
+
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
+
+FULL = (StateDictType.FULL_STATE_DICT, FullStateDictConfig(), FullOptimStateDictConfig(offload_to_cpu=False))
+
+
+def make():
+    torch.manual_seed(0)
+    model = FSDP(torch.nn.Linear(3, 2), use_orig_params=True, device_id=torch.device("cpu"))
+    optim = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    optim.step()
+    return model, optim
+
+
+def main() -> int:
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29530")
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        model, optim = make()
+        with FSDP.state_dict_type(model, *FULL):
+            osd = FSDP.optim_state_dict(model, optim)
+        osd["param_groups"][0]["params"].remove("weight")
+        fresh, fresh_optim = make()
+        with FSDP.state_dict_type(fresh, *FULL):
+            try:
+                fresh_optim.load_state_dict(FSDP.optim_state_dict_to_load(fresh, fresh_optim, osd))
+            except (ValueError, RuntimeError, KeyError) as error:
+                print(f"load refused the broken OSD: {type(error).__name__}: {error}")
+                return 0 if "weight" in str(error) else 1
+        print("load accepted a param group without 'weight'")
+        return 1
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
