@@ -188,6 +188,18 @@ class Conformance:
             return core
         return runnable
 
+    def scenarios(self, options: StateOptions, **kw: Any):
+        """Scenarios this backend can run in `options`' form: its world sizes, its plans
+        (of the current space), and only what the form can represent.
+
+        ``**kw`` go to `osdconform.strategies.scenarios` (``min_steps``, ``schedulers``).
+        """
+        from .properties import representable
+        from .strategies import scenarios
+
+        drawn = scenarios(world_sizes=self.usable_world_sizes(), plan_kinds=self.plans(options), **kw)
+        return drawn.filter(representable(options))
+
     @contextlib.contextmanager
     def directory(self):
         """A fresh, empty directory for one example's checkpoint, removed afterwards."""

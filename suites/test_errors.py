@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from osdconform import properties
-from osdconform import strategies as ost
 from osdconform.properties import IN_MEMORY_FAULTS, STORAGE_FAULTS, Fault, forms
 
 ERROR_TIMEOUT = 30.0
@@ -27,7 +26,7 @@ def test_errors(osd, form):
     kinds = STORAGE_FAULTS if options.storage else IN_MEMORY_FAULTS
 
     @given(
-        ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options), min_steps=1),
+        osd.scenarios(options, min_steps=1),
         faults(kinds),
     )
     def check(scenario, fault):

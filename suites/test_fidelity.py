@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given
 
 from osdconform import properties
-from osdconform import strategies as ost
-from osdconform.properties import forms, representable
+from osdconform.properties import forms
 
 FORMS = forms("full", "full+flatten", "full+cpu_offload")
 
@@ -20,7 +19,7 @@ def test_fidelity(osd, form):
             "tests/ check the reference against torch's DTensor"
         )
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)).filter(representable(options)))
+    @given(osd.scenarios(options))
     def check(scenario):
         osd.check("fidelity", properties.fidelity, scenario, options)
 

@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given
 
 from osdconform import properties
-from osdconform import strategies as ost
-from osdconform.properties import forms, representable
+from osdconform.properties import forms
 
 FORMS = forms("full+flatten", "sharded+flatten")
 
@@ -15,7 +14,7 @@ def test_flatten(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)).filter(representable(options)))
+    @given(osd.scenarios(options))
     def check(scenario):
         osd.check("flatten", properties.flatten, scenario, options)
 

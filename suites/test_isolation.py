@@ -5,8 +5,7 @@ import pytest
 from hypothesis import given
 
 from osdconform import properties
-from osdconform import strategies as ost
-from osdconform.properties import forms, representable
+from osdconform.properties import forms
 
 FORMS = forms("full", "sharded")
 
@@ -16,7 +15,7 @@ def test_isolation_after_set(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options), min_steps=1).filter(representable(options)))
+    @given(osd.scenarios(options, min_steps=1))
     def check(scenario):
         osd.check("isolation", properties.isolation_after_set, scenario, options)
 
@@ -29,7 +28,7 @@ def test_isolation_after_get(osd):
     if not osd.capabilities.get_copies:
         pytest.skip(f"unsupported by backend {osd.name!r}: a full get does not promise copies (get_copies)")
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options), min_steps=1).filter(representable(options)))
+    @given(osd.scenarios(options, min_steps=1))
     def check(scenario):
         osd.check("isolation", properties.isolation_after_get, scenario, options)
 

@@ -5,7 +5,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from osdconform import properties
-from osdconform import strategies as ost
 from osdconform.properties import forms
 
 FORMS = forms("full", "sharded", "storage")
@@ -17,7 +16,7 @@ def test_resume(osd, form):
     osd.require(options=options)
 
     @given(
-        ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)),
+        osd.scenarios(options),
         st.integers(1, 2),
     )
     def check(scenario, more_steps):

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 
 from osdconform import properties
-from osdconform import strategies as ost
-from osdconform.properties import FORMS, representable
+from osdconform.properties import FORMS
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -18,7 +17,7 @@ def test_roundtrip(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)).filter(representable(options)))
+    @given(osd.scenarios(options))
     def check(scenario):
         with osd.directory() as directory:
             osd.check("roundtrip", properties.roundtrip, scenario, options, directory)

@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from osdconform import properties
-from osdconform import strategies as ost
-from osdconform.properties import forms, representable
+from osdconform.properties import forms
 
 FORMS = forms("full", "sharded", "storage")
 
@@ -23,8 +22,7 @@ def test_schedulers(osd, form):
     osd.require(options=options)
 
     @given(
-        ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options), schedulers=True)
-        .filter(representable(options)),
+        osd.scenarios(options, schedulers=True),
         st.integers(1, 2),
     )
     def check(scenario, more_steps):

@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given
 
 from osdconform import properties
-from osdconform import strategies as ost
-from osdconform.properties import forms, representable
+from osdconform.properties import forms
 
 FORMS = forms("full", "sharded", "storage")
 
@@ -15,7 +14,7 @@ def test_side_effects(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options)).filter(representable(options)))
+    @given(osd.scenarios(options))
     def check(scenario):
         with osd.directory() as directory:
             osd.check("side_effects", properties.side_effects, scenario, options, directory)

@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given
 
 from osdconform import properties
-from osdconform import strategies as ost
-from osdconform.properties import forms, representable
+from osdconform.properties import forms
 
 FORMS = forms("full", "sharded", "storage")
 
@@ -15,7 +14,7 @@ def test_types(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(ost.scenarios(world_sizes=osd.usable_world_sizes(), plan_kinds=osd.plans(options), min_steps=1).filter(representable(options)))
+    @given(osd.scenarios(options, min_steps=1))
     def check(scenario):
         with osd.directory() as directory:
             osd.check("types", properties.types, scenario, options, directory)

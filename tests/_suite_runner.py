@@ -29,12 +29,13 @@ def run_suite(
     targets = (target,) if isinstance(target, str) else target
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    if not any(a.startswith("--osd-repro-dir") for a in args):
-        # Reproducer scripts of these deliberate failures go to a scratch folder, not the clone.
-        args = (*args, f"--osd-repro-dir={tempfile.mkdtemp(prefix='osdconform-test-repro-')}")
-    cmd = [
-        sys.executable, "-m", "pytest", *(os.path.join(SUITES, t) for t in targets),
-        "-p", "no:cacheprovider", "-q", "--tb=short", *args,
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="osdconform-test-repro-") as scratch:
+        if not any(a.startswith("--osd-repro-dir") for a in args):
+            # Reproducer scripts of these deliberate failures go to a scratch folder, not the clone.
+            args = (*args, f"--osd-repro-dir={scratch}")
+        cmd = [
+            sys.executable, "-m", "pytest", *(os.path.join(SUITES, t) for t in targets),
+            "-p", "no:cacheprovider", "-q", "--tb=short", *args,
+        ]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
