@@ -31,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "torch-dcp": "osdconform.backends.torch_dcp:TorchDCPBackend",
     "torch-save": "osdconform.backends.torch_save:TorchSaveBackend",
     "fsdp1": "osdconform.backends.fsdp1:FSDP1Backend",
+    "fsdp1-local": "osdconform.backends.fsdp1:FSDP1LocalBackend",
     "zero": "osdconform.backends.zero:ZeroBackend",
 }
 

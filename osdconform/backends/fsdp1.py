@@ -3,9 +3,9 @@
 FSDP1's own optimizer-state API, for models wrapped with
 ``FullyShardedDataParallel`` (plan ``fsdp1``).  The full form uses
 ``FULL_STATE_DICT`` (every rank receives the whole OSD: ``rank0_only=False``),
-the sharded form ``SHARDED_STATE_DICT`` (``ShardedTensor`` values); the
-``cpu_offload`` option is FSDP1's ``offload_to_cpu`` with ``rank0_only`` on a
-full get.  FSDP1
+the sharded form ``SHARDED_STATE_DICT`` (``ShardedTensor`` values), or
+``LOCAL_STATE_DICT`` in the ``fsdp1-local`` backend; the ``cpu_offload``
+option is FSDP1's ``offload_to_cpu`` with ``rank0_only`` on a full get.  FSDP1
 takes one optimizer per call; several are handled one by one and merged
 (state keyed by FQN, param_groups concatenated), as `Workload` documents.
 """
@@ -21,17 +21,24 @@ from ._protocol import Capabilities, StateOptions
 
 
 @contextlib.contextmanager
-def _state_dict_type(model, full: bool, cpu_offload: bool = False):
+def _state_dict_type(model, full: bool, cpu_offload: bool = False, local: bool = False):
     from torch.distributed.fsdp import (
         FullOptimStateDictConfig,
         FullStateDictConfig,
         FullyShardedDataParallel as FSDP,
+        LocalOptimStateDictConfig,
+        LocalStateDictConfig,
         ShardedOptimStateDictConfig,
         ShardedStateDictConfig,
         StateDictType,
     )
 
-    if full:
+    if local:
+        with FSDP.state_dict_type(
+            model, StateDictType.LOCAL_STATE_DICT, LocalStateDictConfig(), LocalOptimStateDictConfig()
+        ):
+            yield
+    elif full:
         with FSDP.state_dict_type(
             model,
             StateDictType.FULL_STATE_DICT,
@@ -51,12 +58,13 @@ def _state_dict_type(model, full: bool, cpu_offload: bool = False):
 class FSDP1Backend:
     name = "fsdp1"
     capabilities = Capabilities(full=True, sharded=True, cpu_offload=True, plans=frozenset({"fsdp1"}))
+    local = False
 
     def get_optimizer_state(self, workload: Workload, options: StateOptions) -> dict[str, Any]:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
         out = {"state": {}, "param_groups": []}
-        with _state_dict_type(workload.model, options.full, options.cpu_offload):
+        with _state_dict_type(workload.model, options.full, options.cpu_offload, self.local):
             for optim in workload.optimizers:
                 osd = FSDP.optim_state_dict(workload.model, optim)
                 if not osd:  # rank0_only (cpu_offload): the other ranks get an empty dict
@@ -70,6 +78,19 @@ class FSDP1Backend:
 
         parts = split_osd(osd, [len(optim.param_groups) for optim in workload.optimizers])
         # Every rank passes the full OSD to a set (see `StateOptions`), so no rank0_only there.
-        with _state_dict_type(workload.model, options.full):
+        with _state_dict_type(workload.model, options.full, local=self.local):
             for optim, part in zip(workload.optimizers, parts):
                 optim.load_state_dict(FSDP.optim_state_dict_to_load(workload.model, optim, part))
+
+
+class FSDP1LocalBackend(FSDP1Backend):
+    """``LOCAL_STATE_DICT``: FSDP1's third state dict type, sharded form only.
+
+    For the optimizer, torch treats it as "not full" (`FSDP.optim_state_dict`
+    passes ``full_state_dict=False``), so it should give what SHARDED gives; a
+    backend of its own keeps the two apart in the conformance matrix.
+    """
+
+    name = "fsdp1-local"
+    capabilities = Capabilities(full=False, sharded=True, plans=frozenset({"fsdp1"}))
+    local = True

@@ -118,7 +118,7 @@ def test_registry_resolves_an_entry_point_name():
     assert set(entry_point_backends(eps)) == {"mine"}  # built-ins win; other groups ignored
     known = known_backends(eps)
     assert known["mine"].origin == "entry point" and known["torch-dsd"].origin == "built-in"
-    with pytest.raises(BackendSpecError, match=r"unknown backend 'nope': use a known name \(fsdp1, reference, torch-dcp, torch-dsd, torch-save, zero, mine\)"):
+    with pytest.raises(BackendSpecError, match=r"unknown backend 'nope': use a known name \(fsdp1, fsdp1-local, reference, torch-dcp, torch-dsd, torch-save, zero, mine\)"):
         resolve_backend("nope", entry_points=eps)
     broken = [_constructed("broken", "no_such_module_xyz:Thing")]
     with pytest.raises(BackendSpecError, match="backend 'broken': cannot import 'no_such_module_xyz'"):
