@@ -1,9 +1,10 @@
-"""fsdp1: a full load keeps the caller's ``step`` tensors.
+"""fsdp1: a load keeps the caller's tensors (``step``, and views of the moments).
 
 Through ``FSDP.optim_state_dict_to_load`` + ``optim.load_state_dict`` (the
-documented FULL_STATE_DICT load path) the moments are re-created (flattened
-into FSDP's layout) but ``step`` is the very tensor of the dict it was loaded
-from, so a caller that reuses or frees that dict changes the optimizer.
+documented load path) ``step`` is passed through as given, and in a world of
+one rank (nothing to cut) so is every other state value;
+``Optimizer.load_state_dict`` copies nothing that already fits.  So a caller that reuses or frees the dict it loaded from
+changes the optimizer.
 Standalone: torch only, one process, gloo.  Exits 1 while the bug exists.
 """
 
@@ -42,10 +43,12 @@ def main() -> int:
             except (ValueError, RuntimeError, KeyError) as error:
                 print(f"load refused the broken OSD: {type(error).__name__}: {error}")
                 return 0
-        loaded = fresh_optim.state[fresh.weight]["step"]
-        osd["state"]["weight"]["step"].add_(5)  # the caller reuses its dict
-        print(f"loaded step after the caller changed its dict: {loaded.item()}")
-        return 1 if loaded.item() != 1.0 else 0
+        loaded = {k: v.clone() for k, v in fresh_optim.state[fresh.weight].items()}
+        for value in osd["state"]["weight"].values():
+            value.add_(5)  # the caller reuses its dict
+        changed = sorted(k for k, v in fresh_optim.state[fresh.weight].items() if not torch.equal(v, loaded[k]))
+        print(f"optimizer state entries changed by mutating the loaded dict: {changed}")
+        return 1 if changed else 0
     finally:
         dist.destroy_process_group()
 
