@@ -14,7 +14,7 @@ the README for what is known to fail there.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from hypothesis import strategies as st
@@ -27,6 +27,7 @@ CORE_PLANS = ("none", "ddp", "fsdp2")
 #: Drawn only for a backend that runs none of `CORE_PLANS`, so that every
 #: built-in backend is checked by the default run.
 FALLBACK_PLANS = ("fsdp1", "zero")
+CORE_OPTIMIZERS = ("adam", "sgd", "adamw")
 MAX_DIM = 9
 MAX_LAYERS = 3
 MAX_GROUPS = 3
@@ -54,9 +55,17 @@ def core_plan_kinds(plan_kinds: Sequence[str]) -> list[str]:
 @st.composite
 def core_plans(draw, kind: str, model: ModelSpec) -> PlanSpec:
     """`kind` in its default form; FSDP wraps a drawn subset of the layers on their own."""
+    return _fit_plan(kind, draw(_unit_flags()), model)
+
+
+def _unit_flags() -> st.SearchStrategy[tuple[bool, ...]]:
+    """For each possible layer: whether FSDP wraps it on its own (drawn whatever the plan)."""
+    return st.tuples(*[st.booleans()] * MAX_LAYERS)
+
+
+def _fit_plan(kind: str, own: tuple[bool, ...], model: ModelSpec) -> PlanSpec:
     if kind not in ("fsdp1", "fsdp2"):
         return PlanSpec(kind)
-    own = draw(st.tuples(*[st.booleans()] * len(model.layer_fqns())))
     return PlanSpec(kind, shard=tuple(f for f, o in zip(model.layer_fqns(), own) if o))
 
 
@@ -83,22 +92,48 @@ def _partition(fqns, assignment, group_hparams) -> tuple[GroupSpec, ...]:
     )
 
 
+@dataclass(frozen=True)
+class _SchedulerChoices:
+    """Property 10's choices, drawn before the model (see `_with_schedulers`)."""
+
+    several: bool  # split the parameters between two optimizers
+    first: Any  # the (first) optimizer's scheduler
+    bare_head: bool  # when split: the first optimizer has no scheduler after all
+    cut: int  # when split: the second optimizer takes the parameters from this index on
+    name: str  # when split: the second optimizer's class
+    second: Any  # when split: its scheduler, or None
+
+
 @st.composite
-def _with_schedulers(draw, optimizer: OptimizerSpec, fqns: tuple[str, ...]) -> tuple[OptimizerSpec, ...]:
+def _scheduler_choices(draw) -> _SchedulerChoices:
+    return _SchedulerChoices(
+        several=draw(st.booleans()),
+        first=draw(scheduler_specs()),
+        bare_head=draw(st.booleans()),
+        cut=draw(st.integers(1, 2 * MAX_LAYERS - 1)),
+        name=draw(st.sampled_from(CORE_OPTIMIZERS)),
+        second=draw(maybe_scheduler()),
+    )
+
+
+def _with_schedulers(
+    c: _SchedulerChoices, optimizer: OptimizerSpec, fqns: tuple[str, ...]
+) -> tuple[OptimizerSpec, ...]:
     """Property 10's part of the core space: a scheduler on the optimizer, and/or its
     parameters split between two optimizers (the second over the model's last
-    parameters, in one group), each maybe with a scheduler of its own."""
-    several = len(fqns) > 1 and draw(st.booleans())
-    first_scheduler = draw(scheduler_specs() if not several else maybe_scheduler())
-    if not several:
-        return (replace(optimizer, scheduler=first_scheduler),)
-    cut = draw(st.integers(1, len(fqns) - 1))
+    parameters, in one group), each maybe with a scheduler of its own.
+
+    (A one-parameter model cannot be split: its optimizer gets a scheduler.)
+    """
+    if not (c.several and len(fqns) > 1):
+        return (replace(optimizer, scheduler=c.first),)
+    cut = min(c.cut, len(fqns) - 1)
     tail = set(fqns[cut:])
     groups = tuple(replace(g, params=tuple(f for f in g.params if f not in tail)) for g in optimizer.groups)
-    head = replace(optimizer, groups=tuple(g for g in groups if g.params), scheduler=first_scheduler)
-    name = draw(st.sampled_from(["adam", "sgd", "adamw"]))
-    hparams = (("momentum", 0.9),) if name == "sgd" else ()  # so SGD keeps state
-    return head, OptimizerSpec(name, (GroupSpec(fqns[cut:], hparams),), scheduler=draw(maybe_scheduler()))
+    head_scheduler = None if c.bare_head else c.first
+    head = replace(optimizer, groups=tuple(g for g in groups if g.params), scheduler=head_scheduler)
+    hparams = (("momentum", 0.9),) if c.name == "sgd" else ()  # so SGD keeps state
+    return head, OptimizerSpec(c.name, (GroupSpec(fqns[cut:], hparams),), scheduler=c.second)
 
 
 @st.composite
@@ -124,15 +159,21 @@ def core_scenarios(
     kind = draw(st.sampled_from(kinds))
     sizes = sorted(w for w in world_sizes if plan_accepts(PlanSpec(kind), w) is None)
     world_size = draw(st.sampled_from(sizes))
-    name = draw(st.sampled_from(["adam", "sgd", "adamw"]))
+    name = draw(st.sampled_from(CORE_OPTIMIZERS))
     assignment = draw(st.tuples(*[st.integers(0, MAX_GROUPS - 1)] * (2 * MAX_LAYERS)))
-    group_hparams = draw(st.tuples(*[_hparams(name)] * MAX_GROUPS))
+    # Every class's hyperparameters are drawn, so shrinking the class moves no later draw.
+    group_hparams = {n: draw(st.tuples(*[_hparams(n)] * MAX_GROUPS)) for n in CORE_OPTIMIZERS}[name]
     steps = draw(st.integers(min_steps, max_steps))
     seed = draw(st.integers(0, 2**16))
+    # Everything is drawn before the model, whatever the plan, and cut to it
+    # afterwards: so when the shrinker removes a layer or moves the plan,
+    # no other draw changes meaning.
+    own = draw(_unit_flags())
+    choices = draw(_scheduler_choices()) if schedulers else None
     model = draw(core_models())
-    plan = draw(core_plans(kind, model))
+    plan = _fit_plan(kind, own, model)
     optimizer = OptimizerSpec(name, _partition(model.param_fqns(), assignment, group_hparams))
-    optimizers = draw(_with_schedulers(optimizer, model.param_fqns())) if schedulers else (optimizer,)
+    optimizers = _with_schedulers(choices, optimizer, model.param_fqns()) if schedulers else (optimizer,)
     return Scenario(
         seed=seed,
         world_size=world_size,

@@ -98,8 +98,14 @@ def mlp_models(draw, max_layers: int = MAX_LAYERS, max_dim: int = MAX_DIM) -> Mo
 
 @functools.lru_cache(maxsize=None)  # built once: validating strategies is slow
 def _overrides(mixed: bool) -> st.SearchStrategy[dict]:
-    """A node's own dtype (only when mixing) and freeze step; both shrink to none."""
-    dtype = st.sampled_from(DTYPE_OVERRIDES) if mixed else st.just(None)
+    """A node's own dtype (only when mixing) and freeze step; both shrink to none.
+
+    The dtype is drawn even when not mixing (and dropped), as is an
+    embedding's sparse flag: so a scenario strategy may decide `mixed` and
+    `sparse` from an earlier draw (the plan) and the shrinker can move that
+    draw without changing what the model's draws mean.
+    """
+    dtype = st.sampled_from(DTYPE_OVERRIDES).map(lambda d: d if mixed else None)
     return st.fixed_dictionaries({"dtype": dtype, "freeze": st.sampled_from(FREEZES)})
 
 
@@ -116,7 +122,7 @@ def _leaf(mixed: bool, sparse: bool) -> st.SearchStrategy:
         st.builds(
             lambda num, sp, kw: EmbeddingSpec(num, sp, **kw),
             dims(),
-            st.booleans() if sparse else st.just(False),
+            st.booleans().map(lambda b: b and sparse),
             o,
         ),
         st.builds(lambda a, b, kw: LayerNormSpec(a, b, **kw), st.booleans(), st.booleans(), o),

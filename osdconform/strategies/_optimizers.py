@@ -16,7 +16,7 @@ no custom key, float lr.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from hypothesis import strategies as st
@@ -93,22 +93,56 @@ _CUSTOM_KEYS = {
 
 
 def optimizer_names(plan_kind: str | None = None) -> st.SearchStrategy[str]:
-    """Optimizer names; with `plan_kind`, only those that can run under it."""
-    sharded = plan_kind is not None and plan_kind not in WHOLE_PARAM_PLANS
-    return st.sampled_from([n for n in OPTIMIZER_NAMES if not (sharded and kind_of(n).sharded)])
+    """Optimizer names; with `plan_kind`, only those that can run under it.
+
+    (`optimizer_blueprints` draws among all names and lets `fit_optimizers`
+    substitute, so that shrinking the plan moves no other draw.)
+    """
+    return st.sampled_from([n for n in OPTIMIZER_NAMES if runs_under(n, plan_kind)])
+
+
+def _sharded(plan_kind: str | None) -> bool:
+    return plan_kind is not None and plan_kind not in WHOLE_PARAM_PLANS
+
+
+def runs_under(name: str, plan_kind: str | None) -> bool:
+    return not (_sharded(plan_kind) and kind_of(name).sharded)
 
 
 def flag_sets(name: str, plan_kind: str | None = None) -> list[tuple[str, ...]]:
     """Every valid flag combination for `name` (under `plan_kind`), the empty one first."""
     kind = kind_of(name)
     flags = sorted(kind.flags)
-    sharded = plan_kind is not None and plan_kind not in WHOLE_PARAM_PLANS
     out = []
     for r in range(len(flags) + 1):
         for combo in itertools.combinations(flags, r):
-            if flags_problem(name, combo) is None and not (sharded and "fused" in combo and kind.fused_sharded):
+            if flags_problem(name, combo) is None and not (
+                _sharded(plan_kind) and "fused" in combo and kind.fused_sharded
+            ):
                 out.append(combo)
     return out
+
+
+def substitute(name: str, flags: tuple[str, ...], plan_kind: str | None) -> tuple[str, tuple[str, ...]]:
+    """What runs under `plan_kind` in place of optimizer `name` with `flags`.
+
+    Blueprints draw among every optimizer and flag set whatever the plan, so
+    that when the shrinker moves the plan toward ``none`` no other draw moves
+    (a draw that depended on the plan would change meaning and scramble the
+    rest of the scenario).  Under a sharded plan, an optimizer that cannot
+    step sharded parameters (`OptimizerKind.sharded` says why) is replaced by
+    a runnable one, picked by its position so that each runnable optimizer
+    is about as likely as before; a fused kernel without a sharding rule
+    (`OptimizerKind.fused_sharded`) loses ``fused`` (and ``capturable``, which
+    needs it on CPU).
+    """
+    if not runs_under(name, plan_kind):
+        runnable = [n for n in OPTIMIZER_NAMES if runs_under(n, plan_kind)]
+        name = runnable[OPTIMIZER_NAMES.index(name) % len(runnable)]
+        flags = ()
+    if _sharded(plan_kind) and "fused" in flags and kind_of(name).fused_sharded:
+        flags = tuple(f for f in flags if f not in ("fused", "capturable"))
+    return name, flags
 
 
 def _consistent(name: str, chosen: dict[str, Any]) -> dict[str, Any]:
@@ -190,9 +224,10 @@ class OptimizerBlueprint:
 
 
 @st.composite
-def single_optimizer_blueprints(draw, plan_kind: str | None = None) -> SingleOptimizerBlueprint:
-    name = draw(optimizer_names(plan_kind))
-    flags = draw(st.sampled_from(flag_sets(name, plan_kind)))
+def single_optimizer_blueprints(draw) -> SingleOptimizerBlueprint:
+    """Any optimizer with any valid flags (`fit_optimizers` fits them to the plan)."""
+    name = draw(optimizer_names())
+    flags = draw(st.sampled_from(flag_sets(name)))
     scheduler = draw(schedulers())
     n_groups = 1 if kind_of(name).one_group else MAX_GROUPS
     group_hp = draw(st.tuples(*[hparams(name)] * n_groups))
@@ -205,14 +240,14 @@ def _numbers(n: int, upper: int) -> st.SearchStrategy[tuple[int, ...]]:
 
 
 @st.composite
-def optimizer_blueprints(draw, plan_kind: str | None = None) -> OptimizerBlueprint:
-    """A blueprint for the scenario's optimizers; with `plan_kind`, only what can run under it."""
+def optimizer_blueprints(draw) -> OptimizerBlueprint:
+    """A blueprint for the scenario's optimizers, whatever the plan (see `substitute`)."""
     # Several optimizers about one time in three: a backend's defect with them
     # should not absorb most examples.
-    first = draw(single_optimizer_blueprints(plan_kind))
+    first = draw(single_optimizer_blueprints())
     more = []
     if draw(_sometimes(3)):
-        more = draw(st.lists(single_optimizer_blueprints(plan_kind), min_size=1, max_size=MAX_OPTIMIZERS - 1))
+        more = draw(st.lists(single_optimizer_blueprints(), min_size=1, max_size=MAX_OPTIMIZERS - 1))
     return OptimizerBlueprint(
         optimizers=(first, *more),
         owner=draw(_numbers(MAX_PARAMS, MAX_OPTIMIZERS)),
@@ -221,10 +256,17 @@ def optimizer_blueprints(draw, plan_kind: str | None = None) -> OptimizerBluepri
     )
 
 
-def fit_optimizers(blueprint: OptimizerBlueprint, model: ModelSpec) -> tuple[OptimizerSpec, ...]:
-    """The scenario's optimizers for `model`, as the blueprint chose them.
+def fit_optimizers(
+    blueprint: OptimizerBlueprint, model: ModelSpec, plan_kind: str | None = None
+) -> tuple[OptimizerSpec, ...]:
+    """The scenario's optimizers for `model` under `plan_kind`, as the blueprint chose them.
 
-    Each parameter goes to its chosen optimizer, or, if that one cannot take
+    An optimizer that cannot run under the plan is replaced (`substitute`),
+    with torch's default hyperparameters (those drawn were for the other
+    class) and the drawn group extras.
+
+    Each parameter goes to its chosen optimizer (a sparse-gradient one to
+    SparseAdam if there is one, else SparseAdam would hardly ever get one), or, if that one cannot take
     it (SparseAdam takes only sparse-gradient parameters, Muon only 2-D
     ones), to the first one that can; a parameter no optimizer can take is
     left out of all (it is then simply not optimized).  An optimizer left
@@ -234,10 +276,12 @@ def fit_optimizers(blueprint: OptimizerBlueprint, model: ModelSpec) -> tuple[Opt
     fqns = model.param_fqns()
     shapes = model.param_shapes()
     sparse = set(model.sparse_param_fqns())
-    bps = blueprint.optimizers
+    bps = tuple(_fit_single(bp, plan_kind) for bp in blueprint.optimizers)
     members: dict[tuple[int, int], list[tuple[int, int, str]]] = {}
     for i, fqn in enumerate(fqns):
         first = blueprint.owner[i % len(blueprint.owner)] % len(bps)
+        if fqn in sparse:  # SparseAdam, if there is one, exists for these
+            first = next((j for j, bp in enumerate(bps) if kind_of(bp.name).params == "sparse"), first)
         for o in [first] + [j for j in range(len(bps)) if j != first]:
             if accepts_param(bps[o].name, bps[o].flags, shapes[fqn], fqn in sparse):
                 g = blueprint.group[i % len(blueprint.group)] % len(bps[o].group_hparams)
@@ -255,6 +299,15 @@ def fit_optimizers(blueprint: OptimizerBlueprint, model: ModelSpec) -> tuple[Opt
                 groups.append(GroupSpec(params, _group_hparams(bp.name, bp.flags, drawn, extras)))
         specs.append(OptimizerSpec(bp.name, tuple(groups), bp.flags, bp.scheduler))
     return tuple(specs)
+
+
+def _fit_single(bp: SingleOptimizerBlueprint, plan_kind: str | None) -> SingleOptimizerBlueprint:
+    name, flags = substitute(bp.name, bp.flags, plan_kind)
+    if name == bp.name:
+        return replace(bp, flags=flags)
+    n_groups = 1 if kind_of(name).one_group else MAX_GROUPS
+    extras = (bp.group_extras * MAX_GROUPS)[:n_groups]
+    return replace(bp, name=name, flags=flags, group_hparams=((),) * n_groups, group_extras=extras)
 
 
 # -- Direct strategies (no blueprint), for suites and third parties composing their own.
@@ -276,6 +329,6 @@ def optimizers(draw, model: ModelSpec, plan_kind: str | None = None) -> tuple[Op
     """The optimizers of a scenario over `model` (rejects the rare blueprint that fits no parameter)."""
     from hypothesis import assume
 
-    specs = fit_optimizers(draw(optimizer_blueprints(plan_kind)), model)
+    specs = fit_optimizers(draw(optimizer_blueprints()), model, plan_kind)
     assume(specs)
     return specs

@@ -47,39 +47,29 @@ class PlanBlueprint:
 
 @st.composite
 def plan_blueprints(draw, kind: str) -> PlanBlueprint:
-    """Choices for a plan of `kind` (only the fields that kind takes are drawn).
+    """Choices for a plan of `kind`.
 
+    Every field is drawn whatever the kind, and `fit_plan` reads those its
+    kind takes: so when the shrinker moves the kind (toward ``none``), no
+    draw after it changes meaning and the rest of the scenario stays put.
     FSDP1 is drawn with ``use_orig_params=True`` only: without it the
     optimizer sees flat parameters, which have no FQNs (see `accepts`).
     """
-    flags = st.tuples(*[st.booleans()] * MAX_UNITS)
-    if kind == "fsdp1":
-        return PlanBlueprint(
-            kind,
-            own_shard=draw(flags),
-            sharding_strategy=draw(st.sampled_from(FSDP1_STRATEGIES)),
-        )
-    if kind == "fsdp2":
-        return PlanBlueprint(
-            kind,
-            own_shard=draw(flags),
-            reshard_after_forward=not draw(st.booleans()),
-            mesh_2d=draw(st.booleans()),
-        )
-    styles = st.tuples(*[st.integers(0, len(TP_STYLES))] * MAX_LINEARS)
-    if kind == "tp":
-        return PlanBlueprint(kind, tp_styles=draw(styles))
-    if kind == "fsdp2+tp":
-        return PlanBlueprint(
-            kind,
-            own_shard=draw(flags),
-            reshard_after_forward=not draw(st.booleans()),
-            tp_styles=draw(styles),
-        )
-    if kind == "dtensor":
-        codes = st.tuples(*[st.tuples(_PLACEMENT_CODES, _PLACEMENT_CODES)] * MAX_PARAMS)
-        return PlanBlueprint(kind, mesh_2d=draw(st.booleans()), placements=draw(codes))
-    return PlanBlueprint(kind)
+    own_shard = draw(st.tuples(*[st.booleans()] * MAX_UNITS))
+    reshard_after_forward = not draw(st.booleans())
+    mesh_2d = draw(st.booleans())
+    sharding_strategy = draw(st.sampled_from(FSDP1_STRATEGIES))
+    tp_styles = draw(st.tuples(*[st.integers(0, len(TP_STYLES))] * MAX_LINEARS))
+    placements = draw(st.tuples(*[st.tuples(_PLACEMENT_CODES, _PLACEMENT_CODES)] * MAX_PARAMS))
+    return PlanBlueprint(
+        kind,
+        own_shard=own_shard,
+        reshard_after_forward=reshard_after_forward,
+        mesh_2d=mesh_2d,
+        sharding_strategy=sharding_strategy,
+        tp_styles=tp_styles,
+        placements=placements,
+    )
 
 
 def _placement(code: int, ndim: int) -> str:

@@ -13,13 +13,17 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, PlanSpec, Scenario, plan_accepts
+from ..scenario._models import EmbeddingSpec, TreeSpec
+from ..scenario._optimizers import kind_of
 from ._models import models
-from ._optimizers import fit_optimizers, optimizer_blueprints
+from ._optimizers import fit_optimizers, optimizer_blueprints, runs_under
 from ._plans import fit_plan, plan_blueprints
 
 MAX_STEPS = 3
 #: Plans that take a model whose parameters mix dtypes.
 MIXED_DTYPE_PLANS = ("none", "ddp")
+#: Plans that take a model whose embeddings have sparse gradients.
+SPARSE_PLANS = ("none",)
 
 
 @st.composite
@@ -41,28 +45,36 @@ def full_scenarios(
     runnable = [k for k in plan_kinds if any(plan_accepts(PlanSpec(k), w) is None for w in world_sizes)]
     if not runnable:
         raise ValueError(f"none of the plans {list(plan_kinds)} runs at world sizes {list(world_sizes)}")
-    kind = draw(st.sampled_from(runnable))
+    # The optimizers first, then a plan that can run the first of them: so
+    # each optimizer is as likely under any set of plans (drawing the plan
+    # first would make those that cannot step sharded parameters rare, as
+    # most plans shard).  Neither blueprint depends on the plan kind (both
+    # are fitted to it), so shrinking the kind toward ``none`` (first in
+    # every list) moves no later draw.
+    optimizer_bp = draw(optimizer_blueprints())
+    first = optimizer_bp.optimizers[0].name
+    kind = draw(st.sampled_from([k for k in runnable if _runs(first, k)] or runnable))
     sizes = [w for w in world_sizes if plan_accepts(PlanSpec(kind), w) is None]
     world_size = draw(st.sampled_from(sorted(sizes)))
-    optimizer_bp = draw(optimizer_blueprints(kind))
     plan_bp = draw(plan_blueprints(kind))
     steps = draw(st.integers(min_steps, max_steps))
     seed = draw(st.integers(0, 2**16))
     # A sharding plan all-gathers a unit's parameters as one buffer, so it
     # needs one dtype per unit; mixed dtypes only where nothing is sharded.
-    model = draw(models(mixed_dtypes=kind in MIXED_DTYPE_PLANS))
+    # Sparse gradients only without a plan (see `scenario._plans.accepts`).
+    model = draw(models(mixed_dtypes=kind in MIXED_DTYPE_PLANS, sparse=kind in SPARSE_PLANS))
+    if kind_of(first).params == "sparse" and kind in SPARSE_PLANS and not model.sparse_param_fqns():
+        # SparseAdam steps only sparse-gradient parameters; few trees have
+        # one, so give it one rather than drop it nearly every time.
+        model = TreeSpec(model.width, model.layers + (EmbeddingSpec(num=1, sparse=True),), model.dtype)
     plan = fit_plan(plan_bp, model, world_size)
-    optimizers = fit_optimizers(optimizer_bp, model)
-    # An optimizer that cannot run under the plan (e.g. LBFGS keeps one flat
-    # state for all parameters, so no sharding plan) says why; draw another.
-    assume(all(getattr(o, "unsupported_plan", lambda k: None)(kind) is None for o in optimizers))
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.
     assume(plan_accepts(plan, world_size, model) is None)
     # An optimizer that fits no parameter of the model (SparseAdam on a model
     # without sparse parameters) is dropped; rare examples where all are, are
-    # rejected.  The blueprint draws only optimizers the plan can run.
-    optimizers = fit_optimizers(optimizer_bp, model)
+    # rejected.
+    optimizers = fit_optimizers(optimizer_bp, model, kind)
     assume(optimizers)
     assert all(o.unsupported_plan(kind) is None for o in optimizers), optimizers
     return Scenario(
@@ -73,6 +85,13 @@ def full_scenarios(
         plan=plan,
         steps=steps,
     )
+
+
+def _runs(optimizer: str, kind: str) -> bool:
+    """Whether `optimizer` can step under plans of `kind` (SparseAdam: only with sparse gradients)."""
+    if kind_of(optimizer).params == "sparse" and kind not in SPARSE_PLANS:
+        return False
+    return runs_under(optimizer, kind)
 
 
 #: Which space `scenarios` draws: "core" (`_core`, the default) or "full".

@@ -49,7 +49,7 @@ from osdconform.scenario._optimizers import (
     tensor_lr_problem,
 )
 from osdconform.strategies._optimizers import fit_optimizers, flag_sets, optimizer_blueprints
-from test_strategies import minimal
+from test_strategies import SMALLEST_MODEL, minimal
 
 CPU = torch.device("cpu")
 
@@ -349,7 +349,7 @@ def test_shrinks_a_single_feature_to_a_small_scenario(tag):
     s = minimal(ost.full_scenarios(), lambda s: tag in s.features)
     assert tag in s.features
     assert s.world_size == 1 and s.plan.kind == "none" and s.steps == 0
-    assert s.model.num_layers == 1 and len(s.model.param_fqns()) <= 2
+    assert len(s.model.layers) == 1 and len(s.model.param_fqns()) <= 2
     assert len(s.optimizers) <= 2
     for opt in s.optimizers:
         assert len(opt.groups) <= 2
@@ -361,19 +361,20 @@ def test_shrinks_several_optimizers_to_two_with_defaults():
     s = minimal(ost.full_scenarios(), lambda s: len(s.optimizers) > 1)
     assert len(s.optimizers) == 2
     assert all(_one_simple_group(o) and not o.groups[0].hparams for o in s.optimizers)
-    assert s.model.num_layers == 1 and len(s.model.param_fqns()) == 2
+    assert len(s.model.layers) == 1 and len(s.model.param_fqns()) == 2
 
 
 def test_shrinks_an_empty_group_to_one_parameter_and_one_empty_group():
     s = minimal(ost.full_scenarios(), lambda s: "empty group" in s.features)
     (opt,) = s.optimizers
     assert [len(g.params) for g in opt.groups] in ([1, 0], [0, 1])
-    assert s.model.dims == (1, 1)
+    assert s.model == SMALLEST_MODEL
 
 
 def test_shrinks_permuted_params_to_two_swapped():
     s = minimal(ost.full_scenarios(), lambda s: "params out of model order" in s.features)
     (opt,) = s.optimizers
     (group,) = opt.groups
-    assert set(group.params) == {"layers.0.bias", "layers.0.weight"}  # one layer, swapped
-    assert s.model.num_layers == 1 and s.steps == 0 and s.world_size == 1
+    # One layer's two parameters, swapped (a Linear's, or a tied pair's).
+    assert len(group.params) == 2 and group.params == tuple(reversed(s.model.param_fqns()))
+    assert len(s.model.layers) == 1 and s.steps == 0 and s.world_size == 1

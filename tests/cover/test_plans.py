@@ -14,7 +14,7 @@ from osdconform.scenario import PLAN_KINDS, ModelSpec, PlanSpec, plan_accepts
 from osdconform.scenario._plans import FSDP1_STRATEGIES, mesh_shape_2d
 from osdconform.strategies._plans import fit_plan, plan_blueprints
 
-from test_strategies import minimal
+from test_strategies import SMALLEST_MODEL, all_ones, minimal
 
 NAMESPACE: dict = {}
 exec("from osdconform.scenario import *", NAMESPACE)
@@ -164,7 +164,7 @@ def test_every_kind_and_option_is_drawn():
 def test_each_kind_shrinks_to_its_simplest_plan(kind):
     s = minimal(ost.full_scenarios(plan_kinds=[kind]), lambda s: True)
     assert s.plan == PlanSpec(kind)
-    assert s.model.dims == (1, 1) and s.world_size == (4 if kind == "fsdp2+tp" else 1)
+    assert s.model == SMALLEST_MODEL and s.world_size == (4 if kind == "fsdp2+tp" else 1)
 
 
 def test_shrinks_a_two_d_dtensor_scenario_to_one_sharded_parameter():
@@ -176,14 +176,14 @@ def test_shrinks_a_two_d_dtensor_scenario_to_one_sharded_parameter():
     assert s.world_size == 4
     # Placements are drawn per parameter position, so dropping layer 0 moves
     # layer 1's codes: the shrinker sometimes stops at two 1-wide layers.
-    assert s.model.num_layers <= 2 and set(s.model.dims) == {1}  # a (1, 1) weight has a dim 1
+    assert len(s.model.layers) <= 2 and all_ones(s.model)  # a (1, 1) weight has a dim 1
     ((fqn, places),) = s.plan.placements
     assert fqn.endswith(".weight") and places == ("R", "S1")
 
 
 def test_shrinks_fsdp1_hybrid_to_the_smallest_scenario():
     s = minimal(ost.full_scenarios(plan_kinds=["fsdp1"]), lambda s: s.plan.sharding_strategy == "HYBRID_SHARD")
-    assert s.world_size == 4 and s.model.dims == (1, 1) and s.plan == PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD")
+    assert s.world_size == 4 and s.model == SMALLEST_MODEL and s.plan == PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD")
 
 
 def test_fit_plan_drops_what_the_world_cannot_take():

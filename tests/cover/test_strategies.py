@@ -11,6 +11,15 @@ from osdconform.scenario import PLAN_KINDS, LinearSpec, Scenario, TreeSpec
 
 
 
+#: The smallest model of the space: every model shrinks toward it.
+SMALLEST_MODEL = TreeSpec(width=1, layers=(LinearSpec(out=1),))
+
+
+def all_ones(model) -> bool:
+    """Every dim of every parameter is 1 (what widths shrink to)."""
+    return all(set(shape) <= {1} for shape in model.param_shapes().values())
+
+
 def minimal(strategy, condition):
     """The example Hypothesis shrinks to when a test fails exactly on `condition`.
 
@@ -105,11 +114,9 @@ def test_every_plan_world_size_and_optimizer_is_drawn():
     collect()
     assert seen["plan"] == set(PLAN_KINDS)
     assert seen["world"] == {1, 2, 3, 4}
-    # Every optimizer but SparseAdam, which needs a model with sparse
-    # parameters (tests/cover/test_optimizers.py checks it on one).
     from osdconform.scenario import OPTIMIZER_NAMES
 
-    assert seen["opt"] == set(OPTIMIZER_NAMES) - {"sparseadam"}
+    assert seen["opt"] == set(OPTIMIZER_NAMES)
 
 
 # -- the core space ----------------------------------------------------------------
