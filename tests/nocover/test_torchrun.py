@@ -65,7 +65,7 @@ def test_faulty_backend_fails_with_rank_attribution(tmp_path):
     )
     assert code == 1, out[-4000:]
     assert re.search(r"\b1 failed\b", out), out[-4000:]
-    assert re.search(r"OSD mismatch at state\['layers\.\d+\.weight'\]\['(exp_avg|exp_avg_sq|momentum_buffer)'\]: "
+    assert re.search(r"OSD mismatch at state\['layers\.\d+\.(weight|bias)'\]\['(exp_avg|exp_avg_sq|momentum_buffer)'\]: "
                      r"values differ", out), out[-4000:]
     # The last rank's shard is corrupted; under FSDP2 rank 0's comparison sees it
     # too, under DDP (each rank its own whole copy) only rank 1's does.
