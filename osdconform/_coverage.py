@@ -8,8 +8,9 @@ world (`Conformance.check` calls `record`).  Model features that no example
 drew are listed too, so a dimension that is never reached shows up at once.
 
 Every tag is also a Hypothesis ``event()`` (``--hypothesis-show-statistics``
-shows them per test), and ``target()`` steers the search toward parameters
-that leave some rank an empty shard, where real checkpointing bugs live.
+shows them per test), and ``target()`` steers the search toward larger models
+and toward parameters that leave some rank an empty shard, where real
+checkpointing bugs live.
 
 With ``-n``, each worker sends its counts with the test's teardown report
 (``report.user_properties``, as the expected-failure totals do) and the
@@ -74,15 +75,11 @@ def _hypothesis_observe(scenario: Any, tags: list[str]) -> None:
 
 
 def _targets(scenario: Any) -> dict[str, float]:
-    """A distance that helps the search: parameters some rank holds none of.
-
-    (Model size was a target too, once: in a 25-example ``ci`` run its hill
-    climbing spent half the examples growing one model, and the drawn
-    optimizers and plans collapsed onto the few that grow it.)
-    """
+    """Distances that help the search: model size, and parameters some rank holds none of."""
     shapes = scenario.model.param_shapes()
     world = scenario.world_size
     return {
+        "model parameters": float(len(shapes)),
         "params with an empty local shard": float(
             sum(1 for s in shapes.values() if world > 1 and s and s[0] < world)
         ),
