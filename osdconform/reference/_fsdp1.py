@@ -17,6 +17,14 @@ with elements, no smaller period can do both).
 FSDP1 keeps no public record of an original parameter's shape once it is
 flattened, so the plan records the shapes on the user's module before
 wrapping (`remember_full_shapes`), as a user knows their own model.
+
+A rank whose piece of a (non-empty) parameter is empty holds none of its
+state: FSDP1 never gives it a gradient for it (``in_shard`` is false), so its
+optimizer never steps it.  Whatever state the optimizer keeps there anyway is
+what its constructor made (Adagrad creates ``step`` 0 and an empty ``sum``
+for every parameter) and says nothing about the parameter: the gather ignores
+it (``step`` comes from a rank that steps the parameter), the local OSD leaves
+it out, and a load gives such a rank no state for it (`holds_nothing`).
 """
 
 from __future__ import annotations
@@ -110,9 +118,12 @@ def gather_states(entries: list[tuple[str, torch.Tensor, dict | None]], shapes) 
     for i, (fqn, param, state) in enumerate(entries):
         layout = layouts[fqn]
         by_rank = [m[i] for m in metas]
-        holders = [r for r, m in enumerate(by_rank) if m is not None]
+        # Only ranks that hold elements of the parameter hold its state (see the module doc).
+        empty = not math.prod(layout.shape)
+        holders = [r for r, m in enumerate(by_rank) if m is not None and (layout.sizes[r] or empty)]
         if not holders:
             continue
+        mine = None if holds_nothing(param, layout.shape) else state
         names = by_rank[holders[0]]
         for r in holders:
             if by_rank[r].keys() != names.keys():
@@ -125,16 +136,19 @@ def gather_states(entries: list[tuple[str, torch.Tensor, dict | None]], shapes) 
             if kind == "whole":
                 whole[name] = info.to(param.device) if isinstance(info, torch.Tensor) else info
                 continue
-            local = state[name].detach().reshape(-1) if state else param.new_empty(0, dtype=info)
+            local = mine[name].detach().reshape(-1) if mine else param.new_empty(0, dtype=info)
             parts = all_gather_flat(local, layout.sizes)
             whole[name] = torch.cat(parts[: layout.span]).reshape(layout.shape).clone()
         out[fqn] = whole
     return out
 
 
-def holds_nothing(param: torch.Tensor, layout: PieceLayout | None) -> bool:
-    """Whether this rank's piece of a non-empty FSDP1 parameter is empty."""
-    return layout is not None and param.numel() == 0 and math.prod(layout.shape) > 0
+def holds_nothing(param: torch.Tensor, shape: tuple[int, ...] | None) -> bool:
+    """Whether this rank's piece of a non-empty FSDP1 parameter of full `shape` is empty.
+
+    `shape` None: the parameter is not flattened by FSDP1 (then False).  Local.
+    """
+    return shape is not None and param.numel() == 0 and math.prod(shape) > 0
 
 
 def cut_piece(value: torch.Tensor, param: torch.Tensor, layout: PieceLayout, where: str) -> torch.Tensor:

@@ -81,6 +81,14 @@ def _osd(module: nn.Module, optimizers: Optimizers, full: bool) -> dict:
     shapes = _fsdp1.full_shapes(module)
     if full and shapes is not None:
         state = _fsdp1.gather_states(entries, shapes)
+    elif shapes is not None:
+        # FSDP1: a rank with an empty piece of a parameter holds none of its
+        # state, whatever its optimizer keeps there (see `_fsdp1`).
+        state = {
+            fqn: {k: _copy_value(v) for k, v in s.items()}
+            for fqn, p, s in entries
+            if s and not _fsdp1.holds_nothing(p, shapes[fqn])
+        }
     else:
         convert = _full_value if full else _copy_value
         state = {fqn: {k: convert(v) for k, v in s.items()} for fqn, _, s in entries if s}
@@ -93,5 +101,9 @@ def full_osd(module: nn.Module, optimizers: Optimizers) -> dict:
 
 
 def sharded_osd(module: nn.Module, optimizers: Optimizers) -> dict:
-    """The canonical OSD with this rank's local values (DTensors kept).  Local."""
+    """The canonical OSD with this rank's local values (DTensors kept).  Local.
+
+    Under FSDP1 it leaves out the state a rank keeps for a parameter it holds
+    no element of (the constructor's, never stepped; see `_fsdp1`).
+    """
     return _osd(module, optimizers, full=False)

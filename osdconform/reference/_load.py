@@ -167,7 +167,7 @@ def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
             }
             # A rank that holds none of an FSDP1 parameter's elements gets no
             # gradient for it, so its optimizer keeps no state for it.
-            if not _fsdp1.holds_nothing(params[fqn], pieces.get(fqn)):
+            if not _fsdp1.holds_nothing(params[fqn], shapes.get(fqn) if shapes is not None else None):
                 native_state[i] = local
     # Nothing above touched an optimizer; now load each its share.
     first_group = first_id = 0

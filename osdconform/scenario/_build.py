@@ -142,13 +142,22 @@ def _closure(workload: Workload, opt: torch.optim.Optimizer, x):
     (its tolerance checks and line search read the loss) and runs the same
     number of forward/backward passes: the collectives line up, and the
     result equals a single process on the global batch.
+
+    When no parameter gets a gradient (all unused or frozen) the loss does
+    not require grad: there is nothing to backward, as in `train`, and every
+    gradient stays None.  LBFGS reads None gradients as zeros
+    (``_gather_flat_grad``), so it stops at its first-order check after this
+    one evaluation, on every rank alike.
     """
     sc = workload.scenario
 
     def closure():
         opt.zero_grad(set_to_none=True)
         value = loss(workload.model(x))
-        value.backward()
+        if value.requires_grad:
+            value.backward()
+        else:
+            _reshard(workload.model)
         if sc.plan.data_parallel and sc.world_size > 1:
             import torch.distributed as dist
 

@@ -18,6 +18,14 @@ order or pre-/post-divides differently, the results differ by rounding only;
 hence a tolerance.  Without a data-parallel plan every rank trains on the
 whole global batch, as the twin does: then the twin is bit-identical.
 
+A plan may also change *which* parameters get a gradient: FSDP1 computes
+gradients per flat parameter, so an unused parameter sharing one with used
+parameters gets a zero gradient instead of None, and the optimizer steps it.
+The twin reproduces that (`_Fsdp1Grads`); every other plan leaves an unused
+parameter's grad None, as the twin does without a plan.  Optimizers that need
+a closure (LBFGS) step after the others with a closure over the same data,
+as `_build.train` does (`_closure`).
+
 The twin runs in any process (the driver, a rank) and needs no process group;
 it computes with one intra-op thread, as ranks do.
 """
@@ -58,32 +66,88 @@ def golden_workload(scenario: Scenario, device: torch.device) -> Workload:
 
 
 def golden_train(workload: Workload, scenario: Scenario, steps: int, *, first_step: int = 0) -> None:
-    """Train the twin as `scenario`'s ranks train under its plan (see the module docstring)."""
-    world = scenario.world_size
+    """Train the twin as `scenario`'s ranks train under its plan (see the module docstring).
+
+    In `_build.train`'s order: one backward, the optimizers that need no
+    closure step, then those that do (LBFGS) step with a closure that
+    re-evaluates the loss (`_closure`), then the schedulers.
+    """
+    specs = scenario.optimizers
     for step in range(first_step, first_step + steps):
         apply_freezes(workload.module, scenario.model, step)
         batch = global_batch(scenario, step, workload.device)
         for opt in workload.optimizers:
             opt.zero_grad(set_to_none=True)
-        if scenario.plan.data_parallel:
-            _data_parallel_grads(workload.module, batch, world)
-        else:
-            out = loss(workload.module(batch))
-            if out.requires_grad:
-                out.backward()
-        for opt in workload.optimizers:
-            opt.step()
+        _loss_and_grads(workload.module, scenario, batch)
+        for spec, opt in zip(specs, workload.optimizers):
+            if not spec.needs_closure:
+                opt.step()
+        for spec, opt in zip(specs, workload.optimizers):
+            if spec.needs_closure:
+                opt.step(_closure(workload.module, scenario, opt, batch))
         for sched in workload.schedulers:
             sched.step()
 
 
-def _data_parallel_grads(module: torch.nn.Module, batch, world: int) -> None:
-    """Set each parameter's grad to the mean over rank slices of the slice's gradient."""
+def _closure(module: torch.nn.Module, scenario: Scenario, opt: torch.optim.Optimizer, batch):
+    """The twin of `_build._closure`: `opt`'s gradients and the loss the ranks agree on.
+
+    The ranks' closure zeroes `opt`'s gradients, runs forward and backward on
+    the rank's batch and, under data parallelism at world > 1, returns the
+    mean of the ranks' losses (their gradients are averaged already).  Here
+    the same on the global batch: per-slice gradients averaged as in
+    `_data_parallel_grads`, the slice losses summed in rank order and divided
+    by the world size.
+    """
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        return _loss_and_grads(module, scenario, batch)
+
+    return closure
+
+
+def _loss_and_grads(module: torch.nn.Module, scenario: Scenario, batch) -> torch.Tensor:
+    """Set every parameter's grad as the ranks' plan leaves it; return the loss the ranks agree on.
+
+    Gradients add to what is there (as a backward does): the closure zeroes
+    only its own optimizer's.  Under FSDP1 gradients also follow its flat
+    parameters (`_Fsdp1Grads`).
+    """
+    fsdp1 = _Fsdp1Grads(module, scenario.plan) if scenario.plan.kind == "fsdp1" else None
+    if fsdp1 is not None:
+        fsdp1.before_backward()
+    try:
+        if scenario.plan.data_parallel:
+            value = _data_parallel_grads(module, batch, scenario.world_size)
+        else:
+            value = loss(module(batch))
+            if value.requires_grad:  # not when every used parameter is frozen
+                value.backward()
+            value = value.detach()
+    finally:
+        if fsdp1 is not None:
+            fsdp1.after_backward()
+    return value
+
+
+def _data_parallel_grads(module: torch.nn.Module, batch, world: int) -> torch.Tensor:
+    """Add to each parameter's grad the mean over rank slices of the slice's gradient.
+
+    Returns the loss the ranks' closure returns (`_build._closure`): at world
+    1 the slice's loss, else the slice losses summed in rank order over the
+    world size.
+    """
     params = [p for p in module.parameters()]
+    before = [p.grad for p in params]
+    for p in params:
+        p.grad = None
     totals: list[torch.Tensor | None] = [None] * len(params)
+    losses = []
     for rank in range(world):
         rows = select_rows(batch, rank * ROWS_PER_RANK, (rank + 1) * ROWS_PER_RANK)
         out = loss(module(rows))
+        losses.append(out.detach())
         if not out.requires_grad:
             continue
         out.backward()
@@ -93,8 +157,82 @@ def _data_parallel_grads(module: torch.nn.Module, batch, world: int) -> None:
             part = p.grad / world
             totals[i] = part if totals[i] is None else totals[i] + part
             p.grad = None
-    for p, total in zip(params, totals):
-        p.grad = total
+    for p, old, total in zip(params, before, totals):
+        p.grad = old if total is None else total if old is None else old + total
+    return losses[0] if world == 1 else torch.stack(losses).sum() / world
+
+
+class _Fsdp1Grads:
+    """Gradients as FSDP1 (``use_orig_params=True``) leaves them: per flat parameter.
+
+    FSDP1 flattens the parameters of each unit (a wrapped submodule, or the
+    root for everything no inner unit took) into one flat parameter, and
+    autograd computes the gradient of that flat parameter as a whole.  So
+    after a backward (torch 2.13, ``FlatParamHandle._use_sharded_grad_views``
+    after ``_reset_is_grad_none``):
+
+    * if the unit's flat parameter got a gradient, every parameter of the unit
+      that requires grad gets its view of it, a zero gradient where it took no
+      part in the loss (an unused branch): the optimizer then creates state
+      for it and steps it (Adam's moments stay 0 but its step count grows;
+      weight decay moves the parameter);
+    * if it got none (no parameter of the unit in the loss's graph: a unit
+      whose forward never ran, or the root when only inner units are used),
+      every parameter of the unit keeps grad None, as without a plan.
+
+    A frozen parameter (``requires_grad=False``) always gets None, but it
+    still counts for the first rule: the flat parameter requires grad as soon
+    as one parameter of the unit does, so the views FSDP1 hands the forward,
+    the frozen ones too, are part of the graph and pass a gradient to the
+    flat parameter.  The twin reproduces that by letting the frozen
+    parameters of such a unit require grad during its forward and backward
+    (their gradients are dropped after); this does not change what the other
+    parameters' gradients compute, it adds branches only.
+
+    Which unit holds a parameter: the innermost wrapped submodule whose FQN
+    prefixes its canonical FQN, else the root (a tied parameter's names lie
+    under one unit; ``ModelSpec.layer_fqns`` never splits a tie).  FSDP1 also
+    gives a rank whose piece of a parameter is empty no gradient for it; that
+    concerns a rank's piece only, never the whole parameter the twin holds.
+    """
+
+    def __init__(self, module: torch.nn.Module, plan: PlanSpec) -> None:
+        units: dict[str, list[torch.nn.Parameter]] = {}
+        for fqn, param in module.named_parameters():
+            owners = [u for u in plan.shard if fqn.startswith(u + ".")]
+            units.setdefault(max(owners, key=len, default=""), []).append(param)
+        self.units = list(units.values())
+        self.pretend: list[torch.nn.Parameter] = []
+        self.reached: set[int] = set()  # ids of parameters a gradient reached in this backward
+        self.hooks: list = []
+
+    def before_backward(self) -> None:
+        for params in self.units:
+            if any(p.requires_grad for p in params):
+                for p in params:
+                    if not p.requires_grad:
+                        p.requires_grad_(True)
+                        self.pretend.append(p)
+        # "Got a gradient in this backward", not "has a grad": a parameter no
+        # optimizer holds is never zeroed and keeps its grad from earlier steps.
+        for params in self.units:
+            for p in params:
+                if p.requires_grad:
+                    self.hooks.append(p.register_post_accumulate_grad_hook(lambda q: self.reached.add(id(q))))
+
+    def after_backward(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
+        got = [any(id(p) in self.reached for p in params) for params in self.units]
+        for p in self.pretend:
+            p.grad = None
+            p.requires_grad_(False)
+        self.pretend, self.reached, self.hooks = [], set(), []
+        for params, flat_has_grad in zip(self.units, got):
+            if flat_has_grad:
+                for p in params:
+                    if p.requires_grad and p.grad is None:
+                        p.grad = torch.zeros_like(p)
 
 
 def golden_full_osd(scenario: Scenario, device: torch.device | str = "cpu") -> dict:

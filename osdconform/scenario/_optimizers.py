@@ -186,15 +186,22 @@ def tensor_lr_problem(name: str, flags: Sequence[str]) -> str | None:
     return None
 
 
-def accepts_param(name: str, flags: Sequence[str], shape: Sequence[int], sparse: bool) -> bool:
-    """Whether optimizer `name` (with `flags`) can own a parameter of `shape`."""
+def accepts_param(
+    name: str, flags: Sequence[str], shape: Sequence[int], sparse: bool, hparams: Sequence = ()
+) -> bool:
+    """Whether optimizer `name` (with `flags`, in a group with `hparams`) can own a parameter of `shape`.
+
+    A sparse gradient is refused with weight decay: SGD's step fails
+    ("add(sparse, dense) is not supported") and Adagrad's says "weight_decay
+    option is not compatible with sparse gradients" (torch 2.13), as with fused.
+    """
     rule = kind_of(name).params
     if rule == "sparse":
         return sparse
     if rule == "matrix":
         return len(shape) == 2 and not sparse
     if rule == "dense+sparse":
-        return not sparse or "fused" not in flags
+        return not sparse or ("fused" not in flags and not dict(hparams).get("weight_decay"))
     return not sparse
 
 

@@ -267,6 +267,17 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
             # expects non-empty tensor") on a parameter whose TP-local piece is
             # empty, so such a scenario cannot even train, whatever the backend.
             return f"FSDP2 over TP cannot train parameters whose TP piece is empty: {empty}"
+    if plan.kind == "fsdp1" and _fsdp1_root_loses_params(plan, world_size, model):
+        # torch 2.13 bug, not a limit of the space: after a backward in which
+        # the root unit's own parameters get no gradient, NO_SHARD (which FSDP
+        # also uses at world 1) leaves them unregistered from the module, so
+        # named_parameters(), state_dict() and every OSD API (the oracle's
+        # too) fail.  Reproducer:
+        # expected_failures/repro/torch_fsdp1_no_shard_unregisters_params.py
+        return (
+            "FSDP1 unregisters the root unit's parameters under NO_SHARD (or at world 1) "
+            "when none of them gets a gradient (torch bug; see the reproducer)"
+        )
     sparse = getattr(model, "sparse_param_fqns", lambda: ())()
     if sparse and plan.kind != "none":
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse
@@ -279,6 +290,16 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
         if frozen >= set(model.param_fqns()):
             return "DDP refuses a module with no parameter that requires grad"
     return None
+
+
+def _fsdp1_root_loses_params(plan: PlanSpec, world_size: int, model: ModelSpec) -> bool:
+    """Whether `plan` meets the FSDP1 bug `accepts` names (root unit's params all without grad)."""
+    if not (world_size == 1 or plan.sharding_strategy == "NO_SHARD"):
+        return False
+    units = tuple(plan.shard)
+    root = [f for f in model.param_fqns() if not any(f.startswith(u + ".") for u in units)]
+    no_grad = set(model.unused_param_fqns()) | set(model.frozen_after())
+    return bool(root) and all(f in no_grad for f in root)
 
 
 #: The dim of a Linear's weight each TP style splits.

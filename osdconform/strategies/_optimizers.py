@@ -283,8 +283,9 @@ def fit_optimizers(
         if fqn in sparse:  # SparseAdam, if there is one, exists for these
             first = next((j for j, bp in enumerate(bps) if kind_of(bp.name).params == "sparse"), first)
         for o in [first] + [j for j in range(len(bps)) if j != first]:
-            if accepts_param(bps[o].name, bps[o].flags, shapes[fqn], fqn in sparse):
-                g = blueprint.group[i % len(blueprint.group)] % len(bps[o].group_hparams)
+            g = blueprint.group[i % len(blueprint.group)] % len(bps[o].group_hparams)
+            hp = _group_hparams(bps[o].name, bps[o].flags, bps[o].group_hparams[g], bps[o].group_extras[g])
+            if accepts_param(bps[o].name, bps[o].flags, shapes[fqn], fqn in sparse, hp):
                 key = blueprint.order[i % len(blueprint.order)]
                 members.setdefault((o, g), []).append((key, i, fqn))
                 break

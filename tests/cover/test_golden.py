@@ -81,6 +81,36 @@ _TREE_SCENARIO = Scenario(seed=5, world_size=2, model=_TREE, optimizers=_adam(_T
         plan=PlanSpec("fsdp2", shard=("layers.0",)), steps=2,
     )
 )
+# LBFGS steps with a closure, after the other optimizers, as ranks do.
+@example(
+    scenario=Scenario(
+        seed=0, world_size=1, model=TreeSpec(width=1, layers=(LinearSpec(out=1),)),
+        optimizers=(OptimizerSpec("lbfgs", (GroupSpec(("layers.0.weight",)),)),), steps=1,
+    )
+)
+# LBFGS over a parameter that gets no gradient: the closure's loss needs no backward.
+@example(
+    scenario=Scenario(
+        seed=0, world_size=1, model=TreeSpec(width=1, layers=(UnusedSpec(LinearSpec(out=1)),)),
+        optimizers=(OptimizerSpec("lbfgs", (GroupSpec(("layers.0.weight",)),)),), steps=1,
+    )
+)
+# FSDP1: an unused parameter of a unit whose flat parameter gets a gradient gets a zero one.
+@example(
+    scenario=Scenario(
+        seed=0, world_size=1, model=TreeSpec(width=1, layers=(LinearSpec(out=1), UnusedSpec(LinearSpec(out=1)))),
+        optimizers=(OptimizerSpec("adam", (GroupSpec(("layers.0.weight", "layers.1.weight")),)),),
+        plan=PlanSpec("fsdp1"), steps=1,
+    )
+)
+# ... and so it does when only a frozen parameter of the unit is used.
+@example(
+    scenario=Scenario(
+        seed=0, world_size=1, model=TreeSpec(width=1, layers=(LinearSpec(out=1, freeze=0), UnusedSpec(LinearSpec(out=1)))),
+        optimizers=(OptimizerSpec("adam", (GroupSpec(("layers.1.weight",)),)),),
+        plan=PlanSpec("fsdp1"), steps=2,
+    )
+)
 def test_golden_is_bitwise_the_reference_gather_at_world_1(pool, scenario):
     ranks = pool.run(1, gt.trained_full_osd, scenario)
     assert_osd_equal(golden_full_osd(scenario), ranks[0], context=f"golden vs world 1 ({scenario.plan.kind})")
@@ -102,6 +132,31 @@ def test_golden_is_bitwise_without_data_parallelism_at_world_2(pool, scenario):
 @example(scenario=_TREE_SCENARIO.replace(plan=PlanSpec("fsdp2", shard=("layers.1", "layers.2"))))
 @example(scenario=_TREE_SCENARIO.replace(model=TreeSpec(_TREE.width, _TREE.layers, "bfloat16"), plan=PlanSpec("fsdp2")))
 @example(scenario=_TREE_SCENARIO.replace(model=TreeSpec(_TREE.width, _TREE.layers, "float64"), plan=PlanSpec("ddp")))
+# FSDP1 with Adagrad, which makes state in its constructor, also for the rank holding
+# an empty piece of the bias: that rank never steps it, so its step is not the bias's.
+@example(
+    scenario=Scenario(
+        seed=0, world_size=2, model=TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),)),
+        optimizers=(
+            OptimizerSpec(
+                "adagrad",
+                (GroupSpec(("layers.0.weight", "layers.0.bias"), (("lr", 0.001), ("weight_decay", 0.01), ("eps", 1e-08))),),
+            ),
+        ),
+        plan=PlanSpec("fsdp1"), steps=1,
+    )
+)
+# LBFGS's closure under DDP returns the mean loss of the ranks; Adam steps before it.
+@example(
+    scenario=Scenario(
+        seed=2, world_size=2, model=TreeSpec(width=2, layers=(LinearSpec(out=2), LinearSpec(out=1))),
+        optimizers=(
+            OptimizerSpec("adam", (GroupSpec(("layers.0.weight",)),)),
+            OptimizerSpec("lbfgs", (GroupSpec(("layers.1.weight",)),)),
+        ),
+        plan=PlanSpec("ddp"), steps=2,
+    )
+)
 def test_golden_matches_data_parallel_training_at_world_2(pool, scenario):
     ranks = pool.run(2, gt.trained_full_osd, scenario)
     expected = golden_full_osd(scenario)

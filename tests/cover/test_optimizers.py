@@ -188,6 +188,8 @@ def test_which_parameters_an_optimizer_takes():
     assert accepts_param("muon", (), (4, 3), False) and not accepts_param("muon", (), (4,), False)
     assert accepts_param("sgd", (), (4, 3), True) and not accepts_param("sgd", ("fused",), (4, 3), True)
     assert not accepts_param("adam", (), (4, 3), True)
+    assert not accepts_param("sgd", (), (4, 3), True, (("weight_decay", 0.01),))
+    assert accepts_param("adagrad", (), (4, 3), True, (("weight_decay", 0.0),))
 
 
 # -- every drawn optimizer trains, and the reference round-trips its state --------
@@ -284,9 +286,10 @@ def test_fit_gives_sparse_parameters_to_an_optimizer_that_takes_them():
     def check(bp):
         specs = fit_optimizers(bp, _SparseModelSpec())
         for spec in specs:
-            for fqn in spec.param_fqns():
-                shape = _SparseModelSpec().param_shapes()[fqn]
-                assert accepts_param(spec.name, spec.flags, shape, fqn == "emb.weight")
+            for group in spec.groups:
+                for fqn in group.params:
+                    shape = _SparseModelSpec().param_shapes()[fqn]
+                    assert accepts_param(spec.name, spec.flags, shape, fqn == "emb.weight", group.hparams)
         if any(s.name == "sparseadam" for s in specs):
             seen.add("sparseadam")
 

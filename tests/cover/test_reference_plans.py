@@ -1,12 +1,15 @@
 """The reference under every plan, on real process groups.
 
 For each plan: train, gather the full OSD with the reference, and check it
-against the golden twin (the same scenario trained without a plan in this
-process: a plan must not change what training computes, and the gather must
-put every element where it belongs), then load the full and the sharded OSD
-into fresh objects and gather again (load inverts gather).  FSDP1 and ZeRO
-are also checked against torch's own state dicts, and FSDP1's ShardedTensors
-against the reference's own unshard.  Rank-side code: ``tests/_plan_tasks.py``.
+against the golden twin (`osdconform.scenario._golden`: the same scenario
+trained without a plan in this process, on the same rank slices of the batch
+and with the gradients the plan leaves, such as FSDP1's zero gradients for
+the unused parameters of a unit: a plan must not change what training
+computes, and the gather must put every element where it belongs), then load
+the full and the sharded OSD into fresh objects and gather again (load
+inverts gather).  FSDP1 and ZeRO are also checked against torch's own state
+dicts, and FSDP1's ShardedTensors against the reference's own unshard.
+Rank-side code: ``tests/_plan_tasks.py``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,24 @@ from hypothesis import example, given, settings
 import _plan_tasks as pt
 from osdconform.compare import assert_osd_equal
 from osdconform.harness import WorldPool
-from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario, build_workload, train
+from osdconform.scenario import (
+    EmbeddingSpec,
+    GroupSpec,
+    LinearSpec,
+    ModelSpec,
+    OptimizerSpec,
+    PlanSpec,
+    Scenario,
+    TreeSpec,
+    UnusedSpec,
+)
+from osdconform.scenario._golden import golden_full_osd
 from osdconform import reference as ref
 from osdconform.strategies import full_scenarios as scenarios
 
 #: Plans change the reduction order of gradients, never what is computed.
 TOLERANCE = {torch.float32: (1e-4, 1e-6), torch.float64: (1e-9, 1e-12), torch.bfloat16: (5e-2, 1e-2)}
+_PRECISION_ORDER = (torch.bfloat16, torch.float32, torch.float64)
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +48,15 @@ def pool():
 
 
 def golden_twin(scenario: Scenario) -> dict:
-    twin = scenario.replace(plan=PlanSpec())
-    w = build_workload(twin, rank=0, device=torch.device("cpu"))
-    train(w, twin.steps)
-    return ref.full_osd(w.module, w.optimizers)
+    """The twin's full OSD: it trains as the plan's ranks do (rank slices, the plan's gradients)."""
+    return golden_full_osd(scenario)
+
+
+def tolerance(scenario: Scenario) -> dict:
+    """`TOLERANCE`, with `golden_tolerance`'s rule: a model that mixes dtypes gets its least precise one's."""
+    used = {getattr(torch, name) for name in scenario.model.dtypes()}
+    loosest = next(d for d in _PRECISION_ORDER if d in used or d == torch.float64)
+    return {d: TOLERANCE[loosest] for d in TOLERANCE}
 
 
 _MODEL = ModelSpec(dims=(3, 5, 2), bias=(True, True))
@@ -74,7 +94,7 @@ def test_gather_matches_the_golden_twin_and_load_inverts_it(pool, case):
     world, plan = CASES[case]
     scenario = Scenario(seed=3, world_size=world, model=_MODEL, optimizers=_TWO_GROUPS, plan=plan, steps=2)
     results = pool.run(world, pt.load_gather, scenario)
-    assert_osd_equal(golden_twin(scenario), results[0]["full"], tolerance=TOLERANCE, context=f"{case}: golden twin")
+    assert_osd_equal(golden_twin(scenario), results[0]["full"], tolerance=tolerance(scenario), context=f"{case}: golden twin")
     for r in results[1:]:
         assert_osd_equal(results[0]["full"], r["full"], context="every rank gathers the same")
     assert len(results[0]["full"][ref.STATE]) == 4
@@ -105,9 +125,46 @@ def test_the_layouts_are_what_the_plans_promise(pool):
         plan=PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD"), steps=1,
     )
 )
+# FSDP1 gives an unused parameter of a unit that gets a gradient a zero one (the twin too).
+@example(
+    scenario=Scenario(
+        seed=0, world_size=1, model=TreeSpec(width=1, layers=(LinearSpec(out=1), UnusedSpec(LinearSpec(out=1)))),
+        optimizers=(OptimizerSpec("adam", (GroupSpec(("layers.0.weight", "layers.1.weight")),)),),
+        plan=PlanSpec("fsdp1"), steps=1,
+    )
+)
+# Adagrad makes state in its constructor, also on the rank whose piece of a parameter is
+# empty: neither the gather nor that rank's local OSD may take it for the parameter's.
+@example(
+    scenario=Scenario(
+        seed=0, world_size=2, model=TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),)),
+        optimizers=(
+            OptimizerSpec(
+                "adagrad",
+                (GroupSpec(("layers.0.weight", "layers.0.bias"), (("lr", 0.001), ("weight_decay", 0.01), ("eps", 1e-08))),),
+            ),
+        ),
+        plan=PlanSpec("fsdp1"), steps=1,
+    )
+)
+@example(
+    scenario=Scenario(
+        seed=0, world_size=2, model=TreeSpec(width=1, layers=(EmbeddingSpec(num=1),)),
+        optimizers=(
+            OptimizerSpec(
+                "adagrad",
+                (
+                    GroupSpec(("layers.0.weight",), (("initial_accumulator_value", 0.1),)),
+                    GroupSpec((), (("weight_decay", 0.01), ("initial_accumulator_value", 0.1))),
+                ),
+            ),
+        ),
+        plan=PlanSpec("fsdp1"), steps=1,
+    )
+)
 def test_any_drawn_plan(pool, scenario):
     results = pool.run(scenario.world_size, pt.load_gather, scenario)
-    assert_osd_equal(golden_twin(scenario), results[0]["full"], tolerance=TOLERANCE, context="golden twin")
+    assert_osd_equal(golden_twin(scenario), results[0]["full"], tolerance=tolerance(scenario), context="golden twin")
 
 
 # -- against torch's own (allowed here: the tests judge the oracle) ------------------
