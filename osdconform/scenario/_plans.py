@@ -278,6 +278,14 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
             "FSDP1 unregisters the root unit's parameters under NO_SHARD (or at world 1) "
             "when none of them gets a gradient (torch bug; see the reproducer)"
         )
+    if plan.kind == "dtensor":
+        conv = [f for f, places in plan.placements if f in conv_param_fqns(model) and set(places) != {"R"}]
+        if conv:
+            # torch 2.13: DTensor's convolution handler (_tp_conv) runs the
+            # local conv on a sharded weight as if it were whole, so training
+            # fails (kernel size 0, or "expected weight to be at least 1 at
+            # dimension 0" on an empty piece) or hangs, whatever the backend.
+            return f"DTensor convolutions cannot train with a sharded weight or bias: {conv}"
     sparse = getattr(model, "sparse_param_fqns", lambda: ())()
     if sparse and plan.kind != "none":
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse
@@ -293,13 +301,28 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
 
 
 def _fsdp1_root_loses_params(plan: PlanSpec, world_size: int, model: ModelSpec) -> bool:
-    """Whether `plan` meets the FSDP1 bug `accepts` names (root unit's params all without grad)."""
+    """Whether `plan` meets the FSDP1 bug `accepts` names: some unit's own parameters
+    (the root's, or a wrapped module's not in a unit inside it) may all get no gradient.
+
+    The reproducer shows it for the root; the catch-all reshard that skips the
+    unit runs over every unit, and a run of the suite met it on a wrapped one.
+    """
     if not (world_size == 1 or plan.sharding_strategy == "NO_SHARD"):
         return False
-    units = tuple(plan.shard)
-    root = [f for f in model.param_fqns() if not any(f.startswith(u + ".") for u in units)]
     no_grad = set(model.unused_param_fqns()) | set(model.frozen_after())
-    return bool(root) and all(f in no_grad for f in root)
+    owned: dict[str, list[str]] = {}
+    for f in model.param_fqns():
+        prefixes = [u for u in plan.shard if f.startswith(u + ".")]
+        owned.setdefault(max(prefixes, key=len) if prefixes else "", []).append(f)
+    return any(all(f in no_grad for f in fqns) for fqns in owned.values())
+
+
+def conv_param_fqns(model: ModelSpec) -> frozenset[str]:
+    """Parameters of convolutions: weights with 3+ dims, and the biases beside them."""
+    shapes = model.param_shapes()
+    weights = {f for f, shape in shapes.items() if f.endswith(".weight") and len(shape) >= 3}
+    biases = {f for f in shapes if f.endswith(".bias") and f[: -len("bias")] + "weight" in weights}
+    return frozenset(weights | biases)
 
 
 #: The dim of a Linear's weight each TP style splits.

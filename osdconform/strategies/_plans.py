@@ -22,7 +22,7 @@ from typing import Sequence
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, ModelSpec, PlanSpec
-from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, empty_tp_pieces, mesh_shape_2d
+from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, conv_param_fqns, empty_tp_pieces, mesh_shape_2d
 from ._models import MAX_PARAMS, MAX_UNITS
 
 #: A Linear has at least one parameter, so no model has more Linears than this.
@@ -116,8 +116,11 @@ def fit_plan(blueprint: PlanBlueprint, model: ModelSpec, world_size: int) -> Pla
         mesh_2d = blueprint.mesh_2d and two_d
         ndims = 2 if mesh_2d else 1
         placements = []
+        conv = conv_param_fqns(model)  # replicated: see `scenario._plans.accepts`
         for (fqn, shape), codes in zip(model.param_shapes().items(), blueprint.placements):
             places = tuple(_placement(c, len(shape)) for c in codes[:ndims])
+            if fqn in conv:
+                continue
             if any(p != "R" for p in places):  # unlisted parameters are replicated
                 placements.append((fqn, places))
         return PlanSpec(kind, mesh_2d=mesh_2d, placements=tuple(placements))

@@ -13,7 +13,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, PlanSpec, Scenario, plan_accepts
-from ..scenario._models import EmbeddingSpec, TreeSpec
+from ..scenario._models import EmbeddingSpec, LinearSpec, TreeSpec
 from ..scenario._optimizers import kind_of
 from ._models import models
 from ._optimizers import fit_optimizers, optimizer_blueprints, runs_under
@@ -22,6 +22,8 @@ from ._plans import fit_plan, plan_blueprints
 MAX_STEPS = 3
 #: Plans that take a model whose parameters mix dtypes.
 MIXED_DTYPE_PLANS = ("none", "ddp")
+#: Plans that split Linears (and need one).
+TP_PLANS = ("tp", "fsdp2+tp")
 #: Plans that take a model whose embeddings have sparse gradients.
 SPARSE_PLANS = ("none",)
 
@@ -67,6 +69,10 @@ def full_scenarios(
         # SparseAdam steps only sparse-gradient parameters; few trees have
         # one, so give it one rather than drop it nearly every time.
         model = TreeSpec(model.width, model.layers + (EmbeddingSpec(num=1, sparse=True),), model.dtype)
+    if kind in TP_PLANS and not model.linear_fqns():
+        # Tensor parallelism splits Linears; most trees without one would
+        # be rejected (over half of the TP draws), so give it one to split.
+        model = TreeSpec(model.width, model.layers + (LinearSpec(out=2),), model.dtype)
     plan = fit_plan(plan_bp, model, world_size)
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.

@@ -53,12 +53,17 @@ def test_scenarios_are_valid_picklable_and_rebuild_from_repr(scenario):
     grouped = [fqn for o in scenario.optimizers for g in o.groups for fqn in g.params]
     assert len(grouped) == len(set(grouped))  # disjoint groups and optimizers
     assert set(grouped) <= set(scenario.model.param_fqns())
-    # Only a parameter no optimizer of the scenario can take is left out.
+    # Only a parameter that no optimizer of the scenario can take in the group
+    # the blueprint chose is left out (so none takes it in every group).
     from osdconform.scenario._optimizers import accepts_param
 
     shapes = scenario.model.param_shapes()
+    sparse = set(scenario.model.sparse_param_fqns())
     for fqn in set(scenario.model.param_fqns()) - set(grouped):
-        assert not any(accepts_param(o.name, o.flags, shapes[fqn], False) for o in scenario.optimizers)
+        assert not any(
+            all(accepts_param(o.name, o.flags, shapes[fqn], fqn in sparse, g.hparams) for g in o.groups)
+            for o in scenario.optimizers
+        )
     assert all(any(g.params for g in o.groups) for o in scenario.optimizers)
     assert pickle.loads(pickle.dumps(scenario)) == scenario
     namespace = {}
