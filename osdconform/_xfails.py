@@ -64,9 +64,10 @@ class XfailEntry:
     ) -> bool:
         if prop not in self.properties:
             return False
-        names = {"s": scenario, "o": options, "step": step, "fault": fault}
+        # Globals, not locals: a comprehension's body sees only globals.
+        names = {"__builtins__": PREDICATE_BUILTINS, "s": scenario, "o": options, "step": step, "fault": fault}
         try:
-            return bool(eval(self._code, {"__builtins__": PREDICATE_BUILTINS}, names))
+            return bool(eval(self._code, names))
         except Exception as exc:
             raise XfailFileError(f"{self.where}: predicate {self.predicate!r} raised {exc!r}") from exc
 
