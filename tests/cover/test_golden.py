@@ -19,6 +19,7 @@ import torch
 from hypothesis import event, example, given, settings
 
 import _golden_tasks as gt
+from _regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from osdconform.compare import DTYPE_TOLERANCE, assert_osd_equal, first_difference
 from osdconform.harness import WorldPool
 from osdconform.reference import full_osd
@@ -132,20 +133,7 @@ def test_golden_is_bitwise_without_data_parallelism_at_world_2(pool, scenario):
 @example(scenario=_TREE_SCENARIO.replace(plan=PlanSpec("fsdp2", shard=("layers.1", "layers.2"))))
 @example(scenario=_TREE_SCENARIO.replace(model=TreeSpec(_TREE.width, _TREE.layers, "bfloat16"), plan=PlanSpec("fsdp2")))
 @example(scenario=_TREE_SCENARIO.replace(model=TreeSpec(_TREE.width, _TREE.layers, "float64"), plan=PlanSpec("ddp")))
-# FSDP1 with Adagrad, which makes state in its constructor, also for the rank holding
-# an empty piece of the bias: that rank never steps it, so its step is not the bias's.
-@example(
-    scenario=Scenario(
-        seed=0, world_size=2, model=TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),)),
-        optimizers=(
-            OptimizerSpec(
-                "adagrad",
-                (GroupSpec(("layers.0.weight", "layers.0.bias"), (("lr", 0.001), ("weight_decay", 0.01), ("eps", 1e-08))),),
-            ),
-        ),
-        plan=PlanSpec("fsdp1"), steps=1,
-    )
-)
+@example(scenario=ADAGRAD_EMPTY_FSDP1_PIECE)  # see tests/_regressions.py
 # LBFGS's closure under DDP returns the mean loss of the ranks; Adam steps before it.
 @example(
     scenario=Scenario(

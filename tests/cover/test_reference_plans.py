@@ -19,6 +19,7 @@ import torch
 from hypothesis import example, given, settings
 
 import _plan_tasks as pt
+from _regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from osdconform.compare import assert_osd_equal
 from osdconform.harness import WorldPool
 from osdconform.scenario import (
@@ -133,20 +134,7 @@ def test_the_layouts_are_what_the_plans_promise(pool):
         plan=PlanSpec("fsdp1"), steps=1,
     )
 )
-# Adagrad makes state in its constructor, also on the rank whose piece of a parameter is
-# empty: neither the gather nor that rank's local OSD may take it for the parameter's.
-@example(
-    scenario=Scenario(
-        seed=0, world_size=2, model=TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),)),
-        optimizers=(
-            OptimizerSpec(
-                "adagrad",
-                (GroupSpec(("layers.0.weight", "layers.0.bias"), (("lr", 0.001), ("weight_decay", 0.01), ("eps", 1e-08))),),
-            ),
-        ),
-        plan=PlanSpec("fsdp1"), steps=1,
-    )
-)
+@example(scenario=ADAGRAD_EMPTY_FSDP1_PIECE)  # see tests/_regressions.py
 @example(
     scenario=Scenario(
         seed=0, world_size=2, model=TreeSpec(width=1, layers=(EmbeddingSpec(num=1),)),

@@ -1,0 +1,19 @@
+"""Scenarios a run once failed on, kept as ``@example``s by the tests they concern.
+
+Adagrad makes state in its constructor, also on the FSDP1 rank whose piece of
+a parameter is empty: that rank never steps it, so neither its ``step`` nor
+its local OSD is the parameter's (golden twin and reference both got it wrong).
+"""
+
+from osdconform.scenario import GroupSpec, LinearSpec, OptimizerSpec, PlanSpec, Scenario, TreeSpec
+
+ADAGRAD_EMPTY_FSDP1_PIECE = Scenario(
+    seed=0, world_size=2, model=TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),)),
+    optimizers=(
+        OptimizerSpec(
+            "adagrad",
+            (GroupSpec(("layers.0.weight", "layers.0.bias"), (("lr", 0.001), ("weight_decay", 0.01), ("eps", 1e-08))),),
+        ),
+    ),
+    plan=PlanSpec("fsdp1"), steps=1,
+)
