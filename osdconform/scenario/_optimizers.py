@@ -47,6 +47,14 @@ from ._schedulers import SchedulerSpec
 #: which some optimizers cannot step.
 WHOLE_PARAM_PLANS = frozenset({"none", "ddp"})
 
+#: Plans that leave some parameters plain tensors beside DTensors (TP splits
+#: only the Linears it is given), and why a multi-tensor kernel cannot run there.
+MIXED_TENSOR_PLANS = frozenset({"tp"})
+MIXED_TENSOR_REASON = (
+    "foreach and fused kernels refuse a list that mixes DTensor and plain tensor "
+    "parameters (torch 2.13: \"got mixed torch.Tensor and DTensor\"), so training fails"
+)
+
 #: Constructor flags the space draws (set True; unset = torch's default).
 FLAGS = ("foreach", "fused", "maximize", "capturable")
 
@@ -297,6 +305,8 @@ class OptimizerSpec:
         if plan_kind in WHOLE_PARAM_PLANS:
             return None
         kind = self.kind
+        if plan_kind in MIXED_TENSOR_PLANS and {"foreach", "fused"} & set(self.flags):
+            return f"{'/'.join(sorted({'foreach', 'fused'} & set(self.flags)))} under {plan_kind}: {MIXED_TENSOR_REASON}"
         if kind.sharded:
             return f"{kind.cls_name} under {plan_kind}: {kind.sharded}"
         if "fused" in self.flags and kind.fused_sharded:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from ..scenario import GroupSpec, ModelSpec, OptimizerSpec, TensorValue
 from ..scenario._optimizers import (
+    MIXED_TENSOR_PLANS,
     OPTIMIZER_NAMES,
     WHOLE_PARAM_PLANS,
     accepts_param,
@@ -134,7 +135,8 @@ def substitute(name: str, flags: tuple[str, ...], plan_kind: str | None) -> tupl
     a runnable one, picked by its position so that each runnable optimizer
     is about as likely as before; a fused kernel without a sharding rule
     (`OptimizerKind.fused_sharded`) loses ``fused`` (and ``capturable``, which
-    needs it on CPU).
+    needs it on CPU); under a plan that mixes DTensor and plain parameters
+    (`MIXED_TENSOR_PLANS`) ``foreach`` and ``fused`` go too.
     """
     if not runs_under(name, plan_kind):
         runnable = [n for n in OPTIMIZER_NAMES if runs_under(n, plan_kind)]
@@ -142,6 +144,8 @@ def substitute(name: str, flags: tuple[str, ...], plan_kind: str | None) -> tupl
         flags = ()
     if _sharded(plan_kind) and "fused" in flags and kind_of(name).fused_sharded:
         flags = tuple(f for f in flags if f not in ("fused", "capturable"))
+    if plan_kind in MIXED_TENSOR_PLANS:  # see `MIXED_TENSOR_REASON`
+        flags = tuple(f for f in flags if f not in ("foreach", "fused", "capturable"))
     return name, flags
 
 

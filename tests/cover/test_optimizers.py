@@ -48,7 +48,7 @@ from osdconform.scenario._optimizers import (
     kind_of,
     tensor_lr_problem,
 )
-from osdconform.strategies._optimizers import fit_optimizers, flag_sets, optimizer_blueprints
+from osdconform.strategies._optimizers import fit_optimizers, flag_sets, optimizer_blueprints, substitute
 from test_strategies import SMALLEST_MODEL, minimal
 
 CPU = torch.device("cpu")
@@ -159,6 +159,15 @@ def test_flag_sets_start_empty_and_respect_sharding():
     assert ("capturable", "fused") in flag_sets("adam", "fsdp2")
     assert ("capturable",) not in flag_sets("adam")
     assert flag_sets("lbfgs") == [()]
+
+
+def test_substitute_fits_an_optimizer_and_its_flags_to_the_plan():
+    assert substitute("lbfgs", (), "none") == ("lbfgs", ())
+    name, flags = substitute("lbfgs", (), "fsdp2")
+    assert not kind_of(name).sharded and flags == ()
+    assert substitute("sgd", ("fused",), "fsdp2") == ("sgd", ())  # no sharding rule for fused SGD
+    assert substitute("adam", ("capturable", "fused"), "fsdp2") == ("adam", ("capturable", "fused"))
+    assert substitute("sgd", ("foreach", "maximize"), "tp") == ("sgd", ("maximize",))  # mixed DTensor/Tensor
 
 
 def test_unsupported_plan_says_why():
