@@ -38,7 +38,7 @@ from ..compare import DTYPE_TOLERANCE
 from ..reference import full_osd
 from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch
 from ._models import apply_freezes, loss, select_rows
-from ._plans import PlanSpec
+from ._plans import PlanSpec, fsdp_unit_of
 from ._spec import Scenario
 
 #: Dtypes from the least to the most precise (for `golden_tolerance`).
@@ -199,8 +199,7 @@ class _Fsdp1Grads:
     def __init__(self, module: torch.nn.Module, plan: PlanSpec) -> None:
         units: dict[str, list[torch.nn.Parameter]] = {}
         for fqn, param in module.named_parameters():
-            owners = [u for u in plan.shard if fqn.startswith(u + ".")]
-            units.setdefault(max(owners, key=len, default=""), []).append(param)
+            units.setdefault(fsdp_unit_of(plan, fqn), []).append(param)
         self.units = list(units.values())
         self.pretend: list[torch.nn.Parameter] = []
         self.reached: set[int] = set()  # ids of parameters a gradient reached in this backward

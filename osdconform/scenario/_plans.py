@@ -267,19 +267,20 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
             # expects non-empty tensor") on a parameter whose TP-local piece is
             # empty, so such a scenario cannot even train, whatever the backend.
             return f"FSDP2 over TP cannot train parameters whose TP piece is empty: {empty}"
-    if plan.kind == "fsdp1" and _fsdp1_root_loses_params(plan, world_size, model):
+    if plan.kind == "fsdp1" and _fsdp1_unit_loses_params(plan, world_size, model):
         # torch 2.13 bug, not a limit of the space: after a backward in which
-        # the root unit's own parameters get no gradient, NO_SHARD (which FSDP
-        # also uses at world 1) leaves them unregistered from the module, so
+        # a unit's own parameters get no gradient, NO_SHARD (which FSDP also
+        # uses at world 1) leaves them unregistered from the module, so
         # named_parameters(), state_dict() and every OSD API (the oracle's
         # too) fail.  Reproducer:
         # expected_failures/repro/torch_fsdp1_no_shard_unregisters_params.py
         return (
-            "FSDP1 unregisters the root unit's parameters under NO_SHARD (or at world 1) "
+            "FSDP1 unregisters a unit's parameters under NO_SHARD (or at world 1) "
             "when none of them gets a gradient (torch bug; see the reproducer)"
         )
     if plan.kind == "dtensor":
-        conv = [f for f, places in plan.placements if f in conv_param_fqns(model) and set(places) != {"R"}]
+        convs = conv_param_fqns(model)
+        conv = [f for f, places in plan.placements if f in convs and set(places) != {"R"}]
         if conv:
             # torch 2.13: DTensor's convolution handler (_tp_conv) runs the
             # local conv on a sharded weight as if it were whole, so training
@@ -300,7 +301,13 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
     return None
 
 
-def _fsdp1_root_loses_params(plan: PlanSpec, world_size: int, model: ModelSpec) -> bool:
+def fsdp_unit_of(plan: PlanSpec, fqn: str) -> str:
+    """The FSDP unit that holds parameter `fqn`: the innermost wrapped module whose
+    FQN prefixes it, or ``""`` (the root) if none does."""
+    return max((u for u in plan.shard if fqn.startswith(u + ".")), key=len, default="")
+
+
+def _fsdp1_unit_loses_params(plan: PlanSpec, world_size: int, model: ModelSpec) -> bool:
     """Whether `plan` meets the FSDP1 bug `accepts` names: some unit's own parameters
     (the root's, or a wrapped module's not in a unit inside it) may all get no gradient.
 
@@ -312,8 +319,7 @@ def _fsdp1_root_loses_params(plan: PlanSpec, world_size: int, model: ModelSpec) 
     no_grad = set(model.unused_param_fqns()) | set(model.frozen_after())
     owned: dict[str, list[str]] = {}
     for f in model.param_fqns():
-        prefixes = [u for u in plan.shard if f.startswith(u + ".")]
-        owned.setdefault(max(prefixes, key=len) if prefixes else "", []).append(f)
+        owned.setdefault(fsdp_unit_of(plan, f), []).append(f)
     return any(all(f in no_grad for f in fqns) for fqns in owned.values())
 
 
