@@ -196,6 +196,7 @@ import torch.multiprocessing as mp
 FRESH_DIRECTORIES = {fresh!r}
 DEFAULT_TIMEOUT = {timeout!r}
 STARTUP_TIMEOUT = 300.0
+STACKS = None  # this rank's stack-dump file, kept open for faulthandler
 
 
 class Context:
@@ -230,7 +231,11 @@ def load_step(path):
 def rank_main(rank, world_size, scratch, timeout):
     from osdconform.harness import device_kind
 
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # stack dump on a hang
+    # Stack dump on a hang, to a file of this rank's own: ranks dumping to one
+    # stream at once would interleave character by character.
+    global STACKS
+    STACKS = open(os.path.join(scratch, f"stacks-{{rank}}"), "w")
+    faulthandler.register(signal.SIGUSR1, file=STACKS, all_threads=True)
     kind = device_kind(DEVICE)
     device = kind.setup(rank)
     dist.init_process_group(
@@ -269,6 +274,23 @@ def phases(scratch, world_size):
     return ", ".join(out)
 
 
+def print_stacks(scratch, world_size, wait=10.0):
+    """Print each rank's stack dump, one after another, once its size is steady."""
+    sizes, deadline = {{}}, time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = {{}}
+        for rank in range(world_size):
+            with contextlib.suppress(OSError):
+                now[rank] = os.path.getsize(os.path.join(scratch, f"stacks-{{rank}}"))
+        if now == sizes and all(now.get(rank) for rank in range(world_size)):
+            break
+        sizes = now
+    for rank in range(world_size):
+        with contextlib.suppress(OSError), open(os.path.join(scratch, f"stacks-{{rank}}")) as f:
+            print(f"--- rank {{rank}}: stacks ---\\n{{f.read()}}", end="", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
@@ -302,7 +324,7 @@ def main(argv=None):
                     for proc in procs.processes:
                         if proc.is_alive():
                             os.kill(proc.pid, signal.SIGUSR1)
-                    time.sleep(0.5)
+                    print_stacks(scratch, world_size)
                     for proc in procs.processes:
                         proc.kill()
                         proc.join()
