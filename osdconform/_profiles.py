@@ -30,7 +30,7 @@ DEFAULT_PROFILE = "dev"
 NIGHTLY_DB_ENV = "OSDCONFORM_HYPOTHESIS_DB"
 NIGHTLY_DB_DEFAULT = os.path.join(".hypothesis", "osdconform-nightly")
 #: Profiles under which an XPASS fails the test.
-STRICT_XPASS_PROFILES = frozenset({"ci"})
+STRICT_XPASS_PROFILES = frozenset({"ci", "ci-full"})
 
 # Distributed examples take tens of milliseconds to seconds (the first one of a
 # world includes spawning it): deadlines would only report noise.
@@ -43,6 +43,9 @@ def register_profiles() -> None:
     settings.register_profile(
         "ci", parent=base, max_examples=25, derandomize=True, database=None, **_COMMON
     )
+    # The whole space (``--osd-space=full``) has far more values to reach
+    # than the core one: 25 examples a test leave optimizers and plans out.
+    settings.register_profile("ci-full", parent=settings.get_profile("ci"), max_examples=100)
     settings.register_profile(
         "smoke",
         parent=base,

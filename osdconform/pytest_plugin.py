@@ -23,6 +23,7 @@ in `_xfails`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import tempfile
 import time
@@ -199,6 +200,27 @@ class Conformance:
 
         drawn = scenarios(world_sizes=self.usable_world_sizes(), plan_kinds=self.plans(options), **kw)
         return drawn.filter(representable(options))
+
+    def given(self, *strategies: Any, **kw_strategies: Any) -> Callable[[Callable], Callable]:
+        """`hypothesis.given`, and under a derandomized profile (``ci``) a seed of this test's own.
+
+        Derandomized Hypothesis seeds a test from its function's source, and
+        the inner ``check`` of each form of a parametrized suite test is the
+        same function: every form would draw the same examples, and a ``ci``
+        run would see a quarter of the scenarios it pays for.  The seed comes
+        from the pytest node id, so each test draws its own sequence, and the
+        same one on every run.
+        """
+        from hypothesis import given, seed, settings
+
+        def decorate(test: Callable) -> Callable:
+            wrapped = given(*strategies, **kw_strategies)(test)
+            if settings.default.derandomize and self._item is not None:
+                digest = hashlib.sha256(self._item.nodeid.encode()).digest()
+                wrapped = seed(int.from_bytes(digest[:8], "big"))(wrapped)
+            return wrapped
+
+        return decorate
 
     @contextlib.contextmanager
     def directory(self):

@@ -5,7 +5,6 @@ get at most `ERROR_TIMEOUT` seconds, so a backend that hangs fails quickly.
 """
 
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from osdconform import properties
@@ -25,7 +24,7 @@ def test_errors(osd, form):
     osd.require(options=options)
     kinds = STORAGE_FAULTS if options.storage else IN_MEMORY_FAULTS
 
-    @given(
+    @osd.given(
         osd.scenarios(options, min_steps=1),
         faults(kinds),
     )

@@ -1,7 +1,6 @@
 """Property 2, fidelity: the backend's full OSD equals the reference gather of the live state."""
 
 import pytest
-from hypothesis import given
 
 from osdconform import properties
 from osdconform.properties import forms
@@ -19,7 +18,7 @@ def test_fidelity(osd, form):
             "tests/ check the reference against torch's DTensor"
         )
 
-    @given(osd.scenarios(options))
+    @osd.given(osd.scenarios(options))
     def check(scenario):
         osd.check("fidelity", properties.fidelity, scenario, options)
 

@@ -1,7 +1,6 @@
 """Property 5, flatten: torch's flat key format, the inverse of unflatten, equal loads."""
 
 import pytest
-from hypothesis import given
 
 from osdconform import properties
 from osdconform.properties import forms
@@ -14,7 +13,7 @@ def test_flatten(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(osd.scenarios(options))
+    @osd.given(osd.scenarios(options))
     def check(scenario):
         osd.check("flatten", properties.flatten, scenario, options)
 

@@ -2,7 +2,6 @@
 and (where the backend promises copies) a returned OSD does not alias the optimizer."""
 
 import pytest
-from hypothesis import given
 
 from osdconform import properties
 from osdconform.properties import forms
@@ -15,7 +14,7 @@ def test_isolation_after_set(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(osd.scenarios(options, min_steps=1))
+    @osd.given(osd.scenarios(options, min_steps=1))
     def check(scenario):
         osd.check("isolation", properties.isolation_after_set, scenario, options)
 
@@ -28,7 +27,7 @@ def test_isolation_after_get(osd):
     if not osd.capabilities.get_copies:
         pytest.skip(f"unsupported by backend {osd.name!r}: a full get does not promise copies (get_copies)")
 
-    @given(osd.scenarios(options, min_steps=1))
+    @osd.given(osd.scenarios(options, min_steps=1))
     def check(scenario):
         osd.check("isolation", properties.isolation_after_get, scenario, options)
 

@@ -5,7 +5,6 @@ W1's mesh); through storage the checkpoint directory carries it.
 """
 
 import pytest
-from hypothesis import given
 
 from osdconform import properties
 from osdconform import strategies as ost
@@ -22,7 +21,7 @@ def test_reshard(osd, form):
     if len(sizes) < 2:
         pytest.skip(f"needs two world sizes, got {list(sizes)}")
 
-    @given(ost.reshard_pairs(world_sizes=sizes, plan_kinds=osd.plans(options)))
+    @osd.given(ost.reshard_pairs(world_sizes=sizes, plan_kinds=osd.plans(options)))
     def check(pair):
         saved_at, loaded_at = pair
         with osd.directory() as directory:

@@ -1,7 +1,6 @@
 """Property 4, resume: k steps, checkpoint, fresh objects, load, m steps == k+m steps."""
 
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from osdconform import properties
@@ -15,7 +14,7 @@ def test_resume(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(
+    @osd.given(
         osd.scenarios(options),
         st.integers(1, 2),
     )

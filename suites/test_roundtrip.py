@@ -6,7 +6,6 @@ the plan included (among those the backend supports).
 """
 
 import pytest
-from hypothesis import given
 
 from osdconform import properties
 from osdconform.properties import FORMS
@@ -17,7 +16,7 @@ def test_roundtrip(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(osd.scenarios(options))
+    @osd.given(osd.scenarios(options))
     def check(scenario):
         with osd.directory() as directory:
             osd.check("roundtrip", properties.roundtrip, scenario, options, directory)

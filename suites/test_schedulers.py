@@ -7,7 +7,6 @@ scenarios with a scheduler or several optimizers are drawn.
 """
 
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from osdconform import properties
@@ -21,7 +20,7 @@ def test_schedulers(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(
+    @osd.given(
         osd.scenarios(options, schedulers=True),
         st.integers(1, 2),
     )

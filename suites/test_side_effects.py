@@ -1,7 +1,6 @@
 """Property 8, no side effects: a get (or save) changes neither parameters nor optimizer state."""
 
 import pytest
-from hypothesis import given
 
 from osdconform import properties
 from osdconform.properties import forms
@@ -14,7 +13,7 @@ def test_side_effects(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(osd.scenarios(options))
+    @osd.given(osd.scenarios(options))
     def check(scenario):
         with osd.directory() as directory:
             osd.check("side_effects", properties.side_effects, scenario, options, directory)

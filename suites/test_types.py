@@ -1,7 +1,6 @@
 """Property 6, type preservation: step, lr, state dtypes, DTensor-ness and placements survive a load."""
 
 import pytest
-from hypothesis import given
 
 from osdconform import properties
 from osdconform.properties import forms
@@ -14,7 +13,7 @@ def test_types(osd, form):
     options = FORMS[form]
     osd.require(options=options)
 
-    @given(osd.scenarios(options, min_steps=1))
+    @osd.given(osd.scenarios(options, min_steps=1))
     def check(scenario):
         with osd.directory() as directory:
             osd.check("types", properties.types, scenario, options, directory)

@@ -292,8 +292,9 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse
         # Embedding gradient is supported by none of these wrappers here.
         return "sparse gradients (Embedding(sparse=True)) run only without a plan"
-    if model is not None and plan.kind == "fsdp2" and "0-d param" in model.features():
-        return "fully_shard does not take 0-d (scalar) parameters"
+    if model is not None and plan.kind in ("fsdp1", "fsdp2", "fsdp2+tp") and "0-d param" in model.features():
+        # FSDP1: "FSDP doesn't support scalar parameters" (ValueError at wrap).
+        return "FSDP (fully_shard and FullyShardedDataParallel) does not take 0-d (scalar) parameters"
     if model is not None and plan.kind in ("ddp", "zero"):  # zero trains under DDP too
         frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
         if frozen >= set(model.param_fqns()):
