@@ -47,12 +47,16 @@ from ._schedulers import SchedulerSpec
 #: which some optimizers cannot step.
 WHOLE_PARAM_PLANS = frozenset({"none", "ddp"})
 
-#: Plans that leave some parameters plain tensors beside DTensors (TP splits
-#: only the Linears it is given), and why a multi-tensor kernel cannot run there.
-MIXED_TENSOR_PLANS = frozenset({"tp"})
+#: Plans that mix parameter kinds in one group: TP splits only the Linears it
+#: is given, leaving plain tensors beside DTensors; FSDP2 over TP leaves
+#: DTensors on the 1-D data-parallel mesh beside DTensors on the 2-D mesh.
+#: Why a multi-tensor kernel cannot run there:
+MIXED_TENSOR_PLANS = frozenset({"tp", "fsdp2+tp"})
 MIXED_TENSOR_REASON = (
     "foreach and fused kernels refuse a list that mixes DTensor and plain tensor "
-    "parameters (torch 2.13: \"got mixed torch.Tensor and DTensor\"), so training fails"
+    "parameters (torch 2.13: \"got mixed torch.Tensor and DTensor\") or DTensors on "
+    "different meshes (\"Cannot run aten._foreach_addcmul_.Scalar on inputs with "
+    "different meshes\"), so training fails"
 )
 
 #: Constructor flags the space draws (set True; unset = torch's default).

@@ -106,6 +106,10 @@ class PlanSpec:
                 parts.append(f"{f.name}={value!r}")
         return f"PlanSpec({', '.join(parts)})"
 
+    def fsdp_unit(self, fqn: str) -> str:
+        """The FSDP unit holding parameter `fqn` (`fsdp_unit_of`; for predicates)."""
+        return fsdp_unit_of(self, fqn)
+
     @property
     def mesh_ndim(self) -> int:
         """Dimensions of the device mesh: 2 for HSDP, HYBRID_SHARD, FSDP2+TP and 2-D dtensor."""

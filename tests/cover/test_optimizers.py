@@ -168,6 +168,7 @@ def test_substitute_fits_an_optimizer_and_its_flags_to_the_plan():
     assert substitute("sgd", ("fused",), "fsdp2") == ("sgd", ())  # no sharding rule for fused SGD
     assert substitute("adam", ("capturable", "fused"), "fsdp2") == ("adam", ("capturable", "fused"))
     assert substitute("sgd", ("foreach", "maximize"), "tp") == ("sgd", ("maximize",))  # mixed DTensor/Tensor
+    assert substitute("adam", ("fused",), "fsdp2+tp") == ("adam", ())  # DTensors on two meshes
 
 
 def test_unsupported_plan_says_why():

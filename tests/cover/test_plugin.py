@@ -100,6 +100,7 @@ def _profile_line(result):
         ((), {}, ["10", "False"]),  # dev by default
         ((), {"CI": "true"}, ["25", "True", "NoneType"]),  # ours, not Hypothesis's own ci
         (("--hypothesis-profile=ci",), {}, ["25", "True", "NoneType"]),
+        (("--hypothesis-profile=ci-full",), {}, ["100", "True", "NoneType"]),
         # nightly must not inherit derandomize / no-database from an auto-loaded ci profile
         (("--hypothesis-profile=nightly",), {"CI": "true"}, ["300", "False", "DirectoryBasedExampleDatabase"]),
     ],
@@ -110,6 +111,38 @@ def test_profiles(run, pytester, args, env, expected):
     assert result.ret == 0, result.outlines + result.errlines
     got = _profile_line(result)
     assert got[: len(expected)] == expected
+
+
+SEED_PROBE = """
+import pytest
+from hypothesis import strategies as st
+
+@pytest.mark.parametrize("form", ["a", "b"])
+def test_forms(osd, form):
+    drawn = []
+
+    @osd.given(st.integers(0, 10**9))
+    def check(x):
+        drawn.append(x)
+
+    check()
+    print("DRAWN", form, drawn)
+"""
+
+
+def _drawn(result):
+    return {l.split()[1]: l.split(None, 2)[2] for l in result.outlines if l.startswith("DRAWN ")}
+
+
+def test_derandomized_forms_of_one_test_draw_their_own_examples(run, pytester):
+    """``osd.given`` seeds each test from its node id under a derandomized profile:
+    the forms of a parametrized test share one inner function, which alone
+    would give them one sequence; each run draws the same ones again."""
+    pytester.makepyfile(test_probe=SEED_PROBE)
+    first = _drawn(run("-s", "--hypothesis-profile=ci"))
+    assert set(first) == {"a", "b"}, first
+    assert first["a"] != first["b"]
+    assert _drawn(run("-s", "--hypothesis-profile=ci")) == first
 
 
 def test_nightly_database_path_can_be_set(run, pytester, tmp_path):
