@@ -116,7 +116,29 @@ def group_counts(totals: Counter) -> dict[str, dict[str, int]]:
     return groups
 
 
-def format_report(totals: Counter) -> list[str]:
+def space_values(space: str, capabilities: Any, world_sizes: tuple[int, ...]) -> list[str]:
+    """The optimizer, plan and world tags that `space` offers a backend with `capabilities`
+    at `world_sizes`: what a run of it can draw, so the report can name what it did not."""
+    from .scenario import PLAN_KINDS, PlanSpec, plan_accepts
+    from .scenario._optimizers import OPTIMIZER_NAMES
+    from .strategies._core import CORE_OPTIMIZERS, core_plan_kinds
+
+    sizes = [w for w in world_sizes if capabilities.unsupported(world_size=w) is None]
+    plans = [
+        k for k in PLAN_KINDS
+        if capabilities.unsupported(plan=k) is None and any(plan_accepts(PlanSpec(k), w) is None for w in sizes)
+    ]
+    if space == "core":
+        plans = core_plan_kinds(plans)
+    sizes = [w for w in sizes if any(plan_accepts(PlanSpec(k), w) is None for k in plans)]
+    optimizers = CORE_OPTIMIZERS if space == "core" else OPTIMIZER_NAMES
+    return (
+        [f"optimizer:{o}" for o in optimizers] + [f"plan:{k}" for k in plans] + [f"world:{w}" for w in sizes]
+    )
+
+
+def format_report(totals: Counter, expected: list[str] = ()) -> list[str]:
+    """The report's lines; `expected` (`space_values`) are tags to name if no example drew them."""
     from .scenario._models import MODEL_TAGS
 
     lines = [f"{totals[_EXAMPLES]} example(s) reached a world"]
@@ -126,6 +148,9 @@ def format_report(totals: Counter) -> list[str]:
         values = groups[name]
         body = ", ".join(f"{v} {n}" for v, n in sorted(values.items(), key=lambda kv: (-kv[1], kv[0])))
         lines.append(f"{name}: {body}")
+    missing = [t for t in expected if totals[t] == 0]
+    if missing:
+        lines.append(f"values of the space no example drew: {', '.join(missing)}")
     missing = sorted(t for t in MODEL_TAGS if totals[t] == 0)
     if missing:
         lines.append(f"model features no example drew: {', '.join(missing)}")
@@ -139,5 +164,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not _totals[_EXAMPLES]:
         terminalreporter.write_line("no example reached a world")
         return
-    for line in format_report(_totals):
+    from .pytest_plugin import _CONFORMANCE
+    from .strategies import current_space
+
+    osd = config.stash.get(_CONFORMANCE, None)
+    expected = space_values(current_space(), osd.capabilities, osd.world_sizes) if osd is not None else []
+    for line in format_report(_totals, expected):
         terminalreporter.write_line(line)

@@ -304,6 +304,25 @@ class OptimizerSpec:
             return bool(momentum.value if isinstance(momentum, TensorValue) else momentum)
         return True
 
+    def optional_state(self, group: GroupSpec) -> frozenset[str]:
+        """The state entries torch.optim keeps for this group's parameters only because of
+        its hyperparameters: Adam/AdamW ``amsgrad`` (``max_exp_avg_sq``), RMSprop
+        ``centered`` (``grad_avg``) and ``momentum`` (``momentum_buffer``), SGD
+        ``momentum``.  Groups of one optimizer can so keep different keys
+        (expected-failure predicates ask)."""
+        h = self.effective_hparams(group)
+
+        def on(key: str) -> bool:
+            value = h.get(key)
+            return bool(value.value if isinstance(value, TensorValue) else value)
+
+        keys = {
+            "max_exp_avg_sq": self.name in ("adam", "adamw") and on("amsgrad"),
+            "grad_avg": self.name == "rmsprop" and on("centered"),
+            "momentum_buffer": self.name in ("rmsprop", "sgd") and on("momentum"),
+        }
+        return frozenset(k for k, v in keys.items() if v)
+
     def unsupported_plan(self, plan_kind: str) -> str | None:
         """Why this optimizer cannot run under plans of `plan_kind`, or None."""
         if plan_kind in WHOLE_PARAM_PLANS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from osdconform._coverage import format_report, group_counts
+from osdconform._coverage import format_report, group_counts, space_values
 
 PROBE = '''
 from hypothesis import given, settings, strategies as st
@@ -93,3 +93,17 @@ def test_report_groups_tags_by_prefix_and_lists_model_features_never_drawn():
     ]
     assert lines[5].startswith("model features no example drew: ")
     assert "tied," not in lines[5] and "dtype:float32" not in lines[5] and "module:linear" in lines[5]
+
+
+def test_report_names_the_values_of_the_space_no_example_drew():
+    from osdconform.backends import resolve_backend
+
+    totals = Counter({"examples": 1, "optimizer:sgd": 1, "plan:none": 1, "world:1": 1})
+    expected = space_values("core", resolve_backend("reference").capabilities, (1, 2))
+    assert expected == ["optimizer:adam", "optimizer:sgd", "optimizer:adamw", "plan:none", "plan:ddp",
+                        "plan:fsdp2", "world:1", "world:2"]
+    lines = format_report(totals, expected)
+    assert "values of the space no example drew: optimizer:adam, optimizer:adamw, plan:ddp, plan:fsdp2, world:2" in lines
+    full = space_values("full", resolve_backend("torch-save").capabilities, (1, 2, 3, 4))
+    assert "optimizer:lbfgs" in full and "plan:zero" not in full  # torch-save declares plan none only
+
