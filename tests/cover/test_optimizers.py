@@ -46,6 +46,7 @@ from osdconform.scenario._optimizers import (
     accepts_param,
     flags_problem,
     kind_of,
+    optimizer_class,
     tensor_lr_problem,
 )
 from osdconform.strategies._optimizers import fit_optimizers, flag_sets, optimizer_blueprints, substitute
@@ -391,3 +392,28 @@ def test_shrinks_permuted_params_to_two_swapped():
     # One layer's two parameters, swapped (a Linear's, or a tied pair's).
     assert len(group.params) == 2 and group.params == tuple(reversed(s.model.param_fqns()))
     assert len(s.model.layers) == 1 and s.steps == 0 and s.world_size == 1
+
+
+@pytest.mark.parametrize(
+    "name, hparams",
+    [
+        ("adam", {"amsgrad": True}),
+        ("adamw", {"amsgrad": True}),
+        ("rmsprop", {"centered": True}),
+        ("rmsprop", {"momentum": 0.9}),
+        ("rmsprop", {"centered": True, "momentum": 0.9}),
+        ("sgd", {"momentum": 0.9}),
+        ("adagrad", {"lr_decay": 0.1}),  # no optional state
+    ],
+)
+def test_optional_state_names_the_keys_a_groups_hyperparameters_add(name, hparams):
+    """`OptimizerSpec.optional_state` (read by expected-failure predicates) against torch."""
+    spec = OptimizerSpec(name, (GroupSpec(("a",), ()), GroupSpec(("b",), tuple(hparams.items()))))
+    a, b = nn.Parameter(torch.ones(2)), nn.Parameter(torch.ones(2))
+    opt = optimizer_class(name)([{"params": [a]}, {"params": [b], **hparams}], lr=0.1)
+    (a.sum() + b.square().sum()).backward()
+    opt.step()
+    plain, extra = set(opt.state[a]), set(opt.state[b])
+    assert spec.optional_state(spec.groups[0]) == frozenset()
+    assert spec.optional_state(spec.groups[1]) == frozenset(extra - plain)
+    assert plain <= extra

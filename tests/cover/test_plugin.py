@@ -131,7 +131,8 @@ def test_forms(osd, form):
 
 
 def _drawn(result):
-    return {l.split()[1]: l.split(None, 2)[2] for l in result.outlines if l.startswith("DRAWN ")}
+    found = [l.split("DRAWN ", 1)[1] for l in result.outlines if "DRAWN " in l]
+    return {d.split(None, 1)[0]: d.split(None, 1)[1] for d in found}
 
 
 def test_derandomized_forms_of_one_test_draw_their_own_examples(run, pytester):
