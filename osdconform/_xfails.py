@@ -13,6 +13,8 @@ Each non-comment line is one entry with five fields separated by ``" | "``::
   e.g. ``"reshard_load"``: a property of two steps may fail in one only) and
   ``fault`` (the injected `Fault` of an ``errors`` example, else None: each
   fault kind is its own defect), e.g. ``o.full and "optimizer:adam" in s.features``;
+  it may call the named conditions of `_xfail_predicates` (``got_grad(s)``,
+  ``dsd_set_misses_state(s)``, ...);
 * ``match``: text the failure message must contain; a failure that does not
   contain it is a real failure, so one known bug cannot hide another;
 * ``reason``: why this is a defect of the backend, in a sentence;
@@ -38,6 +40,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._xfail_predicates import HELPERS
 
 #: The builtins a predicate may call (it is an expression over plain data, not a program).
 PREDICATE_BUILTINS = {f.__name__: f for f in (len, any, all, sum, min, max, sorted, set)}
@@ -65,7 +69,9 @@ class XfailEntry:
         if prop not in self.properties:
             return False
         # Globals, not locals: a comprehension's body sees only globals.
-        names = {"__builtins__": PREDICATE_BUILTINS, "s": scenario, "o": options, "step": step, "fault": fault}
+        names = {
+            "__builtins__": PREDICATE_BUILTINS, **HELPERS, "s": scenario, "o": options, "step": step, "fault": fault,
+        }
         try:
             return bool(eval(self._code, names))
         except Exception as exc:

@@ -537,6 +537,10 @@ class TreeSpec:
         """Parameters of ``Embedding(sparse=True)``: only ``SparseAdam`` takes their gradients."""
         return tuple(p.fqn for p in self._params() if p.sparse)
 
+    def unit_fqns(self, kind: type) -> tuple[str, ...]:
+        """FQNs of the submodules built from spec type `kind` (e.g. `BatchNormSpec`)."""
+        return tuple(u.fqn for u in _layout(self).units if u.kind is kind)
+
     def dtypes(self) -> frozenset[str]:
         """Dtype names of the parameters (the default dtype if there are none)."""
         return frozenset(p.dtype for p in self._params()) or frozenset({self.dtype})

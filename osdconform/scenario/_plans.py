@@ -283,14 +283,21 @@ def accepts(plan: PlanSpec, world_size: int, model: ModelSpec | None = None) -> 
             "when none of them gets a gradient (torch bug; see the reproducer)"
         )
     if plan.kind == "dtensor":
-        convs = conv_param_fqns(model)
-        conv = [f for f, places in plan.placements if f in convs and set(places) != {"R"}]
-        if conv:
+        sharded = [f for f, places in plan.placements if set(places) != {"R"}]
+        if sharded and conv_param_fqns(model):
             # torch 2.13: DTensor's convolution handler (_tp_conv) runs the
-            # local conv on a sharded weight as if it were whole, so training
-            # fails (kernel size 0, or "expected weight to be at least 1 at
-            # dimension 0" on an empty piece) or hangs, whatever the backend.
-            return f"DTensor convolutions cannot train with a sharded weight or bias: {conv}"
+            # local conv on a sharded weight, or on the sharded activation a
+            # sharded layer before it hands on, as if it were whole, so
+            # training fails (kernel size 0, "expected weight to be at least
+            # 1 at dimension 0", "expected input ... to have 5 channels, but
+            # got 2") or hangs, whatever the backend.
+            return f"DTensor convolutions cannot train in a model with sharded parameters: {sharded}"
+        norms = [f for f in sharded if f in batchnorm_param_fqns(model)]
+        if norms:
+            # torch 2.13: batch_norm on a channel-sharded DTensor runs on each
+            # rank's channels, and a rank with none fails ("input tensor must
+            # have at least one element, but got input_sizes = [8, 0]").
+            return f"DTensor batch norm cannot train with sharded parameters: {norms}"
     sparse = getattr(model, "sparse_param_fqns", lambda: ())()
     if sparse and plan.kind != "none":
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse
@@ -334,6 +341,14 @@ def conv_param_fqns(model: ModelSpec) -> frozenset[str]:
     weights = {f for f, shape in shapes.items() if f.endswith(".weight") and len(shape) >= 3}
     biases = {f for f in shapes if f.endswith(".bias") and f[: -len("bias")] + "weight" in weights}
     return frozenset(weights | biases)
+
+
+def batchnorm_param_fqns(model: ModelSpec) -> frozenset[str]:
+    """Parameters of BatchNorm modules."""
+    from ._models import BatchNormSpec
+
+    units = getattr(model, "unit_fqns", lambda kind: ())(BatchNormSpec)
+    return frozenset(f for f in model.param_fqns() if f.rpartition(".")[0] in units)
 
 
 #: The dim of a Linear's weight each TP style splits.

@@ -22,7 +22,14 @@ from typing import Sequence
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, ModelSpec, PlanSpec
-from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, conv_param_fqns, empty_tp_pieces, mesh_shape_2d
+from ..scenario._plans import (
+    FSDP1_STRATEGIES,
+    TP_STYLES,
+    batchnorm_param_fqns,
+    conv_param_fqns,
+    empty_tp_pieces,
+    mesh_shape_2d,
+)
 from ._models import MAX_PARAMS, MAX_UNITS
 
 #: A Linear has at least one parameter, so no model has more Linears than this.
@@ -116,10 +123,12 @@ def fit_plan(blueprint: PlanBlueprint, model: ModelSpec, world_size: int) -> Pla
         mesh_2d = blueprint.mesh_2d and two_d
         ndims = 2 if mesh_2d else 1
         placements = []
-        conv = conv_param_fqns(model)  # replicated: see `scenario._plans.accepts`
+        # Replicated: see `scenario._plans.accepts` (DTensor conv and batch norm).
+        convs = bool(conv_param_fqns(model))
+        norms = batchnorm_param_fqns(model)
         for (fqn, shape), codes in zip(model.param_shapes().items(), blueprint.placements):
             places = tuple(_placement(c, len(shape)) for c in codes[:ndims])
-            if fqn in conv:
+            if convs or fqn in norms:
                 continue
             if any(p != "R" for p in places):  # unlisted parameters are replicated
                 placements.append((fqn, places))

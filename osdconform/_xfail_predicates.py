@@ -1,0 +1,98 @@
+"""Named conditions that expected-failure predicates call (`_xfails` gives them these).
+
+A defect often shows only when some parameter has, or lacks, optimizer state
+at a given moment, which a one-line predicate cannot spell out readably.
+These functions work it out from the scenario's specs alone (no torch run):
+which parameters got a gradient, which still require grad after training,
+which hold state in the trained optimizer, and, for torch-dsd, what its get
+returns and what a strict set then misses.  Each says which torch behaviour it
+models; `tests/cover/test_xfail_predicates.py` checks them against real
+optimizers where torch can tell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def got_grad(s: Any) -> frozenset[str]:
+    """Parameters that received a gradient in some training step.
+
+    Used, not frozen at build, and at least one step (a parameter frozen
+    after k >= 1 steps got one at step 0).  Under FSDP1 an unused parameter
+    gets a zero gradient too when a parameter of its unit got one (FSDP1
+    computes gradients per flat parameter; the golden twin does the same).
+    """
+    if s.steps == 0:
+        return frozenset()
+    frozen = s.model.frozen_after()
+    unused = set(s.model.unused_param_fqns())
+    fqns = [f for f in s.model.param_fqns() if frozen.get(f) != 0]
+    got = {f for f in fqns if f not in unused}
+    if s.plan.kind == "fsdp1":
+        units = {s.plan.fsdp_unit(f) for f in got}
+        got |= {f for f in fqns if s.plan.fsdp_unit(f) in units}
+    return frozenset(got)
+
+
+def trainable_at_end(s: Any) -> frozenset[str]:
+    """Parameters that still require grad after training (one frozen after k
+    steps stops before step k, so after ``s.steps`` steps only if k < steps)."""
+    frozen = s.model.frozen_after()
+    return frozenset(
+        f for f in s.model.param_fqns() if frozen.get(f) != 0 and frozen.get(f, s.steps) >= s.steps
+    )
+
+
+def stateful_params(opt: Any) -> tuple[str, ...]:
+    """Parameters of `opt`'s groups that keep state (all but plain SGD's)."""
+    return tuple(f for g in opt.groups if opt.group_keeps_state(g) for f in g.params)
+
+
+def state_after_training(s: Any, opt: Any) -> frozenset[str]:
+    """Parameters `opt` holds state for after training.
+
+    Adagrad gives every parameter state in its constructor; LBFGS keeps all
+    its state under its first parameter once it has stepped; the others
+    create a parameter's state at its first gradient.
+    """
+    if opt.name == "adagrad":
+        return frozenset(opt.param_fqns())
+    if opt.name == "lbfgs":
+        return frozenset(opt.param_fqns()[:1]) if s.steps else frozenset()
+    got = got_grad(s)
+    return frozenset(f for f in stateful_params(opt) if f in got)
+
+
+def dsd_saved_state(s: Any, opt: Any) -> frozenset[str]:
+    """Parameters torch-dsd's get returns state for: the trained state, or, for an
+    optimizer without any, what its zero-gradient step (``_init_optim_state``)
+    creates: the parameters of stateful groups that require grad."""
+    trained = state_after_training(s, opt)
+    if trained:
+        return trained
+    trainable = trainable_at_end(s)
+    return frozenset(f for f in stateful_params(opt) if f in trainable)
+
+
+def dsd_set_misses_state(s: Any) -> frozenset[str]:
+    """Parameters a strict, nested-form torch-dsd set finds no saved state for.
+
+    ``_split_optim_state_dict`` demands state for every parameter that
+    requires grad in the objects loaded into (fresh ones: all but those
+    frozen at build), unless the checkpoint holds no state at all.
+    """
+    saved = [dsd_saved_state(s, opt) for opt in s.optimizers]
+    if not any(saved):
+        return frozenset()
+    frozen = s.model.frozen_after()
+    return frozenset(
+        f for opt, state in zip(s.optimizers, saved) for f in opt.param_fqns() if frozen.get(f) != 0 and f not in state
+    )
+
+
+#: What predicates see besides ``s``, ``o``, ``step`` and ``fault``.
+HELPERS = {
+    f.__name__: f
+    for f in (got_grad, trainable_at_end, stateful_params, state_after_training, dsd_saved_state, dsd_set_misses_state)
+}
