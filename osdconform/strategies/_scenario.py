@@ -76,7 +76,7 @@ def full_scenarios(
     plan = fit_plan(plan_bp, model, world_size)
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.
-    assume(plan_accepts(plan, world_size, model) is None)
+    assume(plan_accepts(plan, world_size, model, steps) is None)
     # An optimizer that fits no parameter of the model (SparseAdam on a model
     # without sparse parameters) is dropped; rare examples where all are, are
     # rejected.
