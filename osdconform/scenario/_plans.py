@@ -300,6 +300,12 @@ def accepts(
             # rank's channels, and a rank with none fails ("input tensor must
             # have at least one element, but got input_sizes = [8, 0]").
             return f"DTensor batch norm cannot train with sharded parameters: {norms}"
+        tables = [f for f in sharded if f in embedding_param_fqns(model)]
+        if tables:
+            # torch 2.13: an embedding lookup on a sharded DTensor table fails
+            # on a rank whose piece is empty ("index_select(): self indexing
+            # axis dim should be positive").
+            return f"DTensor embeddings cannot train with sharded tables: {tables}"
     sparse = getattr(model, "sparse_param_fqns", lambda: ())()
     if sparse and plan.kind != "none":
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse
@@ -362,12 +368,23 @@ def conv_param_fqns(model: ModelSpec) -> frozenset[str]:
     return frozenset(weights | biases)
 
 
+def _module_param_fqns(model: ModelSpec, kind: type) -> frozenset[str]:
+    units = getattr(model, "unit_fqns", lambda kind: ())(kind)
+    return frozenset(f for f in model.param_fqns() if f.rpartition(".")[0] in units)
+
+
 def batchnorm_param_fqns(model: ModelSpec) -> frozenset[str]:
     """Parameters of BatchNorm modules."""
     from ._models import BatchNormSpec
 
-    units = getattr(model, "unit_fqns", lambda kind: ())(BatchNormSpec)
-    return frozenset(f for f in model.param_fqns() if f.rpartition(".")[0] in units)
+    return _module_param_fqns(model, BatchNormSpec)
+
+
+def embedding_param_fqns(model: ModelSpec) -> frozenset[str]:
+    """Parameters (tables) of Embedding modules."""
+    from ._models import EmbeddingSpec
+
+    return _module_param_fqns(model, EmbeddingSpec)
 
 
 #: The dim of a Linear's weight each TP style splits.

@@ -27,6 +27,7 @@ from ..scenario._plans import (
     TP_STYLES,
     batchnorm_param_fqns,
     conv_param_fqns,
+    embedding_param_fqns,
     empty_tp_pieces,
     mesh_shape_2d,
 )
@@ -123,9 +124,9 @@ def fit_plan(blueprint: PlanBlueprint, model: ModelSpec, world_size: int) -> Pla
         mesh_2d = blueprint.mesh_2d and two_d
         ndims = 2 if mesh_2d else 1
         placements = []
-        # Replicated: see `scenario._plans.accepts` (DTensor conv and batch norm).
+        # Replicated: see `scenario._plans.accepts` (DTensor conv, batch norm, embedding).
         convs = bool(conv_param_fqns(model))
-        norms = batchnorm_param_fqns(model)
+        norms = batchnorm_param_fqns(model) | embedding_param_fqns(model)
         for (fqn, shape), codes in zip(model.param_shapes().items(), blueprint.placements):
             places = tuple(_placement(c, len(shape)) for c in codes[:ndims])
             if convs or fqn in norms:
