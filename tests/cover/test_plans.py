@@ -174,9 +174,11 @@ def test_shrinks_a_two_d_dtensor_scenario_to_one_sharded_parameter():
     # World 2 first: the shrinker must keep 4, the only world with a 2-D mesh.
     s = minimal(ost.full_scenarios(world_sizes=(2, 4), plan_kinds=["dtensor"]), condition)
     assert s.world_size == 4
-    # Placements are drawn per parameter position, so dropping layer 0 moves
-    # layer 1's codes: the shrinker sometimes stops at two 1-wide layers.
-    assert len(s.model.layers) <= 2 and all_ones(s.model)  # a (1, 1) weight has a dim 1
+    # Placements are drawn per parameter position, so dropping a layer moves
+    # the codes of those after it: the shrinker can stop at a few 1-wide
+    # layers (three since embedding tables stay replicated, which moved the
+    # draws that reach an S1 placement).
+    assert len(s.model.layers) <= 3 and all_ones(s.model)  # a (1, 1) weight has a dim 1
     ((fqn, places),) = s.plan.placements
     assert fqn.endswith(".weight") and places == ("R", "S1")
 
