@@ -91,8 +91,24 @@ def dsd_set_misses_state(s: Any) -> frozenset[str]:
     )
 
 
+def uneven_strided_params(s: Any) -> frozenset[str]:
+    """Parameters whose FSDP2-over-TP layout is a strided shard with unequal
+    pieces (`scenario._plans.uneven_strided_params`)."""
+    from .scenario._plans import uneven_strided_params as fn
+
+    return fn(s.plan, s.model, s.world_size)
+
+
 #: What predicates see besides ``s``, ``o``, ``step`` and ``fault``.
 HELPERS = {
     f.__name__: f
-    for f in (got_grad, trainable_at_end, stateful_params, state_after_training, dsd_saved_state, dsd_set_misses_state)
+    for f in (
+        got_grad,
+        trainable_at_end,
+        stateful_params,
+        state_after_training,
+        dsd_saved_state,
+        dsd_set_misses_state,
+        uneven_strided_params,
+    )
 }

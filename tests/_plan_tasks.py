@@ -143,3 +143,15 @@ def refuses_flat_params(ctx) -> str:
         return str(exc)
     raise AssertionError("the reference gathered FSDP1 flat parameters")
 
+
+
+def threads_after_builds(ctx, scenario: Scenario, builds: int) -> list[int]:
+    """This rank process's thread count (native threads too) after each of
+    `builds` builds of `scenario`'s workload in the same warm world."""
+    import os
+
+    counts = []
+    for _ in range(builds):
+        build_workload(scenario, rank=ctx.rank, device=ctx.device)
+        counts.append(len(os.listdir("/proc/self/task")))
+    return counts

@@ -8,7 +8,9 @@ hold; a backend's full OSD is compared with it within `GOLDEN_TOLERANCE`.
 
 Matching data parallelism: under a data-parallel plan each of the ``W`` ranks
 takes its slice of the global batch, its loss is the mean over its rows, and
-DDP / FSDP average the gradients over the ranks.  The twin does the same
+DDP / FSDP average the gradients over the ranks (under FSDP2+TP the ranks of
+a TP group share one slice, so there are as many slices as data-parallel
+ranks: `PlanSpec.batch_rows`).  The twin does the same
 arithmetic in the same order as far as it can: one forward and backward per
 rank slice (so batch statistics, e.g. BatchNorm's, are per slice as on the
 ranks), each slice's gradient divided by ``W``, the results summed in rank
@@ -119,7 +121,7 @@ def _loss_and_grads(module: torch.nn.Module, scenario: Scenario, batch) -> torch
         fsdp1.before_backward()
     try:
         if scenario.plan.data_parallel:
-            value = _data_parallel_grads(module, batch, scenario.world_size)
+            value = _data_parallel_grads(module, batch, scenario)
         else:
             value = loss(module(batch))
             if value.requires_grad:  # not when every used parameter is frozen
@@ -131,35 +133,44 @@ def _loss_and_grads(module: torch.nn.Module, scenario: Scenario, batch) -> torch
     return value
 
 
-def _data_parallel_grads(module: torch.nn.Module, batch, world: int) -> torch.Tensor:
-    """Add to each parameter's grad the mean over rank slices of the slice's gradient.
+def _data_parallel_grads(module: torch.nn.Module, batch, scenario: Scenario) -> torch.Tensor:
+    """Add to each parameter's grad the mean over the ranks' slices of the slice's gradient.
 
-    Returns the loss the ranks' closure returns (`_build._closure`): at world
-    1 the slice's loss, else the slice losses summed in rank order over the
-    world size.
+    The slices are the plan's (`PlanSpec.batch_rows`): one per rank, except
+    under FSDP2+TP, where the ranks of a TP group share theirs, so there are
+    as many slices as data-parallel ranks and each is that much larger (which
+    matters for batch statistics: a BatchNorm normalises over the rows its
+    rank sees).  Returns the loss the ranks' closure returns
+    (`_build._closure`): at world 1 the slice's loss, else the ranks' losses
+    (a shared slice's once per rank) summed in rank order over the world size.
     """
+    world = scenario.world_size
+    rows = ROWS_PER_RANK * world
+    rank_slices = [scenario.plan.batch_rows(rank, world, rows) for rank in range(world)]
+    slices = list(dict.fromkeys(rank_slices))  # distinct, in rank order
     params = [p for p in module.parameters()]
     before = [p.grad for p in params]
     for p in params:
         p.grad = None
     totals: list[torch.Tensor | None] = [None] * len(params)
-    losses = []
-    for rank in range(world):
-        rows = select_rows(batch, rank * ROWS_PER_RANK, (rank + 1) * ROWS_PER_RANK)
-        out = loss(module(rows))
-        losses.append(out.detach())
+    losses = {}
+    for start, stop in slices:
+        out = loss(module(select_rows(batch, start, stop)))
+        losses[start, stop] = out.detach()
         if not out.requires_grad:
             continue
         out.backward()
         for i, p in enumerate(params):
             if p.grad is None:
                 continue
-            part = p.grad / world
+            part = p.grad / len(slices)
             totals[i] = part if totals[i] is None else totals[i] + part
             p.grad = None
     for p, old, total in zip(params, before, totals):
         p.grad = old if total is None else total if old is None else old + total
-    return losses[0] if world == 1 else torch.stack(losses).sum() / world
+    if world == 1:
+        return losses[rank_slices[0]]
+    return torch.stack([losses[sl] for sl in rank_slices]).sum() / world
 
 
 class _Fsdp1Grads:

@@ -164,17 +164,12 @@ class PlanSpec:
         """Tags that depend on the model and world too (added to `Scenario.features`).
 
         ``fsdp2+tp:uneven strided shard``: FSDP2 shards a dim that colwise TP
-        already split (a strided shard) and the dim is not a multiple of the
-        world size, so the pieces are uneven.
+        already split (a strided shard) into pieces of different sizes
+        (`uneven_strided_params`).
         """
         tags = set()
-        if self.kind == "fsdp2+tp":
-            shapes = model.param_shapes()
-            for fqn, style in self.tp:
-                if style == "colwise":
-                    for name in (f"{fqn}.weight", f"{fqn}.bias"):
-                        if name in shapes and shapes[name][0] % world_size:
-                            tags.add("fsdp2+tp:uneven strided shard")
+        if uneven_strided_params(self, model, world_size):
+            tags.add("fsdp2+tp:uneven strided shard")
         return frozenset(tags)
 
     def describe(self) -> str:
@@ -405,6 +400,36 @@ def empty_tp_pieces(plan: PlanSpec, model: ModelSpec, tp_size: int) -> list[str]
     return empty
 
 
+def uneven_strided_params(plan: PlanSpec, model: ModelSpec, world_size: int) -> frozenset[str]:
+    """Parameters whose FSDP2-over-TP layout is a strided shard with unequal pieces.
+
+    Under ``fsdp2+tp`` a colwise Linear's weight and bias are split on dim 0
+    twice: by TP, then each TP piece by FSDP2 over the data-parallel ranks,
+    a layout DTensor writes ``(_StridedShard(0, split_factor=tp), Shard(0))``.
+    Data-parallel rank ``i`` holds chunk ``i`` of every TP piece; the pieces
+    are unequal when those sums differ (e.g. 6 rows on 2 x 2: TP 3 + 3, each
+    2 + 1, so dp ranks hold 4 and 2 rows).  Plain chunk arithmetic
+    (`reference._chunks`), for predicates and coverage.
+    """
+    if plan.kind != "fsdp2+tp" or mesh_shape_2d(world_size) is None:
+        return frozenset()
+    from ..reference._chunks import chunk_sizes
+
+    dp, tp = mesh_shape_2d(world_size)
+    shapes = model.param_shapes()
+    uneven = set()
+    for fqn, style in plan.tp:
+        if style != "colwise":
+            continue
+        for name in (f"{fqn}.weight", f"{fqn}.bias"):
+            if name not in shapes:
+                continue
+            per_dp_rank = [sum(chunk_sizes(piece, dp)[i] for piece in chunk_sizes(shapes[name][0], tp)) for i in range(dp)]
+            if len(set(per_dp_rank)) > 1:
+                uneven.add(name)
+    return frozenset(uneven)
+
+
 def apply_plan(plan: PlanSpec, module: nn.Module, device: torch.device, world_size: int) -> nn.Module:
     """Apply `plan` to `module` in place where possible; return what to train."""
     reason = accepts(plan, world_size)
@@ -441,10 +466,24 @@ def _zero(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
 # -- one function per kind ------------------------------------------------------
 
 
+#: Device meshes built in this process, by default process group, device
+#: type, shape and dim names.  A 2-D mesh creates a process group per dim, and
+#: nothing destroys them: a gloo group keeps three threads alive, so a warm
+#: world that built a mesh per example slowed down as it piled up thousands
+#: of them.  A mesh holds no model state, so one per shape serves every
+#: example; keying on the default group keeps a re-initialised world from
+#: seeing the old world's meshes.
+_MESHES: dict[tuple, object] = {}
+
+
 def _mesh(plan: PlanSpec, device: torch.device, world_size: int, names=None):
+    import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
 
-    return init_device_mesh(device.type, plan.mesh_shape(world_size), mesh_dim_names=names)
+    key = (dist.group.WORLD, device.type, plan.mesh_shape(world_size), names)
+    if key not in _MESHES:
+        _MESHES[key] = init_device_mesh(device.type, plan.mesh_shape(world_size), mesh_dim_names=names)
+    return _MESHES[key]
 
 
 def _none(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:

@@ -4,12 +4,15 @@ Checked against real worlds (gloo, via one module-scoped `WorldPool`): the
 reference gather of the ranks' trained optimizers equals the twin's full OSD,
 bit for bit where no gradient is averaged over several ranks (any plan at
 world 1; plan ``none``, where every rank trains the whole batch, at world 2),
-and within `golden_tolerance` under DDP and FSDP2 at world 2.  (Bitwise needs
+and within `golden_tolerance` under DDP and FSDP2 at world 2 and FSDP2+TP at
+world 4.  (Bitwise needs
 the twin to compute with one thread as ranks do: BatchNorm over a rank's 2 rows
 makes the gradients of the layers before it mathematically zero, so what is
 computed is rounding noise, which a change in reduction order changes.)
 A twin that ignored how data parallelism slices the batch would fail these
-(`test_a_whole_batch_twin_would_be_wrong_under_batchnorm`).
+(`test_a_whole_batch_twin_would_be_wrong_under_batchnorm`), and so would one
+that gave each rank of a TP group its own slice
+(`test_golden_matches_fsdp2_tp_whose_tp_groups_share_a_slice`).
 """
 
 from __future__ import annotations
@@ -166,6 +169,21 @@ def test_a_whole_batch_twin_would_be_wrong_under_batchnorm(pool):
     whole_batch = golden_workload(scenario, torch.device("cpu"))
     golden_train(whole_batch, scenario.replace(plan=PlanSpec()), scenario.steps)
     assert first_difference(full_osd(whole_batch.module, whole_batch.optimizers), ranks[0], tolerance=tolerance)
+
+
+def test_golden_matches_fsdp2_tp_whose_tp_groups_share_a_slice(pool):
+    """Under FSDP2+TP (2 x 2 mesh) the two ranks of a TP group train on one
+    slice of twice the rows; with a BatchNorm a twin that took one slice per
+    rank (as for DDP) would normalise over other rows and hold other state."""
+    model = TreeSpec(width=2, layers=(LinearSpec(out=4), BatchNormSpec(), LinearSpec(out=2)))
+    plan = PlanSpec("fsdp2+tp", tp=(("layers.0", "colwise"), ("layers.2", "rowwise")))
+    scenario = Scenario(seed=3, world_size=4, model=model, optimizers=_adam(model), plan=plan, steps=2)
+    ranks = pool.run(4, gt.trained_full_osd, scenario)
+    expected = golden_full_osd(scenario)
+    tolerance = golden_tolerance(model)
+    for rank, osd in enumerate(ranks):
+        assert_osd_equal(expected, osd, tolerance=tolerance, context=f"golden vs rank {rank}")
+    assert first_difference(golden_full_osd(scenario.replace(plan=PlanSpec("ddp"))), ranks[0], tolerance=tolerance)
 
 
 def test_golden_state_is_the_trained_state():

@@ -14,6 +14,8 @@ Rank-side code: ``tests/_plan_tasks.py``.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from hypothesis import example, given, settings
@@ -182,3 +184,25 @@ def test_flat_parameters_are_refused_with_the_reason(pool):
     messages = pool.run(2, pt.refuses_flat_params)
     assert "FSDP1 flat parameter '_flat_param'" in messages[0]
     assert "known only to FSDP's internals" in messages[0]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through Linux's /proc")
+@pytest.mark.parametrize(
+    "plan",
+    [
+        PlanSpec("fsdp2", mesh_2d=True),
+        PlanSpec("fsdp2+tp", tp=(("layers.0", "colwise"),)),
+        PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD"),
+        PlanSpec("dtensor", mesh_2d=True, placements=(("layers.0.weight", ("S0", "S1")),)),
+    ],
+    ids=lambda p: p.kind + ("-2d" if p.mesh_2d else ""),
+)
+def test_a_warm_world_does_not_pile_up_process_groups(pool, plan):
+    """Each 2-D mesh creates a process group per dim (three gloo threads
+    each, never destroyed); building one per example slowed a warm world to a
+    crawl after a few hundred examples.  Builds reuse one mesh per shape."""
+    model = TreeSpec(width=4, layers=(LinearSpec(out=4, bias=True),))
+    adam = OptimizerSpec("adam", (GroupSpec(model.param_fqns()),))
+    scenario = Scenario(seed=0, world_size=4, model=model, optimizers=(adam,), plan=plan, steps=0)
+    for rank, counts in enumerate(pool.run(4, pt.threads_after_builds, scenario, 4)):
+        assert counts[1:] == counts[:1] * 3, f"rank {rank}: threads after each build {counts}"
