@@ -91,6 +91,60 @@ def dsd_set_misses_state(s: Any) -> frozenset[str]:
     )
 
 
+#: State entries torch.optim keeps with the parameter's shape, besides the
+#: optional ones of `OptimizerSpec.optional_state`.
+PARAM_SHAPED_STATE = {
+    "adam": ("exp_avg", "exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq"),
+    "nadam": ("exp_avg", "exp_avg_sq"),
+    "radam": ("exp_avg", "exp_avg_sq"),
+    "adamax": ("exp_avg", "exp_inf"),
+    "adadelta": ("square_avg", "acc_delta"),
+    "rprop": ("prev", "step_size"),
+    "rmsprop": ("square_avg",),
+    "adagrad": ("sum",),
+    "asgd": ("ax",),
+}
+
+#: Optimizers whose ``weight_decay`` is added to the gradient (unless
+#: ``decoupled_weight_decay``), so that a parameter without a gradient of its
+#: own still steps with a non-zero one.
+_GRAD_WEIGHT_DECAY = ("adam", "nadam", "radam", "adamax", "adadelta", "rmsprop")
+
+
+def fsdp1_offload_mixes_state(s: Any, opt: Any, saved: frozenset[str]) -> bool:
+    """Whether FSDP1's offloaded full OSD shows `opt`'s state entries mixed up.
+
+    On a CPU model with ``offload_to_cpu``, FSDP1 gathers every state entry
+    of a sharded unit into one reused buffer and returns views of it without
+    a copy (``_gather_all_orig_param_state``), so each parameter's entries
+    all hold the values of the last one gathered.  That shows when FSDP1
+    really shards (world > 1, not NO_SHARD) and some parameter of `saved`
+    has two entries of its shape whose values differ: after a real gradient;
+    with Adamax (``exp_inf`` starts at ``eps``); with weight decay added to
+    a zero gradient; with Rprop after a real step (``step_size`` is ``lr``,
+    ``prev`` 0).  A zero gradient leaves the other optimizers' entries all 0.
+    """
+    if s.plan.kind != "fsdp1" or s.world_size == 1 or s.plan.sharding_strategy == "NO_SHARD":
+        return False
+    got_real_grad = got_grad(s) - set(s.model.unused_param_fqns())
+    trained = state_after_training(s, opt)
+    for group in opt.groups:
+        entries = set(PARAM_SHAPED_STATE.get(opt.name, ())) | opt.optional_state(group)
+        if len(entries) < 2:
+            continue
+        h = opt.effective_hparams(group)
+        grad_decay = (
+            opt.name in _GRAD_WEIGHT_DECAY and bool(h.get("weight_decay")) and not h.get("decoupled_weight_decay")
+        )
+        for f in group.params:
+            if f in saved and (
+                f in got_real_grad or opt.name == "adamax" or grad_decay or (opt.name == "rprop" and f in trained)
+            ):
+                return True
+    return False
+
+
 def uneven_strided_params(s: Any) -> frozenset[str]:
     """Parameters whose FSDP2-over-TP layout is a strided shard with unequal
     pieces (`scenario._plans.uneven_strided_params`)."""
@@ -110,5 +164,6 @@ HELPERS = {
         dsd_saved_state,
         dsd_set_misses_state,
         uneven_strided_params,
+        fsdp1_offload_mixes_state,
     )
 }
