@@ -91,6 +91,31 @@ def dsd_set_misses_state(s: Any) -> frozenset[str]:
     )
 
 
+def fsdp1_unit_partly_in_state(s: Any, saved_state: Any = dsd_saved_state) -> bool:
+    """Whether FSDP1's optimizer-state get refuses an optimizer of `s`.
+
+    ``FSDP.optim_state_dict`` (under torch-dsd's get too) raises "... is
+    not in the optimizer state" when an optimizer holds state for a
+    parameter of an FSDP unit but not for another parameter of that unit
+    that requires grad (``_optim_utils``: every parameter of the unit, in
+    any optimizer or none, frozen ones excepted).  `saved_state(s, opt)`
+    names what the optimizer holds at the get (torch-dsd's own get gives a
+    stateless optimizer state first: `dsd_saved_state`).
+    """
+    if s.plan.kind != "fsdp1":
+        return False
+    trainable = trainable_at_end(s)
+    units: dict[str, set[str]] = {}
+    for f in s.model.param_fqns():
+        units.setdefault(s.plan.fsdp_unit(f), set()).add(f)
+    for opt in s.optimizers:
+        saved = saved_state(s, opt)
+        for f in saved:
+            if any(g in trainable and g not in saved for g in units[s.plan.fsdp_unit(f)]):
+                return True
+    return False
+
+
 #: State entries torch.optim keeps with the parameter's shape, besides the
 #: optional ones of `OptimizerSpec.optional_state`.
 PARAM_SHAPED_STATE = {
@@ -165,5 +190,6 @@ HELPERS = {
         dsd_set_misses_state,
         uneven_strided_params,
         fsdp1_offload_mixes_state,
+        fsdp1_unit_partly_in_state,
     )
 }

@@ -109,7 +109,7 @@ class TestMismatchMessages(expecttest.TestCase):
         a = e.clone()
         a[0, 1] = 1.01
         a[1, 2] = 1.02
-        self.assertExpectedInline(self.message(_osd(e), _osd(a), tolerance=DTYPE_TOLERANCE), """OSD mismatch at state['layers.0.weight']['exp_avg']: values differ beyond rtol=0.0001, atol=1e-06 at index (0, 1): expected 1.0, actual 1.0099999904632568 (2 of 6 elements differ; max abs diff 0.02)""")
+        self.assertExpectedInline(self.message(_osd(e), _osd(a), tolerance=DTYPE_TOLERANCE), """OSD mismatch at state['layers.0.weight']['exp_avg']: values differ beyond atol + rtol * max|expected| (rtol=0.0001, atol=1e-06) at index (0, 1): expected 1.0, actual 1.0099999904632568 (2 of 6 elements differ; max abs diff 0.02)""")
 
     def test_tolerance_zero_dim(self):
         self.assertExpectedInline(
@@ -118,7 +118,7 @@ class TestMismatchMessages(expecttest.TestCase):
                 _osd(torch.tensor(1.001, dtype=torch.float64)),
                 tolerance=DTYPE_TOLERANCE,
             ),
-            """OSD mismatch at state['layers.0.weight']['exp_avg']: values differ beyond rtol=1e-09, atol=1e-12: expected 1.0, actual 1.001""",
+            """OSD mismatch at state['layers.0.weight']['exp_avg']: values differ beyond atol + rtol * max|expected| (rtol=1e-09, atol=1e-12): expected 1.0, actual 1.001""",
         )
 
     def test_context_prefix(self):
@@ -143,7 +143,7 @@ class TestMismatchMessages(expecttest.TestCase):
     def test_tolerance_with_nan_elsewhere(self):
         e = torch.tensor([float("nan"), 1.0])
         a = torch.tensor([float("nan"), 2.0])
-        self.assertExpectedInline(self.message(_osd(e), _osd(a), tolerance=DTYPE_TOLERANCE), """OSD mismatch at state['layers.0.weight']['exp_avg']: values differ beyond rtol=0.0001, atol=1e-06 at index (1,): expected 1.0, actual 2.0 (1 of 2 elements differ; max abs diff nan)""")
+        self.assertExpectedInline(self.message(_osd(e), _osd(a), tolerance=DTYPE_TOLERANCE), """OSD mismatch at state['layers.0.weight']['exp_avg']: values differ beyond atol + rtol * max|expected| (rtol=0.0001, atol=1e-06) at index (1,): expected 1.0, actual 2.0 (1 of 2 elements differ; max abs diff nan)""")
 
     def test_int_values(self):
         e = torch.arange(4)
@@ -171,6 +171,18 @@ class TestComparisonSemantics(expecttest.TestCase):
         self.assertIsNotNone(first_difference(torch.tensor(0.0), torch.tensor(-0.0)))
         self.assertIsNotNone(first_difference(0.0, -0.0))
         self.assertIsNone(first_difference(torch.tensor(0.0), torch.tensor(-0.0), tolerance=DTYPE_TOLERANCE))
+
+    def test_tolerance_is_relative_to_the_tensors_scale(self):
+        """Normwise: a small element may be off by more than its own rtol, not by
+        more than rtol of the tensor's largest entry (see `DTYPE_TOLERANCE`)."""
+        e = torch.tensor([1.0, 1e-3], dtype=torch.bfloat16)
+        rtol, atol = DTYPE_TOLERANCE[torch.bfloat16]
+        within = e.clone()
+        within[1] = 1e-3 + 0.9 * (atol + rtol)  # 37x its own value off
+        self.assertIsNone(first_difference(e, within, tolerance=DTYPE_TOLERANCE))
+        beyond = e.clone()
+        beyond[1] = 1e-3 + 1.2 * (atol + rtol)
+        self.assertIsNotNone(first_difference(e, beyond, tolerance=DTYPE_TOLERANCE))
 
     def test_within_tolerance_passes(self):
         e = torch.ones(4)
