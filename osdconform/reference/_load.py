@@ -2,7 +2,8 @@
 
 For each sharded parameter, each tensor state value that has the parameter's
 global shape is cut the way the parameter is cut (`shard_like`); 0-d values
-(such as ``step``) and non-tensors are copied whole, and any other shape is an
+(such as ``step``) and non-tensors are copied whole (except the moments of a
+0-d DTensor parameter, `PARAM_SHAPED`, which become DTensors like it), and any other shape is an
 error (no optimizer in the space keeps such state under a sharding plan:
 ``OptimizerSpec.unsupported_plan`` says why for Adafactor, LBFGS, ...).  The
 state of an unsharded parameter is copied whole whatever its shape.  A value that is already a DTensor laid
@@ -59,7 +60,11 @@ def _local_value(value: Any, param: torch.Tensor, where: str, piece=None) -> Any
             return _fsdp1.cut_piece(value, param, piece, where)
         except ValueError as exc:
             raise OSDLoadError(str(exc)) from None
-    if isinstance(param, DTensor) and value.dim() > 0:
+    name = where.rsplit("[", 1)[-1].strip("]'\"")
+    # A 0-d parameter's moments are 0-d too, and shaped like it (a DTensor
+    # when it is one), unlike the 0-d counters (``step``) torch keeps plain.
+    param_shaped_scalar = value.dim() == 0 and param.dim() == 0 and name in PARAM_SHAPED
+    if isinstance(param, DTensor) and (value.dim() > 0 or param_shaped_scalar):
         if tuple(value.shape) != tuple(param.shape):
             raise OSDLoadError(
                 f"{where}: shape {tuple(value.shape)} does not match the sharded parameter's "
@@ -71,7 +76,6 @@ def _local_value(value: Any, param: torch.Tensor, where: str, piece=None) -> Any
     # factors of a matrix, LBFGS flat vectors over all its parameters), and
     # its own load_state_dict takes them as they are.  Except the entries
     # torch.optim's optimizers keep shaped like the parameter: those must be.
-    name = where.rsplit("[", 1)[-1].strip("]'\"")
     if name in PARAM_SHAPED and value.dim() > 0 and tuple(value.shape) != tuple(param.shape):
         raise OSDLoadError(
             f"{where}: shape {tuple(value.shape)} does not match the parameter's shape {tuple(param.shape)}"

@@ -30,6 +30,7 @@ from osdconform.scenario import (
     LinearSpec,
     ModelSpec,
     OptimizerSpec,
+    ParamSpec,
     PlanSpec,
     Scenario,
     TreeSpec,
@@ -137,6 +138,14 @@ def test_the_layouts_are_what_the_plans_promise(pool):
     )
 )
 @example(scenario=ADAGRAD_EMPTY_FSDP1_PIECE)  # see tests/_regressions.py
+# A 0-d parameter, a replicated DTensor: its moments are 0-d DTensors, its step a plain tensor.
+@example(
+    scenario=Scenario(
+        seed=0, world_size=2, model=TreeSpec(width=1, layers=(ParamSpec(shape="0-d"),)),
+        optimizers=(OptimizerSpec("adam", (GroupSpec(("layers.p0",)),)),),
+        plan=PlanSpec("dtensor"), steps=1,
+    )
+)
 @example(
     scenario=Scenario(
         seed=0, world_size=2, model=TreeSpec(width=1, layers=(EmbeddingSpec(num=1),)),
