@@ -213,11 +213,21 @@ def test_every_reproducer_script_is_used_by_an_entry_or_a_plan_refusal():
 
 @pytest.mark.parametrize("script", SHIPPED_REPROS, ids=lambda p: p.stem)
 def test_shipped_reproducer_fails_while_the_bug_exists(script):
-    """Each reproducer exits 1 on this torch; exit 0 means torch fixed it: drop the entry."""
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-    proc = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
-    )
+    """Each reproducer exits 1 on this torch; exit 0 means torch fixed it: drop the entry.
+
+    A script killed by a signal is run once more: under load, torch's gloo
+    teardown at interpreter exit now and then aborts ("terminate called
+    without an active exception", SIGABRT) after the script has reproduced
+    its bug (seen once in CI with fsdp1_optim_state_dict_split_unit.py; 12
+    runs alone all exited 1).  A second abort still fails the test.
+    """
+    for _attempt in range(2):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+        proc = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+        )
+        if proc.returncode >= 0:
+            break
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, (
         f"{script.name} exited 0 on torch {torch.__version__}: the bug looks fixed; "

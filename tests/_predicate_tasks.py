@@ -1,0 +1,40 @@
+"""Rank tasks for tests/cover/test_xfail_predicates.py: what torch really does.
+
+Each builds and trains a scenario under its plan and asks torch the question
+a named condition of `osdconform._xfail_predicates` answers from the specs.
+"""
+
+from __future__ import annotations
+
+from osdconform.scenario import Scenario, build_workload, train
+
+
+def strided_pieces_torch_refuses(ctx, scenario: Scenario) -> list[str]:
+    """Parameters whose full tensor ``distribute_tensor`` cannot lay out as
+    the parameter is laid out (the call a full torch-dsd set makes)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    workload = build_workload(scenario, rank=ctx.rank, device=ctx.device)
+    refused = []
+    for fqn, param in workload.module.named_parameters():
+        if not isinstance(param, DTensor):
+            continue
+        full = param.full_tensor()
+        try:
+            distribute_tensor(full.detach(), param.device_mesh, param.placements)
+        except AssertionError:
+            refused.append(fqn)
+    return refused
+
+
+def dsd_get_error(ctx, scenario: Scenario) -> str | None:
+    """Train, then torch-dsd's full get; the error it raises, if any."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    workload = build_workload(scenario, rank=ctx.rank, device=ctx.device)
+    train(workload, scenario.steps)
+    try:
+        get_optimizer_state_dict(workload.model, workload.optimizers, options=StateDictOptions(full_state_dict=True))
+    except Exception as exc:  # noqa: BLE001 - the test compares the message
+        return f"{type(exc).__name__}: {exc}"
+    return None
