@@ -24,18 +24,11 @@ from osdconform.scenario import Scenario, build_workload, train
 
 # -- DTensor: shard_like / unshard against torch's own sharding ---------------
 
-#: Device meshes by shape, per rank process.  Building a 2-D mesh creates
-#: process groups (a collective on every rank), so each shape is built once per
-#: world; a respawned world starts with an empty cache.
-_MESHES: dict[tuple[int, ...], object] = {}
-
-
 def _mesh(ctx, shape: tuple[int, ...]):
-    from torch.distributed.device_mesh import init_device_mesh
+    """Built once per world (`scenario._plans.device_mesh`): a 2-D mesh creates process groups."""
+    from osdconform.scenario._plans import device_mesh
 
-    if shape not in _MESHES:
-        _MESHES[shape] = init_device_mesh(ctx.device.type, shape)
-    return _MESHES[shape]
+    return device_mesh(ctx.device.type, shape)
 
 
 def make_full(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:

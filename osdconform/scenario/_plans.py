@@ -476,14 +476,19 @@ def _zero(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
 _MESHES: dict[tuple, object] = {}
 
 
-def _mesh(plan: PlanSpec, device: torch.device, world_size: int, names=None):
+def device_mesh(device_type: str, shape: tuple[int, ...], names: tuple[str, ...] | None = None):
+    """The device mesh of `shape` over this process's world, built once (`_MESHES`)."""
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
 
-    key = (dist.group.WORLD, device.type, plan.mesh_shape(world_size), names)
+    key = (dist.group.WORLD, device_type, tuple(shape), names)
     if key not in _MESHES:
-        _MESHES[key] = init_device_mesh(device.type, plan.mesh_shape(world_size), mesh_dim_names=names)
+        _MESHES[key] = init_device_mesh(device_type, tuple(shape), mesh_dim_names=names)
     return _MESHES[key]
+
+
+def _mesh(plan: PlanSpec, device: torch.device, world_size: int, names=None):
+    return device_mesh(device.type, plan.mesh_shape(world_size), names)
 
 
 def _none(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:

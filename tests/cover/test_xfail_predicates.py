@@ -56,7 +56,7 @@ def test_a_parameter_frozen_after_k_steps_still_trains_until_step_k():
 
 _FROZEN_BESIDE_TRAINED = TreeSpec(width=2, layers=(LinearSpec(out=2, freeze=0), LinearSpec(out=1)))
 _TWO_LAYERS = TreeSpec(width=2, layers=(LinearSpec(out=2), LinearSpec(out=1)))
-_ONE_LINEAR = TreeSpec(width=3, layers=(LinearSpec(out=6, bias=True), LinearSpec(out=4, bias=True)))
+_TWO_COLWISE_LINEARS = TreeSpec(width=3, layers=(LinearSpec(out=6, bias=True), LinearSpec(out=4, bias=True)))
 
 
 @settings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -64,8 +64,8 @@ _ONE_LINEAR = TreeSpec(width=3, layers=(LinearSpec(out=6, bias=True), LinearSpec
 # Linear(3, 6) colwise on 2 x 2: TP 3 + 3, each 2 + 1 -> uneven; Linear(6, 4): 4 rows -> even.
 @example(
     Scenario(
-        seed=0, world_size=4, model=_ONE_LINEAR,
-        optimizers=(OptimizerSpec("adam", (GroupSpec(_ONE_LINEAR.param_fqns()),)),),
+        seed=0, world_size=4, model=_TWO_COLWISE_LINEARS,
+        optimizers=(OptimizerSpec("adam", (GroupSpec(_TWO_COLWISE_LINEARS.param_fqns()),)),),
         plan=PlanSpec("fsdp2+tp", tp=(("layers.0", "colwise"), ("layers.1", "colwise"))),
     )
 )
