@@ -1,7 +1,7 @@
 """Rank tasks for tests/cover/test_xfail_predicates.py: what torch really does.
 
 Each builds and trains a scenario under its plan and asks torch the question
-a named condition of `osdconform._xfail_predicates` answers from the specs.
+a named condition of `osdconform.expected_failures._conditions` answers from the specs.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
 from ..scenario import Scenario
-from ..scenario._golden import golden_full_osd, golden_tolerance
+from ..golden import golden_full_osd, golden_tolerance
 from ._steps import gather, source, summary
 
 

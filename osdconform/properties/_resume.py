@@ -23,7 +23,7 @@ from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
 from ..scenario import Scenario, train
-from ..scenario._golden import golden_tolerance
+from ..golden import golden_tolerance
 from ._steps import assert_all_equal, fresh, load_state, save_state, source
 
 

@@ -1,6 +1,6 @@
 """The ``osdconform`` command: report, backends, and the run/repro dispatch; entry-point backends.
 
-Most cases call `osdconform._cli.main` in-process; one per subcommand goes
+Most cases call `osdconform.cli.main` in-process; one per subcommand goes
 through ``python -m osdconform`` in a subprocess as a user (or a nightly
 job) would.  Entry-point backends are tested twice: the registry with a
 constructed `importlib.metadata.EntryPoint`, and a really installed one (a
@@ -22,8 +22,8 @@ from importlib import metadata
 import pytest
 
 from _installed_backend import install_entry_point_backend
-from osdconform._cli import main
-from osdconform._report import RunReport
+from osdconform.cli import main
+from osdconform.reporting._report import RunReport
 from osdconform.backends import BackendSpecError, entry_point_backends, known_backends, resolve_backend
 from osdconform.backends._registry import BUILTIN
 from osdconform.backends.reference import ReferenceBackend
@@ -150,7 +150,7 @@ def test_a_broken_entry_point_is_listed_with_its_error_and_exit_1(tmp_path):
 # --------------------------------------------------------------------------- run / repro dispatch
 
 
-@pytest.mark.parametrize("command, module", [("run", "osdconform._run"), ("repro", "osdconform._repro")])
+@pytest.mark.parametrize("command, module", [("run", "osdconform.cli._run"), ("repro", "osdconform.reporting._repro")])
 def test_run_and_repro_dispatch_to_their_modules(command, module, capsys):
     if importlib.util.find_spec(module) is not None:
         # Installed: the subcommand is that module's, and so is its --help.

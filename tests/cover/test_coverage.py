@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from osdconform._coverage import format_report, group_counts, space_values
+from osdconform.plugin._coverage import format_report, group_counts, space_values
 
 PROBE = '''
 from hypothesis import given, settings, strategies as st

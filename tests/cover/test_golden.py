@@ -42,7 +42,7 @@ from osdconform.scenario import (
     TreeSpec,
     UnusedSpec,
 )
-from osdconform.scenario._golden import golden_full_osd, golden_tolerance, golden_train, golden_workload
+from osdconform.golden import golden_full_osd, golden_tolerance, golden_train, golden_workload
 from osdconform.strategies import full_scenarios as scenarios
 
 

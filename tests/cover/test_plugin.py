@@ -249,7 +249,7 @@ def test_no_progress_line_in_short_logs_or_under_q(run, pytester, args):
 def test_log_mode_writes_at_most_one_line_per_30s(pytestconfig):
     from _pytest.terminal import TerminalReporter
 
-    from osdconform._progress import Counts, ProgressLine
+    from osdconform.plugin._progress import Counts, ProgressLine
 
     now = [1000.0]
     out = io.StringIO()
@@ -268,7 +268,7 @@ def test_log_mode_writes_at_most_one_line_per_30s(pytestconfig):
 
 
 def test_worker_counts_reach_the_controller_through_files(tmp_path):
-    from osdconform._progress import WorkerCounts, read_worker_counts
+    from osdconform.plugin._progress import WorkerCounts, read_worker_counts
 
     a, b = WorkerCounts(str(tmp_path), "gw0"), WorkerCounts(str(tmp_path), "gw1")
     for outcome in ("passed", "failed", "xfailed"):

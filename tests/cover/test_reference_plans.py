@@ -1,7 +1,7 @@
 """The reference under every plan, on real process groups.
 
 For each plan: train, gather the full OSD with the reference, and check it
-against the golden twin (`osdconform.scenario._golden`: the same scenario
+against the golden twin (`osdconform.golden`: the same scenario
 trained without a plan in this process, on the same rank slices of the batch
 and with the gradients the plan leaves, such as FSDP1's zero gradients for
 the unused parameters of a unit: a plan must not change what training
@@ -36,7 +36,7 @@ from osdconform.scenario import (
     TreeSpec,
     UnusedSpec,
 )
-from osdconform.scenario._golden import golden_full_osd
+from osdconform.golden import golden_full_osd
 from osdconform import reference as ref
 from osdconform.strategies import full_scenarios as scenarios
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from osdconform import _run
+from osdconform.cli import _run
 from osdconform.harness import under_torchrun
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 
 import _predicate_tasks as pt
 from osdconform import strategies as ost
-from osdconform._xfail_predicates import (
+from osdconform.expected_failures._conditions import (
     fsdp1_unit_partly_in_state,
     state_after_training,
     trainable_at_end,
@@ -23,7 +23,7 @@ from osdconform._xfail_predicates import (
 )
 from osdconform.harness import WorldPool
 from osdconform.scenario import GroupSpec, LinearSpec, OptimizerSpec, PlanSpec, Scenario, TreeSpec
-from osdconform.scenario._golden import golden_full_osd
+from osdconform.golden import golden_full_osd
 
 
 @pytest.fixture(scope="module")

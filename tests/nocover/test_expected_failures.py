@@ -22,7 +22,7 @@ import torch
 
 import osdconform
 from _suite_runner import run_suite
-from osdconform._xfails import SHIPPED_DIR, load_xfails
+from osdconform.expected_failures import SHIPPED_DIR, load_xfails
 
 pytestmark = pytest.mark.slow
 

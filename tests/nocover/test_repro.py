@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import pytest
 
 from _suite_runner import ROOT, TESTS, run_suite
-from osdconform import _repro, properties
+from osdconform import properties
+from osdconform.reporting import _repro
 from osdconform.backends import StateOptions
 from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario
 
@@ -28,11 +29,11 @@ HEALTHY = "osdconform.backends.reference:ReferenceBackend"
 
 
 def run_repro(*args: str, timeout: float = 300) -> tuple[int, str]:
-    """``osdconform repro ARGS`` (through ``python -m osdconform._repro``, from the repository root)."""
+    """``osdconform repro ARGS`` (through ``python -m osdconform.reporting._repro``, from the repository root)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     proc = subprocess.run(
-        [sys.executable, "-m", "osdconform._repro", *args],
+        [sys.executable, "-m", "osdconform.reporting._repro", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )
     return proc.returncode, proc.stdout + proc.stderr

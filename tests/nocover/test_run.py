@@ -51,7 +51,7 @@ def installed(tmp_path_factory) -> str:
 def run_installed(site: str, cwd, *args: str) -> tuple[int, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([site, TESTS])  # not the clone
-    proc = subprocess.run([sys.executable, "-m", "osdconform._run", *args],
+    proc = subprocess.run([sys.executable, "-m", "osdconform.cli._run", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
 

@@ -38,7 +38,7 @@ def torchrun(nproc: int, *args: str, timeout: float = 600) -> tuple[int, str, fl
 
 def run_suite(nproc: int, *pytest_args: str, targets: tuple[str, ...] = (FULL,)) -> tuple[int, str, float]:
     return torchrun(
-        nproc, "-m", "osdconform._run", *targets, "--",
+        nproc, "-m", "osdconform.cli._run", *targets, "--",
         "-p", "no:cacheprovider", "--tb=short", *pytest_args,
     )
 

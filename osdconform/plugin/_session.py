@@ -17,7 +17,7 @@ without a profile, ``dev`` is loaded (``ci`` when a CI variable is set).
 
 This module is the glue: what a report holds and how it is drawn lives in
 `_report` / `_results`, the progress line in `_progress`, expected failures
-in `_xfails`.
+in `osdconform.expected_failures`.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ from . import _profiles
 from ._progress import MODES as PROGRESS_MODES
 from ._progress import start_progress
 from ._results import ItemRecord, ResultCollector, example_features, option_features
-from ._xfails import XfailEntry, XfailFileError, load_xfails, shipped_xfails
-from .backends import BackendSpecError, StateOptions, resolve_backend
-from .harness import RankHang, WorldFailure, WorldPool, active_pool, device_kind, under_torchrun
-from .scenario import PLAN_KINDS, PlanSpec, plan_accepts
+from ..expected_failures import XfailEntry, XfailFileError, load_xfails, shipped_xfails
+from ..backends import BackendSpecError, StateOptions, resolve_backend
+from ..harness import RankHang, WorldFailure, WorldPool, active_pool, device_kind, under_torchrun
+from ..scenario import PLAN_KINDS, PlanSpec, plan_accepts
 
 _profiles.register_profiles()
 
-pytest_plugins = ["osdconform._coverage"]  # --osd-coverage
+pytest_plugins = ["osdconform.plugin._coverage"]  # --osd-coverage
 
 DEFAULT_WORLD_SIZES = (1, 2, 3, 4)
 HANG_RETRY_FACTOR = 4.0
@@ -186,7 +186,7 @@ class Conformance:
         if not runnable:
             reasons = "; ".join(f"{k}: {plan_accepts(PlanSpec(k), sizes[-1])}" for k in kinds)
             pytest.skip(f"the backend's plans run at none of world sizes {list(sizes)} ({reasons})")
-        from .strategies import CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, current_space
+        from ..strategies import CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, current_space
 
         if current_space() == "core":
             core = core_plan_kinds(runnable)
@@ -204,8 +204,8 @@ class Conformance:
 
         ``**kw`` go to `osdconform.strategies.scenarios` (``min_steps``, ``schedulers``).
         """
-        from .properties import representable
-        from .strategies import scenarios
+        from ..properties import representable
+        from ..strategies import scenarios
 
         drawn = scenarios(world_sizes=self.usable_world_sizes(), plan_kinds=self.plans(options), **kw)
         return drawn.filter(representable(options))
@@ -325,7 +325,7 @@ class Conformance:
 
         if self.repro_dir is None or self._item is None:
             return
-        from . import _repro
+        from ..reporting import _repro
 
         try:
             path = _repro.write_script(
@@ -389,7 +389,7 @@ def pytest_configure(config: pytest.Config) -> None:
         backend = resolve_backend(spec)
     except BackendSpecError as exc:
         raise pytest.UsageError(f"--osd-backend: {exc}") from None
-    from .strategies import set_space
+    from ..strategies import set_space
 
     set_space(_one_of(config, "osd_space", ("core", "full")))
     asked = config.getoption("osd_world_sizes")
@@ -462,7 +462,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     import torch
 
-    from .scenario import OPTIMIZER_NAMES, unknown_optimizers
+    from ..scenario import OPTIMIZER_NAMES, unknown_optimizers
 
     unknown = unknown_optimizers()
     return [

@@ -114,7 +114,7 @@ def _uses_xdist(args: list[str]) -> bool:
 
 def run_scaleout(args: list[str]) -> int:
     """One process of a torchrun launch: rank 0 runs pytest, the others serve it."""
-    from .harness import _scaleout
+    from ..harness import _scaleout
 
     if _uses_xdist(args):
         print("osdconform run: under torchrun the scale-out world is the parallelism; "
@@ -159,7 +159,7 @@ def run_main(argv: list[str] | None = None) -> int:
     if args.where:
         print(suites_dir()[0])
         return 0
-    from .harness._scaleout import under_torchrun
+    from ..harness._scaleout import under_torchrun
 
     if under_torchrun():
         return run_scaleout(passthrough)

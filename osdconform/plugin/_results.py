@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import pytest
 
-from ._report import RunReport, TestResult
+from ..reporting._report import RunReport, TestResult
 
 ITEM_PROPERTY = "osd_item"
 XFAILED_PROPERTY = "osd_xfailed"

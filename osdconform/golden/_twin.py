@@ -38,10 +38,10 @@ import torch
 
 from ..compare import DTYPE_TOLERANCE
 from ..reference import full_osd
-from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch
-from ._models import apply_freezes, loss, select_rows
-from ._plans import PlanSpec, fsdp_unit_of
-from ._spec import Scenario
+from ..scenario._build import ROWS_PER_RANK, Workload, build_workload, global_batch
+from ..scenario._models import apply_freezes, loss, select_rows
+from ..scenario._plans import PlanSpec, fsdp_unit_of
+from ..scenario._spec import Scenario
 
 #: Dtypes from the least to the most precise (for `golden_tolerance`).
 _PRECISION_ORDER = (torch.bfloat16, torch.float16, torch.float32, torch.float64)

@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 
 #: Subcommands implemented elsewhere: name -> (module, function, one-line help).
 DELEGATED = {
-    "run": ("osdconform._run", "run_main", "run the conformance suites (see `osdconform run --help`)"),
-    "repro": ("osdconform._repro", "repro_main", "write a standalone reproducer for a failure (see `osdconform repro --help`)"),
+    "run": ("osdconform.cli._run", "run_main", "run the conformance suites (see `osdconform run --help`)"),
+    "repro": ("osdconform.reporting._repro", "repro_main", "write a standalone reproducer for a failure (see `osdconform repro --help`)"),
 }
 
 
@@ -82,7 +82,7 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ._report import ReportError, difference, load_report, render_markdown
+    from ..reporting._report import ReportError, difference, load_report, render_markdown
 
     try:
         current = [load_report(path) for path in args.results]
@@ -112,7 +112,7 @@ def describe_capabilities(caps) -> dict:
 
 
 def _backends(args: argparse.Namespace) -> int:
-    from .backends import BackendSpecError, known_backends, resolve_backend
+    from ..backends import BackendSpecError, known_backends, resolve_backend
 
     rows = []
     status = 0

@@ -119,9 +119,9 @@ def group_counts(totals: Counter) -> dict[str, dict[str, int]]:
 def space_values(space: str, capabilities: Any, world_sizes: tuple[int, ...]) -> list[str]:
     """The optimizer, plan and world tags that `space` offers a backend with `capabilities`
     at `world_sizes`: what a run of it can draw, so the report can name what it did not."""
-    from .scenario import PLAN_KINDS, PlanSpec, plan_accepts
-    from .scenario._optimizers import OPTIMIZER_NAMES
-    from .strategies._core import CORE_OPTIMIZERS, core_plan_kinds
+    from ..scenario import PLAN_KINDS, PlanSpec, plan_accepts
+    from ..scenario._optimizers import OPTIMIZER_NAMES
+    from ..strategies._core import CORE_OPTIMIZERS, core_plan_kinds
 
     sizes = [w for w in world_sizes if capabilities.unsupported(world_size=w) is None]
     plans = [
@@ -139,7 +139,7 @@ def space_values(space: str, capabilities: Any, world_sizes: tuple[int, ...]) ->
 
 def format_report(totals: Counter, expected: list[str] = ()) -> list[str]:
     """The report's lines; `expected` (`space_values`) are tags to name if no example drew them."""
-    from .scenario._models import MODEL_TAGS
+    from ..scenario._models import MODEL_TAGS
 
     lines = [f"{totals[_EXAMPLES]} example(s) reached a world"]
     order = ["optimizer", "plan", "world", "dtype", "module", "container", "feature"]
@@ -164,8 +164,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not _totals[_EXAMPLES]:
         terminalreporter.write_line("no example reached a world")
         return
-    from .pytest_plugin import _CONFORMANCE
-    from .strategies import current_space
+    from ._session import _CONFORMANCE
+    from ..strategies import current_space
 
     osd = config.stash.get(_CONFORMANCE, None)
     expected = space_values(current_space(), osd.capabilities, osd.world_sizes) if osd is not None else []

@@ -13,7 +13,7 @@ Each non-comment line is one entry with five fields separated by ``" | "``::
   e.g. ``"reshard_load"``: a property of two steps may fail in one only) and
   ``fault`` (the injected `Fault` of an ``errors`` example, else None: each
   fault kind is its own defect), e.g. ``o.full and "optimizer:adam" in s.features``;
-  it may call the named conditions of `_xfail_predicates` (``got_grad(s)``,
+  it may call the named conditions of `_conditions` (``got_grad(s)``,
   ``dsd_set_misses_state(s)``, ...);
 * ``match``: text the failure message must contain; a failure that does not
   contain it is a real failure, so one known bug cannot hide another;
@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._xfail_predicates import HELPERS
+from ._conditions import HELPERS
 
 #: The builtins a predicate may call (it is an expression over plain data, not a program).
 PREDICATE_BUILTINS = {f.__name__: f for f in (len, any, all, sum, min, max, sorted, set)}
 
-SHIPPED_DIR = Path(__file__).parent / "expected_failures"
+SHIPPED_DIR = Path(__file__).parent
 
 
 class XfailFileError(ValueError):

@@ -123,7 +123,7 @@ def render_script(
     imports |= more
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     described = scenario.describe() if hasattr(scenario, "describe") else repr(scenario)
     opt_desc = options.describe() if hasattr(options, "describe") else repr(options)

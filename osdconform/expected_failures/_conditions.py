@@ -1,4 +1,4 @@
-"""Named conditions that expected-failure predicates call (`_xfails` gives them these).
+"""Named conditions that expected-failure predicates call (`_entries` gives them these).
 
 A defect often shows only when some parameter has, or lacks, optimizer state
 at a given moment, which a one-line predicate cannot spell out readably.
@@ -173,7 +173,7 @@ def fsdp1_offload_mixes_state(s: Any, opt: Any, saved: frozenset[str]) -> bool:
 def uneven_strided_params(s: Any) -> frozenset[str]:
     """Parameters whose FSDP2-over-TP layout is a strided shard with unequal
     pieces (`scenario._plans.uneven_strided_params`)."""
-    from .scenario._plans import uneven_strided_params as fn
+    from ..scenario._plans import uneven_strided_params as fn
 
     return fn(s.plan, s.model, s.world_size)
 

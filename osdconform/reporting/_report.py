@@ -4,7 +4,7 @@ A run of the suites (``--osd-report FILE``) writes a `RunReport` as JSON; the
 ``osdconform report`` command renders one or more of them as a Markdown
 conformance matrix and, given a baseline (last night's JSON), the difference:
 new failures, fixed, newly unsupported.  Kept free of pytest so that the
-command can read a report anywhere (``_results.py`` fills it during a run).
+command can read a report anywhere (``osdconform.plugin._results`` fills it during a run).
 
 Units: ``passed`` / ``failed`` / ``xfailed`` / ``xpassed`` count *examples*
 (every example Hypothesis ran, shrinking attempts included, so a failure
