@@ -15,5 +15,7 @@ _TESTS = os.path.dirname(os.path.abspath(__file__))
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-pytest_plugins = ["pytester"]
+# osdconform's own tests run with the conformance plugin (its profiles, the `osd` fixture):
+# the entry point alone is inert.
+pytest_plugins = ["pytester", "osdconform.plugin.conformance"]
 

@@ -14,7 +14,7 @@ checkpointing bugs live.
 
 With ``-n``, each worker sends its counts with the test's teardown report
 (``report.user_properties``, as the expected-failure totals do) and the
-controller adds them up.  Registered by ``osdconform.pytest_plugin``.
+controller adds them up.  Registered by ``osdconform.plugin.conformance``.
 """
 
 from __future__ import annotations
@@ -24,23 +24,14 @@ from typing import Any
 
 import pytest
 
+from ._config import CONFORMANCE_KEY, value
+
 _PROPERTY = "osd_coverage"
 _EXAMPLES = "examples"
 _COUNTS = pytest.StashKey[Counter]()
 
 #: Counts from every test report (so from every xdist worker, on the controller).
 _totals: Counter = Counter()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("osdconform")
-    group.addoption(
-        "--osd-coverage",
-        action="store_true",
-        default=False,
-        help="after the run, print how many examples exercised each optimizer, plan, "
-        "world size, dtype and feature",
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,7 +81,7 @@ def _targets(scenario: Any) -> dict[str, float]:
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     # Runs before the teardown report is made, so the counts travel with it.
     counts = item.stash.get(_COUNTS, None)
-    if counts and item.config.getoption("osd_coverage"):
+    if counts and value(item.config, "osd_coverage"):
         item.user_properties.append((_PROPERTY, dict(counts)))
     item.stash[_COUNTS] = Counter()
 
@@ -158,16 +149,15 @@ def format_report(totals: Counter, expected: list[str] = ()) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if not config.getoption("osd_coverage"):
+    if not value(config, "osd_coverage"):
         return
     terminalreporter.section("osdconform coverage")
     if not _totals[_EXAMPLES]:
         terminalreporter.write_line("no example reached a world")
         return
-    from ._session import _CONFORMANCE
     from ..strategies import current_space
 
-    osd = config.stash.get(_CONFORMANCE, None)
+    osd = config.stash.get(CONFORMANCE_KEY, None)
     expected = space_values(current_space(), osd.capabilities, osd.world_sizes) if osd is not None else []
     for line in format_report(_totals, expected):
         terminalreporter.write_line(line)

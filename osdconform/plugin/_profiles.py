@@ -1,7 +1,8 @@
 """Hypothesis profiles: ``dev`` (default), ``ci``, ``ci-full``, ``nightly`` and ``smoke``.
 
-Registered when the pytest plugin is imported, before Hypothesis reads
-``--hypothesis-profile``.  Every profile inherits from Hypothesis's built-in
+Registered when the conformance plugin is imported (or, for a run given an
+``--osd-*`` option, by the entry point), before Hypothesis reads
+``--hypothesis-profile``; never in a run that did not ask for osdconform.  Every profile inherits from Hypothesis's built-in
 ``default`` profile, never from whatever is loaded: Hypothesis auto-loads its
 own ``ci`` profile (derandomized, no database) when a CI variable is set, and
 ``nightly`` must not inherit that.

@@ -33,11 +33,13 @@ from typing import Any, Callable
 
 import pytest
 
+from ._config import PROGRESS_MODES, value
+
 LIVE_INTERVAL = 0.5
 LOG_INTERVAL = 30.0
 WORKER_WRITE_INTERVAL = 1.0
 WORKERINPUT_KEY = "osd_progress_dir"
-MODES = ("auto", "live", "log", "off")
+MODES = PROGRESS_MODES
 
 
 @dataclass
@@ -274,7 +276,7 @@ def progress_mode(config: pytest.Config) -> str:
     """``live``, ``log`` or ``off`` for this process (``off`` in xdist workers: nobody sees them)."""
     if hasattr(config, "workerinput"):
         return "off"
-    mode = config.getoption("osd_progress")
+    mode = value(config, "osd_progress")
     tr = config.pluginmanager.getplugin("terminalreporter")
     if tr is None or mode == "off":
         return "off"

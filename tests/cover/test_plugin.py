@@ -15,6 +15,7 @@ import pytest
 
 from _installed_backend import install_entry_point_backend
 from osdconform.backends._registry import BUILTIN
+from osdconform.plugin import CONFORMANCE_PLUGIN
 
 USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 
@@ -28,7 +29,9 @@ def run(pytester, monkeypatch):
             monkeypatch.delenv(k, raising=False)
         for k, v in (env or {}).items():
             monkeypatch.setenv(k, v)
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        # A project that uses the ``osd`` fixture in its own tests asks for
+        # the conformance plugin (the entry point alone is inert).
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", CONFORMANCE_PLUGIN, *args)
 
     return _run
 

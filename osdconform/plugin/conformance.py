@@ -1,23 +1,19 @@
-"""The pytest plugin (entry point ``pytest11``): options, the ``osd`` fixture, profiles.
+"""The conformance plugin: the ``osd`` fixture, the run's set-up, Hypothesis profiles.
 
-Options:
-
-* ``--osd-backend NAME|package.module:attr``: the backend under test (default ``reference``);
-* ``--osd-world-sizes 1,2,3,4``: world sizes scenarios may use;
-* ``--osd-device cpu|cuda``: gloo on CPU, or NCCL with one GPU per rank;
-* ``--osd-xfails FILE``: expected failures (default: the file shipped for a built-in backend);
-* ``--osd-timeout SECONDS``: per-example timeout before the world is torn down;
-* ``--osd-report FILE``: write the JSON conformance report (`_report`, `_results`);
-* ``--osd-progress auto|live|log|off``: the progress line (`_progress`).
-* ``--osd-repro-dir DIR``: where failing examples' reproducer scripts go.
+Loaded only when a run asks for osdconform (see `osdconform.plugin`: the
+suites' conftest lists it, or an ``--osd-*`` option was given); importing it
+imports torch and the harness.  The options it reads are declared in
+`_config` (``--osd-backend``, ``--osd-world-sizes``, ``--osd-device``,
+``--osd-xfails``, ``--osd-timeout``, ``--osd-report``, ``--osd-progress``,
+``--osd-space``, ``--osd-repro-dir``, ``--osd-coverage``).
 
 Bad values stop the run at start-up with one line (``pytest.UsageError``).
 Hypothesis's ``--hypothesis-profile`` / ``--hypothesis-seed`` work as usual;
 without a profile, ``dev`` is loaded (``ci`` when a CI variable is set).
 
 This module is the glue: what a report holds and how it is drawn lives in
-`_report` / `_results`, the progress line in `_progress`, expected failures
-in `osdconform.expected_failures`.
+`osdconform.reporting` / `_results`, the progress line in `_progress`,
+expected failures in `osdconform.expected_failures`.
 """
 
 from __future__ import annotations
@@ -33,7 +29,7 @@ from typing import Any, Callable
 import pytest
 
 from . import _profiles
-from ._progress import MODES as PROGRESS_MODES
+from ._config import CONFORMANCE_KEY, PROGRESS_MODES, value
 from ._progress import start_progress
 from ._results import ItemRecord, ResultCollector, example_features, option_features
 from ..expected_failures import XfailEntry, XfailFileError, load_xfails, shipped_xfails
@@ -59,32 +55,6 @@ def _is_final_replay() -> bool:
     return currently_in_test_context() and current_build_context().is_final
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("osdconform", "optimizer-state conformance")
-    group.addoption("--osd-backend", default="reference", metavar="NAME",
-                    help="backend under test: a built-in name, a name registered in the 'osdconform.backends' "
-                    "entry-point group, or package.module:attr (default: reference)")
-    group.addoption("--osd-world-sizes", default=None, metavar="LIST",
-                    help="comma-separated world sizes scenarios may use (default: 1,2,3,4, "
-                    "those the backend supports)")
-    group.addoption("--osd-device", default="cpu", metavar="cpu|cuda",
-                    help="cpu (gloo) or cuda (NCCL, one GPU per rank)")
-    group.addoption("--osd-xfails", default=None, metavar="FILE",
-                    help="expected-failures file (default: the one shipped for a built-in backend)")
-    group.addoption("--osd-timeout", default=120.0, type=float, metavar="SECONDS",
-                    help="per-example timeout; a world that exceeds it is torn down (default: 120)")
-    group.addoption("--osd-report", default=None, metavar="FILE",
-                    help="write the JSON conformance report (counts per property x backend x feature) to FILE; "
-                    "render it with `osdconform report FILE`")
-    group.addoption("--osd-progress", default="auto", metavar="|".join(PROGRESS_MODES),
-                    help="progress line: live on a terminal, a line per 30 s in logs, none under -q (default: auto)")
-    group.addoption("--osd-space", default="core", metavar="core|full",
-                    help="the scenario space: core (MLPs; SGD/Adam/AdamW; plans none, ddp, fsdp2; the default, "
-                    "what CI checks) or full (module trees, every torch.optim optimizer, every plan)")
-    group.addoption("--osd-repro-dir", default=None, metavar="DIR",
-                    help="where failing examples' reproducer scripts go (default: ./osdconform-repro)")
-
-
 def _parse_world_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = sorted({int(part) for part in text.split(",") if part.strip()})
@@ -98,11 +68,11 @@ def _parse_world_sizes(text: str) -> tuple[int, ...]:
 def _one_of(config: pytest.Config, name: str, allowed: tuple[str, ...]) -> str:
     # Checked here rather than with argparse choices: argparse's error is a
     # usage block; this is one line like every other bad --osd-* value.
-    value = config.getoption(name)
-    if value not in allowed:
+    given = value(config, name)
+    if given not in allowed:
         flag = "--" + name.replace("_", "-")
-        raise pytest.UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
-    return value
+        raise pytest.UsageError(f"{flag}: expected one of {', '.join(allowed)}, got {given!r}")
+    return given
 
 
 def _check_world_sizes(sizes: tuple[int, ...], backend: Any, spec: str) -> None:
@@ -375,7 +345,7 @@ class Conformance:
             self._pool = None
 
 
-_CONFORMANCE = pytest.StashKey[Conformance]()
+_CONFORMANCE = CONFORMANCE_KEY
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists (the progress line needs it)
@@ -384,7 +354,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from hypothesis import settings
 
         settings.load_profile(_profiles.profile_for_environment())
-    spec = config.getoption("osd_backend")
+    spec = value(config, "osd_backend")
     try:
         backend = resolve_backend(spec)
     except BackendSpecError as exc:
@@ -392,7 +362,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from ..strategies import set_space
 
     set_space(_one_of(config, "osd_space", ("core", "full")))
-    asked = config.getoption("osd_world_sizes")
+    asked = value(config, "osd_world_sizes")
     sizes = _parse_world_sizes(asked) if asked is not None else DEFAULT_WORLD_SIZES
     device = _one_of(config, "osd_device", ("cpu", "cuda"))
     _one_of(config, "osd_progress", PROGRESS_MODES)
@@ -411,7 +381,7 @@ def pytest_configure(config: pytest.Config) -> None:
             device_kind(device).check(max(sizes))
         except RuntimeError as exc:
             raise pytest.UsageError(str(exc)) from None
-    path = config.getoption("osd_xfails")
+    path = value(config, "osd_xfails")
     try:
         xfails = load_xfails(path) if path else shipped_xfails(getattr(backend, "name", spec))
     except XfailFileError as exc:
@@ -421,9 +391,9 @@ def pytest_configure(config: pytest.Config) -> None:
         backend=backend,
         world_sizes=sizes,
         device=device,
-        timeout=config.getoption("osd_timeout"),
+        timeout=value(config, "osd_timeout"),
         xfails=xfails,
-        repro_dir=config.getoption("osd_repro_dir")
+        repro_dir=value(config, "osd_repro_dir")
         or str(config.invocation_params.dir / "osdconform-repro"),
     )
     config.stash[_CONFORMANCE] = conformance
@@ -431,7 +401,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         # The process that sees every test's report: the only one, or the xdist controller.
         config.pluginmanager.register(
-            ResultCollector(config, conformance, config.getoption("osd_report")), "osdconform-results"
+            ResultCollector(config, conformance, value(config, "osd_report")), "osdconform-results"
         )
 
 
@@ -439,10 +409,10 @@ def _scaleout_world_sizes(config, sizes, device, scaleout) -> tuple[int, ...]:
     """Under torchrun the world size is fixed (WORLD_SIZE): scenarios use that size only."""
     if device != scaleout.device:
         raise pytest.UsageError(f"--osd-device={device}, but the scale-out world runs on {scaleout.device}")
-    given = config.getoption("osd_world_sizes") is not None
+    given = value(config, "osd_world_sizes") is not None
     if given and scaleout.size not in sizes:
         raise pytest.UsageError(
-            f"--osd-world-sizes={config.getoption('osd_world_sizes')}: under torchrun the world "
+            f"--osd-world-sizes={value(config, 'osd_world_sizes')}: under torchrun the world "
             f"size is fixed at WORLD_SIZE={scaleout.size}"
         )
     return (scaleout.size,)
