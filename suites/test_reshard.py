@@ -21,7 +21,7 @@ def test_reshard(osd, form):
     if len(sizes) < 2:
         pytest.skip(f"needs two world sizes, got {list(sizes)}")
 
-    @osd.given(ost.reshard_pairs(world_sizes=sizes, plan_kinds=osd.plans(options)))
+    @osd.given(ost.reshard_pairs(world_sizes=sizes, plan_kinds=osd.plans(options), space=osd.space))
     def check(pair):
         saved_at, loaded_at = pair
         with osd.directory() as directory:

@@ -107,29 +107,8 @@ def group_counts(totals: Counter) -> dict[str, dict[str, int]]:
     return groups
 
 
-def space_values(space: str, capabilities: Any, world_sizes: tuple[int, ...]) -> list[str]:
-    """The optimizer, plan and world tags that `space` offers a backend with `capabilities`
-    at `world_sizes`: what a run of it can draw, so the report can name what it did not."""
-    from ..scenario import PLAN_KINDS, PlanSpec, plan_accepts
-    from ..scenario._optimizers import OPTIMIZER_NAMES
-    from ..strategies._core import CORE_OPTIMIZERS, core_plan_kinds
-
-    sizes = [w for w in world_sizes if capabilities.unsupported(world_size=w) is None]
-    plans = [
-        k for k in PLAN_KINDS
-        if capabilities.unsupported(plan=k) is None and any(plan_accepts(PlanSpec(k), w) is None for w in sizes)
-    ]
-    if space == "core":
-        plans = core_plan_kinds(plans)
-    sizes = [w for w in sizes if any(plan_accepts(PlanSpec(k), w) is None for k in plans)]
-    optimizers = CORE_OPTIMIZERS if space == "core" else OPTIMIZER_NAMES
-    return (
-        [f"optimizer:{o}" for o in optimizers] + [f"plan:{k}" for k in plans] + [f"world:{w}" for w in sizes]
-    )
-
-
 def format_report(totals: Counter, expected: list[str] = ()) -> list[str]:
-    """The report's lines; `expected` (`space_values`) are tags to name if no example drew them."""
+    """The report's lines; `expected` (`Space.values`) are tags to name if no example drew them."""
     from ..scenario._models import MODEL_TAGS
 
     lines = [f"{totals[_EXAMPLES]} example(s) reached a world"]
@@ -155,9 +134,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not _totals[_EXAMPLES]:
         terminalreporter.write_line("no example reached a world")
         return
-    from ..strategies import current_space
-
     osd = config.stash.get(CONFORMANCE_KEY, None)
-    expected = space_values(current_space(), osd.capabilities, osd.world_sizes) if osd is not None else []
+    expected = osd.space.values(osd.capabilities, osd.world_sizes) if osd is not None else []
     for line in format_report(_totals, expected):
         terminalreporter.write_line(line)

@@ -36,6 +36,7 @@ from ..expected_failures import XfailEntry, XfailFileError, load_xfails, shipped
 from ..backends import BackendSpecError, StateOptions, resolve_backend
 from ..harness import RankHang, WorldFailure, WorldPool, active_pool, device_kind, under_torchrun
 from ..scenario import PLAN_KINDS, PlanSpec, plan_accepts
+from ..strategies import CORE, SPACES, Space, space
 
 _profiles.register_profiles()
 
@@ -101,6 +102,8 @@ class Conformance:
     device: str
     timeout: float
     xfails: list[XfailEntry]
+    #: The scenario space the run draws (``--osd-space``).
+    space: Space = CORE
     repro_dir: str | None = None
     _pool: WorldPool | None = None
     _item: Any = None
@@ -145,39 +148,25 @@ class Conformance:
         return sizes
 
     def plans(self, options: StateOptions | None = None) -> list[str]:
-        """The plan kinds of the scenario model the backend supports (skip if none)."""
-        kinds = [k for k in PLAN_KINDS if self.capabilities.unsupported(options=options, plan=k) is None]
-        if not kinds:
+        """The plan kinds of the run's space the backend can be drawn at (skip if none)."""
+        drawable = self.space.drawable(self.capabilities, self.usable_world_sizes(), options)
+        if drawable.plans:
+            return list(drawable.plans)
+        if all(self.capabilities.unsupported(options=options, plan=k) for k in PLAN_KINDS):
             features = set(option_features(options)) if options is not None else set()
             self._record.skipped_unsupported(features | {f"plan:{k}" for k in PLAN_KINDS}, "no plan")
-            pytest.skip(f"unsupported by backend {self.name!r}: none of the plans {list(PLAN_KINDS)}")
-        sizes = self.usable_world_sizes()
-        runnable = [k for k in kinds if any(plan_accepts(PlanSpec(k), w) is None for w in sizes)]
-        if not runnable:
-            reasons = "; ".join(f"{k}: {plan_accepts(PlanSpec(k), sizes[-1])}" for k in kinds)
-            pytest.skip(f"the backend's plans run at none of world sizes {list(sizes)} ({reasons})")
-        from ..strategies import CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, current_space
-
-        if current_space() == "core":
-            core = core_plan_kinds(runnable)
-            if not core:
-                pytest.skip(
-                    f"none of the backend's plans {runnable} is in the core space "
-                    f"{list(CORE_PLANS + FALLBACK_PLANS)}; run with --osd-space=full"
-                )
-            return core
-        return runnable
+            pytest.skip(f"unsupported by backend {self.name!r}: {drawable.why_none}")
+        pytest.skip(drawable.why_none)
 
     def scenarios(self, options: StateOptions, **kw: Any):
         """Scenarios this backend can run in `options`' form: its world sizes, its plans
-        (of the current space), and only what the form can represent.
+        (of the run's space), and only what the form can represent.
 
-        ``**kw`` go to `osdconform.strategies.scenarios` (``min_steps``, ``schedulers``).
+        ``**kw`` go to `osdconform.strategies.Space.scenarios` (``min_steps``, ``schedulers``).
         """
         from ..properties import representable
-        from ..strategies import scenarios
 
-        drawn = scenarios(world_sizes=self.usable_world_sizes(), plan_kinds=self.plans(options), **kw)
+        drawn = self.space.scenarios(world_sizes=self.usable_world_sizes(), plan_kinds=self.plans(options), **kw)
         return drawn.filter(representable(options))
 
     def given(self, *strategies: Any, **kw_strategies: Any) -> Callable[[Callable], Callable]:
@@ -359,9 +348,7 @@ def pytest_configure(config: pytest.Config) -> None:
         backend = resolve_backend(spec)
     except BackendSpecError as exc:
         raise pytest.UsageError(f"--osd-backend: {exc}") from None
-    from ..strategies import set_space
-
-    set_space(_one_of(config, "osd_space", ("core", "full")))
+    drawn_space = space(_one_of(config, "osd_space", tuple(SPACES)))
     asked = value(config, "osd_world_sizes")
     sizes = _parse_world_sizes(asked) if asked is not None else DEFAULT_WORLD_SIZES
     device = _one_of(config, "osd_device", ("cpu", "cuda"))
@@ -393,6 +380,7 @@ def pytest_configure(config: pytest.Config) -> None:
         device=device,
         timeout=value(config, "osd_timeout"),
         xfails=xfails,
+        space=drawn_space,
         repro_dir=value(config, "osd_repro_dir")
         or str(config.invocation_params.dir / "osdconform-repro"),
     )

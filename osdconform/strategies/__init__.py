@@ -1,9 +1,11 @@
 """Hypothesis strategies that draw scenarios (see `osdconform.scenario`).
 
-One module per dimension (`_models`, `_optimizers`, `_plans`) and `_scenario`
-composing them.  ``scenarios(world_sizes=..., plan_kinds=...)`` draws whole
-scenarios; the pieces are public so suites and third parties can compose
-their own.
+One module per dimension (`_models`, `_optimizers`, `_plans`), `_scenario`
+composing them into the full space, `_core` the core space, and `_space`
+the spaces as objects (`CORE`, `FULL`: what a run draws and what it can
+draw).  ``scenarios(world_sizes=..., plan_kinds=..., space=CORE)`` draws
+whole scenarios; the pieces are public so suites and third parties can
+compose their own.
 """
 
 from ._models import dims, mlp_models, models, tree_models
@@ -12,17 +14,21 @@ from ._pairs import reshard_pairs
 from ._schedulers import schedulers
 from ._plans import plans
 from ._core import CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, core_scenarios
-from ._scenario import SPACES, current_space, full_scenarios, scenarios, set_space
+from ._scenario import full_scenarios
+from ._space import CORE, FULL, SPACES, Drawable, Space, scenarios, space
 
 __all__ = [
     "CORE_PLANS",
     "FALLBACK_PLANS",
     "core_plan_kinds",
+    "CORE",
+    "Drawable",
+    "FULL",
     "SPACES",
+    "Space",
     "core_scenarios",
-    "current_space",
     "full_scenarios",
-    "set_space",
+    "space",
     "dims",
     "hparams",
     "mlp_models",

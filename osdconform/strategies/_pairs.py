@@ -8,31 +8,25 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from ..scenario import PlanSpec, Scenario, plan_accepts
-from ._plans import plans
-from ._core import core_plan_kinds, core_plans
-from ._scenario import current_space, scenarios
+from ._space import CORE, Space
 
 
 @st.composite
 def reshard_pairs(
-    draw, *, world_sizes: Sequence[int], plan_kinds: Sequence[str], min_steps: int = 1
+    draw, *, world_sizes: Sequence[int], plan_kinds: Sequence[str], min_steps: int = 1, space: Space = CORE
 ) -> tuple[Scenario, Scenario]:
-    """(saved at W1 with P1, loaded at W2 with P2): same model, optimizers, seed; W1 != W2.
+    """(saved at W1 with P1, loaded at W2 with P2) of `space`: same model, optimizers, seed; W1 != W2.
 
     W2 shrinks toward the smallest other size, P2 toward the first kind given.
     """
-    first = draw(scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, min_steps=min_steps))
+    first = draw(space.scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, min_steps=min_steps))
     others = sorted(w for w in world_sizes if w != first.world_size)
     if not others:
         raise ValueError(f"resharding needs two world sizes, got {list(world_sizes)}")
     w2 = draw(st.sampled_from(others))
     kinds = [k for k in plan_kinds if plan_accepts(PlanSpec(k), w2) is None]
-    if current_space() == "core":
-        kinds = core_plan_kinds(kinds)
+    kinds = space.plan_kinds(kinds)
     assume(kinds)
-    if current_space() == "core":
-        plan = draw(core_plans(draw(st.sampled_from(kinds)), first.model))
-    else:
-        plan = draw(plans(first.model, kinds=kinds))
+    plan = draw(space.plans(first.model, kinds))
     assume(plan_accepts(plan, w2, first.model) is None)
     return first, first.replace(world_size=w2, plan=plan)

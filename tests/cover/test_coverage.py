@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from osdconform.plugin._coverage import format_report, group_counts, space_values
+from osdconform.plugin._coverage import format_report, group_counts
+from osdconform.strategies import space
 
 PROBE = '''
 from hypothesis import given, settings, strategies as st
@@ -99,11 +100,11 @@ def test_report_names_the_values_of_the_space_no_example_drew():
     from osdconform.backends import resolve_backend
 
     totals = Counter({"examples": 1, "optimizer:sgd": 1, "plan:none": 1, "world:1": 1})
-    expected = space_values("core", resolve_backend("reference").capabilities, (1, 2))
+    expected = space("core").values(resolve_backend("reference").capabilities, (1, 2))
     assert expected == ["optimizer:adam", "optimizer:sgd", "optimizer:adamw", "plan:none", "plan:ddp",
                         "plan:fsdp2", "world:1", "world:2"]
     lines = format_report(totals, expected)
     assert "values of the space no example drew: optimizer:adam, optimizer:adamw, plan:ddp, plan:fsdp2, world:2" in lines
-    full = space_values("full", resolve_backend("torch-save").capabilities, (1, 2, 3, 4))
+    full = space("full").values(resolve_backend("torch-save").capabilities, (1, 2, 3, 4))
     assert "optimizer:lbfgs" in full and "plan:zero" not in full  # torch-save declares plan none only
 

@@ -175,3 +175,37 @@ def test_an_fsdp1_unit_is_split_when_its_parameters_are_in_two_optimizers():
     assert tag in scenario.features  # both layers in the root unit
     for shard in (("layers.1",), ("layers.0", "layers.1")):
         assert tag not in scenario.replace(plan=PlanSpec("fsdp1", shard=shard)).features, shard
+
+
+def test_the_space_is_an_object_each_part_of_a_run_is_handed():
+    """`Space.drawable` is the one answer to "which plans and world sizes can a backend be
+    drawn at": the core space falls back to fsdp1/zero for a backend that runs none of
+    its plans, says why it draws nothing, and the full space draws every plan."""
+    from osdconform.backends import resolve_backend
+
+    fsdp1 = resolve_backend("fsdp1").capabilities
+    assert ost.CORE.drawable(fsdp1, (1, 2)).plans == ("fsdp1",)
+    torch_save = resolve_backend("torch-save").capabilities
+    drawable = ost.CORE.drawable(torch_save, (2, 3))
+    assert drawable.plans == () and "none of world sizes [2, 3]" in drawable.why_none
+    reference = resolve_backend("reference").capabilities
+    assert set(ost.FULL.drawable(reference, (1, 2, 3, 4)).plans) == set(PLAN_KINDS)
+    assert ost.space("full") is ost.FULL
+    assert set(ost.CORE.values(reference, (1,))) >= {"optimizer:adam", "plan:none", "world:1"}
+
+
+def test_reshard_pairs_draw_the_second_plan_from_the_space_they_are_given():
+    core_kinds = set(ost.CORE_PLANS)
+
+    def other_plan(pair):
+        return pair[1].plan.kind not in core_kinds
+
+    pair = minimal(ost.reshard_pairs(world_sizes=(1, 2), plan_kinds=PLAN_KINDS, space=ost.FULL), other_plan)
+    assert pair[1].plan.kind not in core_kinds and pair[0].world_size != pair[1].world_size
+
+    @given(ost.reshard_pairs(world_sizes=(1, 2), plan_kinds=PLAN_KINDS, space=ost.CORE))
+    @settings(max_examples=30, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    def core_only(pair):
+        assert {pair[0].plan.kind, pair[1].plan.kind} <= core_kinds
+
+    core_only()
