@@ -3,18 +3,31 @@
 Built-in: ``reference`` (the oracle), ``torch-dsd``, ``torch-dcp``, ``torch-save``,
 ``fsdp1`` and ``zero``.  Third-party adapters
 are named ``package.module:attr`` or registered by name in the entry-point
-group ``osdconform.backends``.  See `Backend` for the protocol.
+group ``osdconform.backends``, optionally with keyword arguments for a
+factory (``pkg.mod:make(compress=True)``).  See `Backend` for the protocol.
+
+This module is the adapter kit: everything an adapter needs is importable
+from here, so a third-party adapter never reaches into a private module
+(whose names may change): the protocol (`Backend`, `CheckpointBackend`,
+`Capabilities`, `StateOptions`), what the methods receive (`Workload`), and
+the converters between ``optimizer.state_dict()``'s index-keyed form and the
+canonical FQN-keyed OSD the suites compare (`to_canonical`, `to_native`,
+`split_osd`).
 """
 
+from ..scenario import Workload
+from ._native import split_osd, to_canonical, to_native
 from ._protocol import ALL_PLANS, Backend, Capabilities, CheckpointBackend, StateOptions
 from ._registry import (
     BUILTIN,
     ENTRY_POINT_GROUP,
     BackendSource,
     BackendSpecError,
+    builtin_name,
     entry_point_backends,
     known_backends,
     make_backend,
+    parse_spec,
     resolve_backend,
 )
 
@@ -28,8 +41,14 @@ __all__ = [
     "Capabilities",
     "CheckpointBackend",
     "StateOptions",
+    "Workload",
+    "builtin_name",
     "entry_point_backends",
     "known_backends",
     "make_backend",
+    "parse_spec",
     "resolve_backend",
+    "split_osd",
+    "to_canonical",
+    "to_native",
 ]

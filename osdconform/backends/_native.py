@@ -2,7 +2,9 @@
 
 ``optimizer.state_dict()`` keys state by the index of each parameter in
 param-group order; backends built on it (``zero``) convert at their boundary
-so the suites can compare them with everything else.  Written here, not taken
+so the suites can compare them with everything else.  Third-party adapters
+get `to_canonical`, `to_native` and `split_osd` from `osdconform.backends`
+(the public names; this module is their implementation).  Written here, not taken
 from the reference, so that a bug in one cannot hide a bug in the other.
 """
 

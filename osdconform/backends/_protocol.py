@@ -13,12 +13,15 @@ A minimal third-party adapter::
         capabilities = Capabilities(full=True, sharded=False, plans=frozenset({"none", "ddp"}))
 
         def get_optimizer_state(self, workload, options):
-            return my_lib.gather(workload.model, workload.optimizer)
+            return my_lib.gather(workload.model, workload.optimizers)
 
         def set_optimizer_state(self, workload, osd, options):
-            my_lib.load(workload.model, workload.optimizer, osd)
+            my_lib.load(workload.model, workload.optimizers, osd)
 
-and ``pytest suites --osd-backend=my_pkg.adapter:MyCheckpointer``.
+and ``pytest suites --osd-backend=my_pkg.adapter:MyCheckpointer``.  README's
+"Writing an adapter" has two complete, tested adapters and the contract.
+Every method is called on every rank at once; the suite puts a barrier
+between a ``save_checkpoint`` and the ``load_checkpoint`` that follows.
 
 A backend that writes checkpoints to storage (``torch-dcp``, ``torch-save``)
 declares ``checkpoint=True`` and implements `CheckpointBackend`'s
@@ -157,6 +160,9 @@ class CheckpointBackend(Backend, Protocol):
     def load_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:
         """Load what `save_checkpoint` wrote, possibly at another world size and plan.
 
-        A truncated or corrupted file must raise an exception naming the file.
+        Every rank's save has returned before any rank loads (the suite runs a
+        barrier between them), so a save may write on rank 0 only.  A
+        truncated or corrupted file must raise an exception naming the file,
+        on every rank, and leave the optimizers as they were.
         """
         ...

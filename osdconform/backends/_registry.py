@@ -13,10 +13,17 @@ group ``osdconform.backends``, e.g. in their ``pyproject.toml``::
 after which ``--osd-backend=mine`` works and ``osdconform backends`` lists it.
 A built-in name always wins over an entry point of the same name, so an
 installed package cannot silently replace the backend a nightly job tests.
+
+Any of these may end in keyword arguments, ``pkg.mod:make(compress=True)`` or
+``mine(level=3)``: the target is called with them to give the backend.  They
+are Python literals read with `ast.literal_eval` (never ``eval``), because the
+spec is still a plain string that every rank resolves on its own: a value that
+is not a literal could not be rebuilt the same on every rank anyway.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 from dataclasses import dataclass
@@ -83,21 +90,86 @@ def known_backends(entry_points: Iterable[metadata.EntryPoint] | None = None) ->
     return known
 
 
-def resolve_backend(spec: str, entry_points: Iterable[metadata.EntryPoint] | None = None) -> Any:
-    """Return the backend class (or factory / instance) that `spec` names."""
-    if spec in BUILTIN:
-        target = BUILTIN[spec]
-    elif ":" in spec:
-        target = spec
-    else:
-        registered = entry_point_backends(entry_points)
-        if spec not in registered:
-            names = sorted(BUILTIN) + sorted(registered)
+def parse_spec(spec: str) -> tuple[str, dict[str, Any] | None]:
+    """Split ``base(key=literal, ...)`` into ``base`` and its keyword arguments.
+
+    Without parentheses the arguments are None (the target is used as is: a
+    class is instantiated per example, an instance shared); with them, even
+    empty, the target is called with those arguments.  Only keyword arguments
+    with literal values are accepted, read by `ast.literal_eval`.
+    """
+    base, paren, rest = spec.partition("(")
+    base = base.strip()
+    if not paren:
+        return spec, None
+    if not base:
+        raise BackendSpecError(f"backend {spec!r}: nothing names the target before '('")
+    try:
+        call = ast.parse("f(" + rest, mode="eval").body
+    except SyntaxError as exc:
+        raise BackendSpecError(
+            f"backend {spec!r}: bad arguments ({exc.msg}); write name(key=literal, ...)"
+        ) from None
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.func.id != "f":
+        raise BackendSpecError(f"backend {spec!r}: text after the arguments; write name(key=literal, ...)")
+    if call.args:
+        raise BackendSpecError(f"backend {spec!r}: positional arguments are not accepted; write name(key=literal, ...)")
+    kwargs: dict[str, Any] = {}
+    for kw in call.keywords:
+        if kw.arg is None:
+            raise BackendSpecError(f"backend {spec!r}: '**' is not accepted; write name(key=literal, ...)")
+        try:
+            kwargs[kw.arg] = ast.literal_eval(kw.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise BackendSpecError(
-                f"unknown backend {spec!r}: use a known name ({', '.join(names)}) or package.module:attr"
-            )
-        target = registered[spec].target
-    return _load_target(spec, target)
+                f"backend {spec!r}: argument {kw.arg!r} is not a Python literal ({ast.unparse(kw.value)})"
+            ) from None
+    return base, kwargs
+
+
+def _target(base: str, entry_points: Iterable[metadata.EntryPoint] | None = None) -> str:
+    if base in BUILTIN:
+        return BUILTIN[base]
+    if ":" in base:
+        return base
+    registered = entry_point_backends(entry_points)
+    if base not in registered:
+        names = sorted(BUILTIN) + sorted(registered)
+        raise BackendSpecError(
+            f"unknown backend {base!r}: use a known name ({', '.join(names)}) or package.module:attr"
+        )
+    return registered[base].target
+
+
+def builtin_name(spec: str, entry_points: Iterable[metadata.EntryPoint] | None = None) -> str | None:
+    """The built-in backend whose own target `spec` resolves to, else None.
+
+    Only such a spec gets that built-in's shipped expected failures: a
+    third-party class that happens to call itself ``torch-dsd`` must not
+    inherit torch-dsd's recorded defects (they would hide its own).
+    """
+    base, _ = parse_spec(spec)
+    target = _target(base, entry_points)
+    for name, own in BUILTIN.items():
+        if own == target:
+            return name
+    return None
+
+
+def resolve_backend(spec: str, entry_points: Iterable[metadata.EntryPoint] | None = None) -> Any:
+    """Return the backend class (or factory / instance) that `spec` names.
+
+    With arguments (``target(key=value)``) the target is called with them and
+    what it returns is the backend, checked like any other.
+    """
+    base, kwargs = parse_spec(spec)
+    obj = _load_target(spec, _target(base, entry_points))
+    if kwargs is not None:
+        try:
+            obj = obj(**kwargs)
+        except Exception as exc:
+            raise BackendSpecError(f"backend {spec!r}: calling {base} raised {exc!r}") from exc
+    return _checked(spec, obj)
 
 
 def _load_target(spec: str, target: str) -> Any:
@@ -113,6 +185,10 @@ def _load_target(spec: str, target: str) -> Any:
             raise BackendSpecError(
                 f"backend {spec!r}: module {mod_name!r} has no attribute {attr!r}"
             ) from None
+    return obj
+
+
+def _checked(spec: str, obj: Any) -> Any:
     if not hasattr(obj, "capabilities"):
         raise BackendSpecError(f"backend {spec!r} has no 'capabilities'; see osdconform.backends.Backend")
     caps = obj.capabilities
@@ -128,6 +204,10 @@ def _load_target(spec: str, target: str) -> Any:
 
 
 def make_backend(spec: str) -> Any:
-    """A fresh backend instance for `spec` (a class is called; an instance is used as is)."""
+    """A fresh backend instance for `spec` (a class is called; an instance is used as is).
+
+    With arguments the factory is called again here, so each example gets
+    what the factory makes afresh.
+    """
     obj = resolve_backend(spec)
     return obj() if isinstance(obj, type) else obj

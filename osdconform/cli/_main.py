@@ -143,5 +143,6 @@ def _backends(args: argparse.Namespace) -> int:
             if not isinstance(value, bool):
                 print(f"    {name}: {value}")
     print("\nAny other backend: --osd-backend=package.module:attr, or register a name in the "
-          "'osdconform.backends' entry-point group.")
+          "'osdconform.backends' entry-point group; either may take keyword literals for a "
+          "factory: 'package.module:make(compress=True)'.")
     return status

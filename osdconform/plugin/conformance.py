@@ -33,7 +33,7 @@ from ._config import CONFORMANCE_KEY, PROGRESS_MODES, value
 from ._progress import start_progress
 from ._results import ItemRecord, ResultCollector, example_features, option_features
 from ..expected_failures import XfailEntry, XfailFileError, load_xfails, shipped_xfails
-from ..backends import BackendSpecError, StateOptions, resolve_backend
+from ..backends import BackendSpecError, StateOptions, builtin_name, resolve_backend
 from ..harness import RankHang, WorldFailure, WorldPool, active_pool, device_kind, under_torchrun
 from ..scenario import PLAN_KINDS, PlanSpec, plan_accepts
 from ..strategies import CORE, SPACES, Space, space
@@ -370,7 +370,10 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     path = value(config, "osd_xfails")
     try:
-        xfails = load_xfails(path) if path else shipped_xfails(getattr(backend, "name", spec))
+        # The shipped file goes to a built-in's own target only, never to a
+        # third-party backend whose ``name`` happens to be a built-in's.
+        shipped = builtin_name(spec)
+        xfails = load_xfails(path) if path else shipped_xfails(shipped) if shipped else []
     except XfailFileError as exc:
         raise pytest.UsageError(f"--osd-xfails: {exc}") from None
     conformance = Conformance(

@@ -39,10 +39,19 @@ def fresh(ctx, scenario: Scenario, name: str = "build fresh") -> Workload:
 
 
 def save_state(ctx, backend, workload: Workload, options: StateOptions, directory: str | None):
-    """The backend's "checkpoint" step: an in-memory get, or a save to `directory`."""
+    """The backend's "checkpoint" step: an in-memory get, or a save to `directory`.
+
+    A save is followed by a barrier, so every rank's save has returned before
+    any rank loads (in this world, or in the next one, which starts after).
+    A backend may then write on rank 0 only (as a ``torch.save`` checkpointer
+    does) and read on every rank, as training scripts do with their own
+    barrier; the suite must not judge it on a race it introduced itself.
+    """
     if options.storage:
         with ctx.phase("save"):
             backend.save_checkpoint(workload, directory, options)
+        with ctx.phase("barrier after save"):
+            dist.barrier()
         return None
     with ctx.phase("get"):
         return backend.get_optimizer_state(workload, options)

@@ -33,6 +33,10 @@ class Workload:
     ``optimizers`` are over disjoint parameters; a backend gets and sets their
     state as one OSD (state keyed by FQN, param_groups concatenated in
     optimizer order), as ``torch.distributed.checkpoint.state_dict`` does.
+    Several-optimizer scenarios (LR-scheduler suite, ``full`` space) hand over
+    two or more, so an adapter iterates ``optimizers``; ``optimizer`` is a
+    shortcut for the one-optimizer case and raises otherwise, rather than
+    let an adapter silently checkpoint only the first.
     """
 
     scenario: Scenario

@@ -1,0 +1,55 @@
+"""Backends built only from the public adapter kit (`osdconform.backends`), for tests.
+
+* `rank0_saver` (a factory with a required argument): a real storage backend
+  that writes on rank 0 only, after sleeping `delay` seconds, and reads on
+  every rank.  Without the suite's barrier between save and load the other
+  ranks would look for the file before rank 0 has written it.
+* `Impostor`: a third-party backend whose ``name`` is a built-in's
+  (``torch-save``); it must not inherit torch-save's shipped expected failures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+from osdconform.backends import Capabilities, split_osd, to_canonical, to_native
+from osdconform.backends.reference import ReferenceBackend
+
+FILE_NAME = "optimizers.pt"
+
+
+class Rank0Saver:
+    name = "rank0-saver"
+    capabilities = Capabilities(full=False, sharded=False, checkpoint=True, plans=frozenset({"none"}))
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def save_checkpoint(self, workload, directory, options):
+        parts = [to_canonical(opt.state_dict(), workload.module, opt.param_groups) for opt in workload.optimizers]
+        osd = {"state": {}, "param_groups": []}
+        for part in parts:
+            osd["state"].update(part["state"])
+            osd["param_groups"] += part["param_groups"]
+        if workload.rank == 0:
+            time.sleep(self.delay)  # the other ranks reach their load long before this file exists
+            torch.save(osd, os.path.join(directory, FILE_NAME))
+
+    def load_checkpoint(self, workload, directory, options):
+        osd = torch.load(os.path.join(directory, FILE_NAME), weights_only=True)
+        parts = split_osd(osd, [len(opt.param_groups) for opt in workload.optimizers])
+        for opt, part in zip(workload.optimizers, parts):
+            opt.load_state_dict(to_native(part, workload.module, opt.param_groups))
+
+
+def rank0_saver(*, delay: float) -> Rank0Saver:
+    """A factory that needs its argument, so a run shows the spec's arguments arrived."""
+    return Rank0Saver(delay)
+
+
+class Impostor(ReferenceBackend):
+    name = "torch-save"
+    capabilities = Capabilities(full=True, sharded=False, plans=frozenset({"none"}), max_world_size=2)

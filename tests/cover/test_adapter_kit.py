@@ -1,0 +1,133 @@
+"""The public adapter kit: exports, factory specs, and which backends get shipped expected failures.
+
+Fast: no world is spawned (the pytester runs stop after collecting one
+trivial test).  Real runs of adapters are in tests/nocover/test_adapter_runs.py.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pytest
+
+import osdconform.backends as kit
+from osdconform.backends import BackendSpecError, builtin_name, make_backend, parse_spec, resolve_backend
+
+USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
+
+
+def test_everything_an_adapter_needs_is_public():
+    from osdconform.backends import _native, _protocol
+    from osdconform.scenario import Workload
+
+    for name in ("Backend", "CheckpointBackend", "Capabilities", "StateOptions"):
+        assert getattr(kit, name) is getattr(_protocol, name) and name in kit.__all__
+    for name in ("to_canonical", "to_native", "split_osd"):
+        assert getattr(kit, name) is getattr(_native, name) and name in kit.__all__
+    assert kit.Workload is Workload and "Workload" in kit.__all__
+
+
+@pytest.mark.parametrize(
+    "spec, base, kwargs",
+    [
+        ("reference", "reference", None),
+        ("pkg.mod:Thing", "pkg.mod:Thing", None),
+        ("pkg.mod:make()", "pkg.mod:make", {}),
+        ("pkg.mod:make(compress=True)", "pkg.mod:make", {"compress": True}),
+        ("mine( level = 3, name='x', dims=(1, 2), opts={'a': [1.5, None]} )", "mine",
+         {"level": 3, "name": "x", "dims": (1, 2), "opts": {"a": [1.5, None]}}),
+        ("pkg.mod:Outer.make(n=-1)", "pkg.mod:Outer.make", {"n": -1}),
+    ],
+)
+def test_spec_arguments_are_keyword_literals(spec, base, kwargs):
+    assert parse_spec(spec) == (base, kwargs)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("pkg.mod:make(True)", "positional arguments are not accepted"),
+        ("pkg.mod:make(x=os.getcwd())", "argument 'x' is not a Python literal (os.getcwd())"),
+        ("pkg.mod:make(x=__import__('os'))", "argument 'x' is not a Python literal"),
+        ("pkg.mod:make(x=1", "bad arguments"),
+        ("pkg.mod:make(x=1) + 2", "text after the arguments"),
+        ("pkg.mod:make(x=1)(y=2)", "text after the arguments"),
+        ("pkg.mod:make(**opts)", "'**' is not accepted"),
+        ("(x=1)", "nothing names the target"),
+    ],
+)
+def test_bad_spec_arguments_are_one_clear_error(spec, message):
+    with pytest.raises(BackendSpecError, match="backend .*: ") as info:
+        parse_spec(spec)
+    assert message in str(info.value) and repr(spec) in str(info.value)
+
+
+def test_a_factory_is_called_with_the_arguments_for_every_backend_made():
+    spec = "_kit_backends:rank0_saver(delay=0.25)"
+    resolved = resolve_backend(spec)
+    assert type(resolved).__name__ == "Rank0Saver" and resolved.delay == 0.25
+    first, second = make_backend(spec), make_backend(spec)
+    assert first is not second and first.delay == second.delay == 0.25
+    # A class with arguments is instantiated with them.
+    assert resolve_backend("_kit_backends:Rank0Saver(delay=1)").delay == 1
+
+
+def test_a_factory_that_refuses_its_arguments_is_a_spec_error():
+    with pytest.raises(BackendSpecError, match=r"calling _kit_backends:rank0_saver raised TypeError"):
+        resolve_backend("_kit_backends:rank0_saver(speed=2)")
+    with pytest.raises(BackendSpecError, match="has no 'capabilities'"):
+        resolve_backend("collections:OrderedDict(a=1)")
+
+
+def test_shipped_expected_failures_follow_the_target_not_the_name():
+    ep = metadata.EntryPoint(name="my-ref", value="osdconform.backends.reference:ReferenceBackend",
+                             group="osdconform.backends")
+    impostor = metadata.EntryPoint(name="mine", value="_kit_backends:Impostor", group="osdconform.backends")
+    assert builtin_name("torch-dsd") == "torch-dsd"
+    assert builtin_name("osdconform.backends.torch_save:TorchSaveBackend") == "torch-save"
+    assert builtin_name("my-ref", entry_points=[ep]) == "reference"  # an entry point to a built-in's own class
+    assert builtin_name("mine", entry_points=[impostor]) is None
+    assert builtin_name("_kit_backends:Impostor") is None
+    assert resolve_backend("_kit_backends:Impostor").name == "torch-save"  # named like one, all the same
+
+
+@pytest.fixture
+def run(pytester, monkeypatch):
+    import os
+
+    pytester.makepyfile(test_probe="def test_probe():\n    pass\n")
+    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def _run(*args):
+        for k in ("CI", "TF_BUILD", "GITHUB_ACTIONS"):
+            monkeypatch.delenv(k, raising=False)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests_dir, os.environ.get("PYTHONPATH", "")]))
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+    return _run
+
+
+def _entries(result) -> int:
+    import re
+
+    for line in result.outlines:
+        found = re.search(r"(\d+) expected-failure entries", line)
+        if found:
+            return int(found.group(1))
+    raise AssertionError(result.outlines)
+
+
+def test_a_third_party_backend_named_like_a_builtin_gets_no_shipped_xfails(run):
+    builtin = run("--osd-backend=torch-save")
+    assert builtin.ret == 0 and _entries(builtin) > 0
+    impostor = run("--osd-backend=_kit_backends:Impostor")
+    assert impostor.ret == 0, impostor.outlines
+    assert "backend torch-save (_kit_backends:Impostor)" in impostor.stdout.str()
+    assert _entries(impostor) == 0
+
+
+def test_a_bad_factory_spec_stops_the_run_with_one_line(run):
+    result = run("--osd-backend=_kit_backends:rank0_saver(delay=time.time())")
+    assert result.ret == USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "argument 'delay' is not a Python literal" in errors[0], result.errlines
