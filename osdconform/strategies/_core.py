@@ -20,6 +20,8 @@ from typing import Any, Sequence
 from hypothesis import strategies as st
 
 from ..scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario, plan_accepts
+from ._models import mlp_models
+from ._optimizers import BETAS, EPS, LR, hparams, partition
 from ._schedulers import scheduler_specs
 from ._schedulers import schedulers as maybe_scheduler
 
@@ -32,18 +34,18 @@ MAX_DIM = 9
 MAX_LAYERS = 3
 MAX_GROUPS = 3
 
-_LR = st.sampled_from([1e-3, 1e-2, 0.1, 0.5])
+#: The core space's hyperparameter table for `_optimizers.hparams`: the full
+#: space's values where they are the same pieces, fewer hyperparameters.
 _WD = st.sampled_from([0.0, 1e-2, 0.1])
-_BETAS = st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
 _HPARAMS = {
     "sgd": {
-        "lr": _LR,
+        "lr": LR,
         "momentum": st.sampled_from([0.9, 0.5, 0.99]),  # > 0, so SGD keeps state
         "weight_decay": _WD,
         "dampening": st.sampled_from([0.0, 0.1]),
     },
-    "adam": {"lr": _LR, "betas": _BETAS, "weight_decay": _WD, "eps": st.sampled_from([1e-8, 1e-6])},
-    "adamw": {"lr": _LR, "betas": _BETAS, "weight_decay": st.sampled_from([1e-2, 0.0, 0.1])},
+    "adam": {"lr": LR, "betas": BETAS, "weight_decay": _WD, "eps": EPS},
+    "adamw": {"lr": LR, "betas": BETAS, "weight_decay": st.sampled_from([1e-2, 0.0, 0.1])},
 }
 
 
@@ -69,27 +71,19 @@ def _fit_plan(kind: str, own: tuple[bool, ...], model: ModelSpec) -> PlanSpec:
     return PlanSpec(kind, shard=tuple(f for f, o in zip(model.layer_fqns(), own) if o))
 
 
-@st.composite
-def core_models(draw) -> ModelSpec:
-    """An MLP; each layer is drawn as one (width, bias) piece so it shrinks away whole."""
-    d_in = draw(st.integers(1, MAX_DIM))
-    layers = draw(st.lists(st.tuples(st.integers(1, MAX_DIM), st.booleans()), min_size=1, max_size=MAX_LAYERS))
-    return ModelSpec(dims=(d_in, *(w for w, _ in layers)), bias=tuple(b for _, b in layers))
+def core_models() -> st.SearchStrategy[ModelSpec]:
+    """The full space's MLPs, up to `MAX_LAYERS` layers of width up to `MAX_DIM`."""
+    return mlp_models(max_layers=MAX_LAYERS, max_dim=MAX_DIM)
 
 
-@st.composite
-def _hparams(draw, optimizer: str) -> tuple[tuple[str, Any], ...]:
-    chosen = [(name, draw(values)) for name, values in _HPARAMS[optimizer].items() if draw(st.booleans())]
-    if optimizer == "sgd" and "momentum" not in dict(chosen):
-        chosen.append(("momentum", 0.9))
-    return tuple(chosen)
+def _hparams(optimizer: str) -> st.SearchStrategy[tuple[tuple[str, Any], ...]]:
+    """`_optimizers.hparams` over the core table; SGD always keeps momentum (so, state)."""
+    drawn = hparams(optimizer, table=_HPARAMS)
+    return drawn.map(_with_momentum) if optimizer == "sgd" else drawn
 
 
-def _partition(fqns, assignment, group_hparams) -> tuple[GroupSpec, ...]:
-    return tuple(
-        GroupSpec(tuple(f for f, a in zip(fqns, assignment) if a == g), group_hparams[g])
-        for g in sorted(set(assignment[: len(fqns)]))
-    )
+def _with_momentum(hp: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    return hp if "momentum" in dict(hp) else (*hp, ("momentum", 0.9))
 
 
 @dataclass(frozen=True)
@@ -132,8 +126,8 @@ def _with_schedulers(
     groups = tuple(replace(g, params=tuple(f for f in g.params if f not in tail)) for g in optimizer.groups)
     head_scheduler = None if c.bare_head else c.first
     head = replace(optimizer, groups=tuple(g for g in groups if g.params), scheduler=head_scheduler)
-    hparams = (("momentum", 0.9),) if c.name == "sgd" else ()  # so SGD keeps state
-    return head, OptimizerSpec(c.name, (GroupSpec(fqns[cut:], hparams),), scheduler=c.second)
+    hp = (("momentum", 0.9),) if c.name == "sgd" else ()  # so SGD keeps state
+    return head, OptimizerSpec(c.name, (GroupSpec(fqns[cut:], hp),), scheduler=c.second)
 
 
 @st.composite
@@ -172,7 +166,7 @@ def core_scenarios(
     choices = draw(_scheduler_choices()) if schedulers else None
     model = draw(core_models())
     plan = _fit_plan(kind, own, model)
-    optimizer = OptimizerSpec(name, _partition(model.param_fqns(), assignment, group_hparams))
+    optimizer = OptimizerSpec(name, partition(model.param_fqns(), assignment, group_hparams))
     optimizers = _with_schedulers(choices, optimizer, model.param_fqns()) if schedulers else (optimizer,)
     return Scenario(
         seed=seed,

@@ -40,10 +40,11 @@ MAX_GROUPS = 3
 MAX_OPTIMIZERS = 3
 
 #: Hyperparameters per known optimizer; each is left at torch's default or drawn.
-_LR = st.sampled_from([1e-3, 1e-2, 0.1, 0.5])
+#: (`LR`, `BETAS`, `EPS`: values the core space draws too.)
+LR = _LR = st.sampled_from([1e-3, 1e-2, 0.1, 0.5])
 _WD = st.sampled_from([1e-2, 0.1])
-_BETAS = st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
-_EPS = st.sampled_from([1e-8, 1e-6])
+BETAS = _BETAS = st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
+EPS = _EPS = st.sampled_from([1e-8, 1e-6])
 _ON = st.just(True)
 _HPARAMS: dict[str, dict[str, st.SearchStrategy]] = {
     # SGD: momentum 0 (the default) is plain SGD, which keeps no state;
@@ -159,10 +160,14 @@ def _consistent(name: str, chosen: dict[str, Any]) -> dict[str, Any]:
 
 
 @st.composite
-def hparams(draw, optimizer: str) -> tuple[tuple[str, object], ...]:
-    """Per-group hyperparameters; each one is either left at the default or drawn."""
+def hparams(draw, optimizer: str, table: dict[str, dict[str, st.SearchStrategy]] | None = None):
+    """Per-group hyperparameters; each one is either left at the default or drawn.
+
+    `table` (default: the full space's) maps an optimizer to the values of
+    each hyperparameter; the core space passes a narrower one (`_core`).
+    """
     chosen = {}
-    for name, values in _HPARAMS.get(optimizer, {}).items():
+    for name, values in (_HPARAMS if table is None else table).get(optimizer, {}).items():
         if draw(st.booleans()):
             chosen[name] = draw(values)
     return tuple(_consistent(optimizer, chosen).items())
@@ -323,8 +328,16 @@ def param_groups(draw, fqns: Sequence[str], optimizer: str, max_groups: int = MA
     """A partition of `fqns` into 1..max_groups non-empty groups, in model order."""
     assignment = draw(_numbers(len(fqns), max_groups))
     group_hp = draw(st.tuples(*[hparams(optimizer)] * max_groups))
+    return partition(fqns, assignment, group_hp)
+
+
+def partition(fqns: Sequence[str], assignment: Sequence[int], group_hparams: Sequence) -> tuple[GroupSpec, ...]:
+    """`fqns` in param groups, in model order: ``fqns[i]`` goes to group ``assignment[i]``
+    (an `assignment` longer than `fqns` is cut), which gets ``group_hparams[g]``; groups
+    that receive no parameter are left out."""
+    assignment = assignment[: len(fqns)]
     return tuple(
-        GroupSpec(tuple(f for f, a in zip(fqns, assignment) if a == g), group_hp[g])
+        GroupSpec(tuple(f for f, a in zip(fqns, assignment) if a == g), group_hparams[g])
         for g in sorted(set(assignment))
     )
 
