@@ -59,10 +59,24 @@ class StateOptions:
     async_save: bool = False
     storage: bool = False
 
+    @property
+    def form(self) -> str:
+        """``storage``, ``full`` or ``sharded``: how the OSD travels."""
+        return "storage" if self.storage else "full" if self.full else "sharded"
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The knobs that are on, in `_OPTION_FLAGS` order."""
+        return tuple(name for name in _OPTION_FLAGS if getattr(self, name))
+
     def describe(self) -> str:
-        parts = ["storage" if self.storage else "full" if self.full else "sharded"]
-        parts += [name for name in _OPTION_FLAGS if getattr(self, name)]
-        return "+".join(parts)
+        """E.g. ``full+flatten``, ``storage+async_save``: in test ids and messages."""
+        return "+".join((self.form, *self.flags))
+
+    def features(self) -> frozenset[str]:
+        """The feature tags of these options in reports and ``--osd-coverage``
+        (``form:storage``, ``option:async_save``, ...): the same facts as `describe`."""
+        return frozenset({f"form:{self.form}", *(f"option:{name}" for name in self.flags)})
 
 
 #: The boolean knobs of `StateOptions` a backend must declare to be given them.

@@ -29,17 +29,9 @@ XPASSED_PROPERTY = "osd_xpassed"
 UNSUPPORTED_PREFIX = "unsupported by backend"
 
 
-def option_features(options: Any) -> frozenset[str]:
-    """Feature tags of the `StateOptions` of an example (``form:full``, ``option:flatten``, ...)."""
-    tags = {"form:full" if options.full else "form:sharded"}
-    for name in ("flatten", "cpu_offload", "broadcast_from_rank0"):
-        if getattr(options, name, False):
-            tags.add(f"option:{name}")
-    return frozenset(tags)
-
-
 def example_features(scenario: Any, options: Any) -> frozenset[str]:
-    return frozenset(scenario.features) | option_features(options)
+    """An example's feature tags: its scenario's and its options' (`StateOptions.features`)."""
+    return frozenset(scenario.features) | options.features()
 
 
 class ItemRecord:

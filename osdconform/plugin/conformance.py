@@ -31,7 +31,7 @@ import pytest
 from . import _profiles
 from ._config import CONFORMANCE_KEY, PROGRESS_MODES, value
 from ._progress import start_progress
-from ._results import ItemRecord, ResultCollector, example_features, option_features
+from ._results import ItemRecord, ResultCollector, example_features
 from ..expected_failures import XfailEntry, XfailFileError, load_xfails, shipped_xfails
 from ..backends import BackendSpecError, StateOptions, builtin_name, resolve_backend
 from ..harness import RankHang, WorldFailure, WorldPool, active_pool, device_kind, under_torchrun
@@ -132,7 +132,7 @@ class Conformance:
         """Skip the test as *unsupported* if the backend does not declare this combination."""
         reason = self.capabilities.unsupported(options=options, plan=plan)
         if reason:
-            features = set(option_features(options)) if options is not None else set()
+            features = set(options.features()) if options is not None else set()
             if plan is not None:
                 features.add(f"plan:{plan}")
             self._record.skipped_unsupported(features, reason)
@@ -153,7 +153,7 @@ class Conformance:
         if drawable.plans:
             return list(drawable.plans)
         if all(self.capabilities.unsupported(options=options, plan=k) for k in PLAN_KINDS):
-            features = set(option_features(options)) if options is not None else set()
+            features = set(options.features()) if options is not None else set()
             self._record.skipped_unsupported(features | {f"plan:{k}" for k in PLAN_KINDS}, "no plan")
             pytest.skip(f"unsupported by backend {self.name!r}: {drawable.why_none}")
         pytest.skip(drawable.why_none)

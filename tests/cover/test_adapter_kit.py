@@ -131,3 +131,16 @@ def test_a_bad_factory_spec_stops_the_run_with_one_line(run):
     assert result.ret == USAGE_ERROR
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert len(errors) == 1 and "argument 'delay' is not a Python literal" in errors[0], result.errlines
+
+
+def test_option_tags_and_descriptions_say_the_same_thing():
+    """One source for an example's form and knobs: `StateOptions.features` and `describe`
+    (a storage example is ``form:storage``, and ``async_save`` is tagged)."""
+    from osdconform.backends import StateOptions
+
+    storage = StateOptions(storage=True, async_save=True)
+    assert storage.describe() == "storage+async_save"
+    assert storage.features() == {"form:storage", "option:async_save"}
+    sharded = StateOptions(full=False, flatten=True)
+    assert sharded.describe() == "sharded+flatten"
+    assert sharded.features() == {"form:sharded", "option:flatten"}

@@ -65,3 +65,4 @@ def test_split_osd_deals_groups_out_and_gives_unclaimed_state_to_the_first_part(
     first, second = split_osd(osd, [2, 1])
     assert first == {"state": {"a": {"x": 1}, "b": {"x": 2}, "stray": {"x": 4}}, "param_groups": osd["param_groups"][:2]}
     assert second == {"state": {"c": {"x": 3}}, "param_groups": osd["param_groups"][2:]}
+
