@@ -314,3 +314,18 @@ def test_worker_counts_reach_the_controller_through_files(tmp_path):
     total = read_worker_counts(str(tmp_path))
     assert (total.examples, total.failed, total.xfailed) == (4, 1, 1)
 
+
+@pytest.mark.parametrize("space, warned", [("core", ["f.txt:1"]), ("full", ["f.txt:1", "f.txt:7"])])
+def test_stale_warnings_only_for_entries_of_the_space_that_ran(space, warned):
+    """A ``space: full`` entry cannot match in a core run: only a full run warns that it matched nothing."""
+    from types import SimpleNamespace
+
+    from osdconform.expected_failures import parse_xfails
+    from osdconform.plugin._results import ResultCollector
+
+    entries = parse_xfails(_ENTRY + "\n" + _ENTRY.replace("True", "False") + "space: full\n", "f.txt")
+    collector = object.__new__(ResultCollector)
+    collector.config = SimpleNamespace(getoption=lambda name, default=None: {"osd_space": space}.get(name, default))
+    collector.conformance = SimpleNamespace(xfails=entries)
+    collector.ran_examples, collector.matched = 1, {}
+    assert [u.split(": ")[0] for u in collector.unmatched_entries()] == warned
