@@ -6,6 +6,8 @@ Subcommands:
 * ``report RESULT.json [...] [--baseline OLD.json]``: the Markdown conformance
   matrix of one or more ``--osd-report`` files, and what changed since a baseline;
 * ``repro``: a standalone reproducer for a failure (``osdconform._repro.repro_main``);
+* ``xfails [--markdown] [BACKEND ...]``: the expected failures of the shipped
+  files (``osdconform.expected_failures._listing``; the README's list is its Markdown);
 * ``backends``: the backends known by name (built-in and ``osdconform.backends``
   entry points) and what each declares it supports.
 
@@ -26,6 +28,8 @@ from typing import Callable, Sequence
 DELEGATED = {
     "run": ("osdconform.cli._run", "run_main", "run the conformance suites (see `osdconform run --help`)"),
     "repro": ("osdconform.reporting._repro", "repro_main", "write a standalone reproducer for a failure (see `osdconform repro --help`)"),
+    "xfails": ("osdconform.expected_failures._listing", "xfails_main",
+               "list the expected failures (known defects) of the shipped files (see `osdconform xfails --help`)"),
 }
 
 

@@ -1,9 +1,13 @@
 """Expected failures: the known defects of each backend, in plain-text files beside this module.
 
-One file per built-in backend (``torch-dsd.txt``, ...), each entry with the
-reproducer script it cites under ``repro/``.  `load_xfails` / `shipped_xfails`
-read them (`_entries`); the named conditions their predicates may call
-(``got_grad(s)``, ``dsd_set_misses_state(s)``, ...) live in `_conditions`.
+One file per built-in backend (``torch-dsd.txt``, ...), each entry a block of
+named fields (``property:``, ``when:``, ``match:``, ``reason:``,
+``reproducer:``, optionally ``space: full``) with the reproducer script it
+cites under ``repro/``.  `load_xfails` / `shipped_xfails` read them
+(`_entries`, which documents the format); the named conditions their
+predicates may call (``got_grad(s)``, ``dsd_get_creates_state(s)``, ...) live
+in `_conditions`; ``python -m osdconform.expected_failures`` (``osdconform
+xfails``) lists them (`_listing`).
 """
 
 from ._conditions import HELPERS as CONDITIONS

@@ -1,37 +1,57 @@
-"""Expected failures: plain-text files, one per backend.
+"""Expected failures: plain-text files, one per backend, one block of named fields per entry.
 
-Each non-comment line is one entry with five fields separated by ``" | "``::
+Entries are separated by blank lines; ``#`` lines are comments.  Each entry
+is a block of ``name: value`` fields, one per line, in any order; a value
+may go on over the following lines indented by at least one space (they are
+joined to it with one space each)::
 
-    property | predicate | match | reason | reproducer
+    # The flat full form cannot be set at all.
+    property: roundtrip, fidelity
+    when:     o.full and o.flatten and "plan:fsdp1" not in s.features
+    match:    'param_groups.0.params.0'
+    reason:   set_optimizer_state_dict(full_state_dict=True, flatten_optimizer_state_dict=True)
+      raises KeyError on the very dict get_optimizer_state_dict returned
+    reproducer: repro/torch_dsd_full_flatten_set_keyerror.py
+    space:    full
 
 * ``property``: the suite property it applies to (``roundtrip``, ``fidelity``,
   ``reshard``, ``resume``, ``flatten``, ``types``, ``isolation``,
   ``side_effects``, ``errors``, ``schedulers``), or several separated by
   commas (one defect seen by several properties);
-* ``predicate``: a Python expression (no builtins) over ``s`` (the `Scenario`),
-  ``o`` (the `StateOptions`), ``step`` (the name of the property step run,
-  e.g. ``"reshard_load"``: a property of two steps may fail in one only) and
-  ``fault`` (the injected `Fault` of an ``errors`` example, else None: each
-  fault kind is its own defect), e.g. ``o.full and "optimizer:adam" in s.features``;
-  it may call the named conditions of `_conditions` (``got_grad(s)``,
-  ``dsd_set_misses_state(s)``, ...);
+* ``when``: the predicate, a Python expression (no builtins but ``len``,
+  ``any``, ``all``, ``sum``, ``min``, ``max``, ``sorted``, ``set``) over
+  ``s`` (the `Scenario`), ``o`` (the `StateOptions`), ``step`` (the name of
+  the property step run, e.g. ``"reshard_load"``: a property of two steps may
+  fail in one only) and ``fault`` (the injected `Fault` of an ``errors``
+  example, else None: each fault kind is its own defect), e.g.
+  ``o.full and "optimizer:adam" in s.features``; it may call the named
+  conditions of `_conditions` (``got_grad(s)``, ``dsd_set_misses_state(s)``,
+  ...).  Keep it a short expression: anything longer (the shipped files: over
+  `MAX_PREDICATE` characters, or a comprehension) becomes a named,
+  documented condition there;
 * ``match``: text the failure message must contain; a failure that does not
   contain it is a real failure, so one known bug cannot hide another;
-* ``reason``: why this is a defect of the backend, in a sentence;
+* ``reason``: why this is a defect of the backend;
 * ``reproducer``: a link, or a path (relative to the file) of a standalone
-  script that fails while the bug exists.
+  script that fails while the bug exists;
+* ``space`` (optional, ``core`` by default): ``full`` for an entry that only
+  scenarios of the full space (``--osd-space=full``) can match, so that a
+  core run does not warn that it matched nothing.
 
 A matching example that fails as described counts as an expected failure and
 the test goes on.  A matching example that passes is an XPASS: under the
 ``ci`` profile it fails the test, so a fixed bug is noticed and its entry
 removed; under the other profiles it is reported at the end of the run.  An
-entry that no example of a run applied to is warned about at the end of the
-run (a stale predicate, e.g. a renamed feature tag, would otherwise hide
-forever).
+entry of the space that ran that no example applied to is warned about at the
+end of the run (a stale predicate, e.g. a renamed feature tag, would
+otherwise hide forever).
 
-Entries are named by ``file:line``; the files shipped with osdconform are
-named relative to the package (``osdconform/expected_failures/torch-dsd.txt:3``)
-so that JSON reports from different checkouts or machines compare.
+Entries are named by ``file:line``, the line of the entry's first field; the
+files shipped with osdconform are named relative to the package
+(``osdconform/expected_failures/torch-dsd.txt:3``) so that JSON reports from
+different checkouts or machines compare.  A malformed file is refused with
+an `XfailFileError` naming file and line.  ``python -m
+osdconform.expected_failures`` (``osdconform xfails``) lists the entries.
 """
 
 from __future__ import annotations
@@ -62,6 +82,8 @@ class XfailEntry:
     reproducer: str
     where: str
     _code: Any = field(repr=False, default=None)
+    #: The space whose scenarios can match it: "core" (and so "full" too) or "full" only.
+    space: str = "core"
 
     def applies(
         self, prop: str, scenario: Any, options: Any, *, step: str | None = None, fault: Any = None
@@ -88,25 +110,74 @@ class XfailEntry:
         return f"{self.where}: {self.property} where {self.predicate}: {self.reason} ({self.reproducer})"
 
 
+FIELDS = ("property", "when", "match", "reason", "reproducer", "space")
+REQUIRED = FIELDS[:5]
+SPACES = ("core", "full")
+#: The longest predicate a shipped entry may spell out inline.
+MAX_PREDICATE = 100
+
+
 def parse_xfails(text: str, source: str) -> list[XfailEntry]:
+    """The entries of `text` (named ``<source>:<line>``); strict, so a typo
+    cannot silently turn an entry off."""
     entries = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    block: dict[str, list] = {}  # field -> [value, line]
+    last: str | None = None
+    start = 0
+
+    def close() -> None:
+        if block:
+            entries.append(_entry(block, f"{source}:{start}", source))
+        block.clear()
+
+    for lineno, raw in enumerate(text.splitlines() + [""], start=1):
         where = f"{source}:{lineno}"
-        fields = [f.strip() for f in line.split(" | ", 4)]
-        if len(fields) != 5 or not all(fields):
-            raise XfailFileError(
-                f"{where}: expected 'property | predicate | match | reason | reproducer', got {line!r}"
-            )
-        prop, predicate, match, reason, repro = fields
-        try:
-            code = compile(predicate, where, "eval")
-        except SyntaxError as exc:
-            raise XfailFileError(f"{where}: predicate {predicate!r} is not a Python expression: {exc.msg}") from None
-        entries.append(XfailEntry(prop, predicate, match, reason, repro, where, code))
+        if not raw.strip():
+            close()
+            last = None
+            continue
+        if raw.lstrip().startswith("#"):
+            continue
+        if raw[0] in " \t":
+            if last is None:
+                raise XfailFileError(f"{where}: an indented line continues a field, but no field precedes it")
+            block[last][0] = f"{block[last][0]} {raw.strip()}".lstrip()
+            continue
+        name, sep, value = raw.partition(":")
+        name = name.strip()
+        if not sep or name not in FIELDS:
+            hint = " (one-line 'a | b | ...' entries are the old format)" if " | " in raw else ""
+            raise XfailFileError(f"{where}: expected a field 'name: value' with name one of {', '.join(FIELDS)}, "
+                                 f"got {raw.strip()!r}{hint}")
+        if name in block:
+            raise XfailFileError(f"{where}: field {name!r} given twice in one entry (separate entries by a blank line)")
+        if not block:
+            start = lineno
+        block[name] = [value.strip(), lineno]
+        last = name
     return entries
+
+
+def _entry(block: dict[str, list], where: str, source: str) -> XfailEntry:
+    missing = [f for f in REQUIRED if f not in block]
+    if missing:
+        raise XfailFileError(f"{where}: entry lacks field(s) {', '.join(missing)} (needs {', '.join(REQUIRED)})")
+    for name, (value, line) in block.items():
+        if not value:
+            raise XfailFileError(f"{source}:{line}: field {name!r} is empty")
+    space = block.get("space", ["core"])[0]
+    if space not in SPACES:
+        raise XfailFileError(f"{source}:{block['space'][1]}: space must be one of {', '.join(SPACES)}, got {space!r}")
+    predicate, line = block["when"]
+    try:
+        code = compile(predicate, f"{source}:{line}", "eval")
+    except SyntaxError as exc:
+        raise XfailFileError(
+            f"{source}:{line}: predicate {predicate!r} is not a Python expression: {exc.msg}"
+        ) from None
+    value = {name: v for name, (v, _) in block.items()}
+    return XfailEntry(value["property"], predicate, value["match"], value["reason"], value["reproducer"], where, code,
+                      space=space)
 
 
 def load_xfails(path: str | os.PathLike, source: str | None = None) -> list[XfailEntry]:

@@ -57,17 +57,52 @@ def test_bad_option_stops_the_run_with_one_line(run, option, message):
 
 
 def test_malformed_xfails_file_names_file_and_line(run, pytester):
-    bad = pytester.makefile(".txt", xfails="# comment\nroundtrip | s.world_size == | x | y | z\n")
+    bad = pytester.makefile(
+        ".txt", xfails="# comment\nproperty: roundtrip\nwhen: s.world_size ==\nmatch: x\nreason: y\nreproducer: z\n"
+    )
     result = run(f"--osd-xfails={bad}")
     assert result.ret == USAGE_ERROR
-    assert any(f"{bad}:2: predicate" in line for line in result.errlines), result.errlines
+    assert any(f"{bad}:3: predicate" in line for line in result.errlines), result.errlines
 
 
 def test_xfails_file_with_missing_fields(run, pytester):
-    bad = pytester.makefile(".txt", xfails="roundtrip | True | only three\n")
+    bad = pytester.makefile(".txt", xfails="# c\nproperty: roundtrip\nwhen: True\nmatch: only three\n")
     result = run(f"--osd-xfails={bad}")
     assert result.ret == USAGE_ERROR
-    assert any("expected 'property | predicate | match | reason | reproducer'" in l for l in result.errlines)
+    assert any(f"{bad}:2: entry lacks field(s) reason, reproducer" in l for l in result.errlines), result.errlines
+
+
+_ENTRY = "property: roundtrip\nwhen: True\nmatch: x\nreason: y\nreproducer: z\n"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("roundtrip | True | x | y | z\n", "f.txt:1: expected a field 'name: value'"),
+        ("roundtrip | True | x | y | z\n", "are the old format"),
+        (_ENTRY + "colour: red\n", "f.txt:6: expected a field 'name: value' with name one of"),
+        (_ENTRY + "match: again\n", "f.txt:6: field 'match' given twice in one entry"),
+        ("  continued\n" + _ENTRY, "f.txt:1: an indented line continues a field, but no field precedes it"),
+        (_ENTRY + "space: nightly\n", "f.txt:6: space must be one of core, full, got 'nightly'"),
+        (_ENTRY.replace("match: x", "match:"), "f.txt:3: field 'match' is empty"),
+        ("# c\n\n" + _ENTRY.replace("reason: y\n", ""), "f.txt:3: entry lacks field(s) reason"),
+        (_ENTRY + "\n" + _ENTRY.replace("True", "1 +"), "f.txt:8: predicate '1 +' is not a Python expression"),
+    ],
+)
+def test_malformed_xfails_entries_are_refused_naming_file_and_line(text, message):
+    from osdconform.expected_failures import XfailFileError, parse_xfails
+
+    with pytest.raises(XfailFileError, match=re.escape(message)):
+        parse_xfails(text, "f.txt")
+
+
+def test_xfails_entries_start_where_their_first_field_is_and_values_continue():
+    from osdconform.expected_failures import parse_xfails
+
+    text = "# c\n\n" + _ENTRY.replace("reason: y", "reason: a long\n  reason\n\tgoes on") + "space: full\n\n\n" + _ENTRY
+    first, second = parse_xfails(text, "f.txt")
+    assert (first.where, first.reason, first.space) == ("f.txt:3", "a long reason goes on", "full")
+    assert (second.where, second.space, second.properties) == ("f.txt:13", "core", ("roundtrip",))
 
 
 def test_cuda_device_without_gpu_is_a_usage_error(run):
@@ -281,3 +316,19 @@ def test_worker_counts_reach_the_controller_through_files(tmp_path):
     b.flush()
     total = read_worker_counts(str(tmp_path))
     assert (total.examples, total.failed, total.xfailed) == (4, 1, 1)
+
+
+@pytest.mark.parametrize("space, warned", [("core", ["f.txt:1"]), ("full", ["f.txt:1", "f.txt:7"])])
+def test_stale_warnings_only_for_entries_of_the_space_that_ran(space, warned):
+    """A ``space: full`` entry cannot match in a core run: only a full run warns that it matched nothing."""
+    from types import SimpleNamespace
+
+    from osdconform.expected_failures import parse_xfails
+    from osdconform.plugin._results import ResultCollector
+
+    entries = parse_xfails(_ENTRY + "\n" + _ENTRY.replace("True", "False") + "space: full\n", "f.txt")
+    collector = object.__new__(ResultCollector)
+    collector.config = SimpleNamespace(getoption=lambda name, default=None: {"osd_space": space}.get(name, default))
+    collector.conformance = SimpleNamespace(xfails=entries)
+    collector.ran_examples, collector.matched = 1, {}
+    assert [u.split(": ")[0] for u in collector.unmatched_entries()] == warned
