@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..reference._param_shaped import ALWAYS as ALWAYS_PARAM_SHAPED
+
 
 def got_grad(s: Any) -> frozenset[str]:
     """Parameters that received a gradient in some training step.
@@ -117,19 +119,8 @@ def fsdp1_unit_partly_in_state(s: Any, saved_state: Any = dsd_saved_state) -> bo
 
 
 #: State entries torch.optim keeps with the parameter's shape, besides the
-#: optional ones of `OptimizerSpec.optional_state`.
-PARAM_SHAPED_STATE = {
-    "adam": ("exp_avg", "exp_avg_sq"),
-    "adamw": ("exp_avg", "exp_avg_sq"),
-    "nadam": ("exp_avg", "exp_avg_sq"),
-    "radam": ("exp_avg", "exp_avg_sq"),
-    "adamax": ("exp_avg", "exp_inf"),
-    "adadelta": ("square_avg", "acc_delta"),
-    "rprop": ("prev", "step_size"),
-    "rmsprop": ("square_avg",),
-    "adagrad": ("sum",),
-    "asgd": ("ax",),
-}
+#: optional ones of `OptimizerSpec.optional_state` (the reference's table).
+PARAM_SHAPED_STATE = ALWAYS_PARAM_SHAPED
 
 #: Optimizers whose ``weight_decay`` is added to the gradient (unless
 #: ``decoupled_weight_decay``), so that a parameter without a gradient of its

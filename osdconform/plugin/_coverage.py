@@ -89,9 +89,9 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "teardown":
         return
-    for name, value in report.user_properties:
+    for name, counts in report.user_properties:
         if name == _PROPERTY:
-            _totals.update(value)
+            _totals.update(counts)
 
 
 def group_counts(totals: Counter) -> dict[str, dict[str, int]]:

@@ -35,6 +35,7 @@ from ._dtensor import shard_like, unshard
 from ._dtypes import restore_dtypes
 from ._fqn import Optimizers, as_optimizers, group_layout, param_groups_of
 from ._gather import PARAM_GROUPS, PARAMS, STATE, _copy_value
+from ._param_shaped import PARAM_SHAPED
 from ._sharded_tensor import is_sharded_tensor, unshard_sharded_tensor
 
 
@@ -81,14 +82,6 @@ def _local_value(value: Any, param: torch.Tensor, where: str, piece=None) -> Any
             f"{where}: shape {tuple(value.shape)} does not match the parameter's shape {tuple(param.shape)}"
         )
     return value.detach().clone()
-
-
-#: State entries that torch.optim's optimizers keep in their parameter's shape
-#: (moments, buffers, accumulators); a mismatch there is a wrong checkpoint.
-PARAM_SHAPED = frozenset({
-    "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "acc_delta",
-    "sum", "exp_inf", "grad_avg", "prev", "step_size", "ax",
-})
 
 
 def _check_state_entries(state: dict, layout: list[list[str]], params: dict) -> None:

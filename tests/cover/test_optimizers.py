@@ -417,3 +417,29 @@ def test_optional_state_names_the_keys_a_groups_hyperparameters_add(name, hparam
     assert spec.optional_state(spec.groups[0]) == frozenset()
     assert spec.optional_state(spec.groups[1]) == frozenset(extra - plain)
     assert plain <= extra
+
+
+#: Hyperparameters that turn every optional parameter-shaped entry on.
+_ALL_OPTIONAL = {"adam": {"amsgrad": True}, "adamw": {"amsgrad": True},
+                 "rmsprop": {"centered": True, "momentum": 0.9}, "sgd": {"momentum": 0.9}}
+
+
+@pytest.mark.parametrize("name", [
+    n for n in KNOWN if n in installed_optimizers() and not kind_of(n).needs_closure and kind_of(n).params == "dense"
+])
+def test_the_param_shaped_table_is_what_torch_keeps(name):
+    """The one table of parameter-shaped state (`reference._param_shaped`: the reference load
+    checks those shapes, expected-failure conditions read it) against torch: after a step
+    with every optional entry turned on, the entries of a 2-D parameter's shape are exactly
+    the table's."""
+    from osdconform.reference._param_shaped import ALWAYS, OPTIONAL, PARAM_SHAPED
+
+    p = nn.Parameter(torch.ones(2, 3))
+    opt = optimizer_class(name)([p], lr=0.1, **_ALL_OPTIONAL.get(name, {}))
+    p.square().sum().backward()
+    opt.step()
+    shaped = {k for k, v in opt.state[p].items() if isinstance(v, torch.Tensor) and v.shape == p.shape}
+    assert shaped == set(ALWAYS.get(name, ())) | set(OPTIONAL.get(name, ()))
+    assert shaped <= PARAM_SHAPED
+    spec = OptimizerSpec(name, (GroupSpec(("p",), tuple(_ALL_OPTIONAL.get(name, {}).items())),))
+    assert spec.optional_state(spec.groups[0]) <= set(OPTIONAL.get(name, ()))

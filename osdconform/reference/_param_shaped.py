@@ -1,0 +1,40 @@
+"""Which optimizer state entries torch.optim keeps in their parameter's shape.
+
+One table, read by the reference load (an entry named here must have the
+parameter's shape, or the checkpoint is wrong) and by the expected-failure
+conditions (which entries an optimizer's parameter holds).  Keyed by the
+optimizer class's lower-case name; ``tests/cover/test_optimizers.py`` checks
+the table against real torch.optim optimizers.
+"""
+
+from __future__ import annotations
+
+#: Entries an optimizer keeps for every parameter it has stepped.
+ALWAYS: dict[str, tuple[str, ...]] = {
+    "adam": ("exp_avg", "exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq"),
+    "nadam": ("exp_avg", "exp_avg_sq"),
+    "radam": ("exp_avg", "exp_avg_sq"),
+    "adamax": ("exp_avg", "exp_inf"),
+    "adadelta": ("square_avg", "acc_delta"),
+    "rprop": ("prev", "step_size"),
+    "rmsprop": ("square_avg",),
+    "adagrad": ("sum",),
+    "asgd": ("ax",),
+}
+
+#: Entries kept only under some hyperparameters: Adam/AdamW ``amsgrad``,
+#: RMSprop ``centered`` and ``momentum``, SGD ``momentum``, Muon (always
+#: with momentum).  Which group keeps which is `OptimizerSpec.optional_state`.
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    "adam": ("max_exp_avg_sq",),
+    "adamw": ("max_exp_avg_sq",),
+    "rmsprop": ("grad_avg", "momentum_buffer"),
+    "sgd": ("momentum_buffer",),
+    "muon": ("momentum_buffer",),
+}
+
+#: Every entry name that is parameter-shaped, whatever the optimizer.
+PARAM_SHAPED: frozenset[str] = frozenset(
+    name for table in (ALWAYS, OPTIONAL) for names in table.values() for name in names
+)
