@@ -7,13 +7,14 @@ param groups), `_plans` (parallelism); `_spec` composes them into `Scenario`;
 
 from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch, local_batch, train
 from ._models import (
+    AnyModelSpec,
     BatchNormSpec,
     Conv1dSpec,
     Conv2dSpec,
     EmbeddingSpec,
     LayerNormSpec,
     LinearSpec,
-    ModelSpec,
+    MLPSpec,
     ModuleDictSpec,
     ModuleListSpec,
     ParamSpec,
@@ -37,7 +38,12 @@ from ._plans import PLAN_KINDS, PlanSpec, apply_plan
 from ._plans import accepts as plan_accepts
 from ._spec import Scenario
 
+#: The MLP spec's former name (it never meant "any model": that is
+#: `AnyModelSpec`); kept so existing imports keep working.
+ModelSpec = MLPSpec
+
 __all__ = [
+    "AnyModelSpec",
     "BatchNormSpec",
     "Conv1dSpec",
     "Conv2dSpec",
@@ -56,6 +62,7 @@ __all__ = [
     "SCHEDULER_KINDS",
     "ROWS_PER_RANK",
     "GroupSpec",
+    "MLPSpec",
     "ModelSpec",
     "OptimizerSpec",
     "PlanSpec",

@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ._models import ModelSpec
+from ._models import AnyModelSpec
 
 #: Plans the scenario model knows.
 PLAN_KINDS = ("none", "ddp", "fsdp1", "fsdp2", "tp", "fsdp2+tp", "zero", "dtensor")
@@ -62,7 +62,7 @@ _FIELDS = {
 class PlanSpec:
     """How the model is parallelised (see the module docstring for each kind's options).
 
-    ``shard``: submodules (from ``ModelSpec.layer_fqns``) wrapped / sharded on
+    ``shard``: submodules (from ``AnyModelSpec.layer_fqns``) wrapped / sharded on
     their own before the root.  ``tp``: ``(linear_fqn, style)`` pairs; every
     style is self-contained (replicated input and output), so any ``nn.Linear``
     may take either whatever surrounds it.  ``placements``: ``(param_fqn,
@@ -160,7 +160,7 @@ class PlanSpec:
                 tags.add("dtensor:replicate" if p == "R" else "dtensor:shard" if p == "S0" else "dtensor:shard dim>0")
         return frozenset(tags)
 
-    def model_features(self, model: ModelSpec, world_size: int) -> frozenset[str]:
+    def model_features(self, model: AnyModelSpec, world_size: int) -> frozenset[str]:
         """Tags that depend on the model and world too (added to `Scenario.features`).
 
         ``fsdp2+tp:uneven strided shard``: FSDP2 shards a dim that colwise TP
@@ -195,7 +195,7 @@ class PlanSpec:
             return f"dtensor on a {mesh} mesh ({places})"
         return self.kind
 
-    def validate(self, model: ModelSpec) -> None:
+    def validate(self, model: AnyModelSpec) -> None:
         """Raise ValueError if the plan names parts the model does not have."""
         unknown = set(self.shard) - set(model.layer_fqns())
         if unknown:
@@ -235,7 +235,7 @@ def mesh_shape_2d(world_size: int) -> tuple[int, int] | None:
 
 
 def accepts(
-    plan: PlanSpec, world_size: int, model: ModelSpec | None = None, steps: int | None = None
+    plan: PlanSpec, world_size: int, model: AnyModelSpec | None = None, steps: int | None = None
 ) -> str | None:
     """Return why `plan` cannot run at `world_size` (with `model`, for `steps`), or None if it can.
 
@@ -325,7 +325,7 @@ def accepts(
     return None
 
 
-def _no_backward_in_last_step(model: ModelSpec, steps: int) -> bool:
+def _no_backward_in_last_step(model: AnyModelSpec, steps: int) -> bool:
     """Whether the last of `steps` training steps has no used parameter that requires grad
     (freezing only grows, so then no backward runs from that step on)."""
     frozen = model.frozen_after()
@@ -339,7 +339,7 @@ def fsdp_unit_of(plan: PlanSpec, fqn: str) -> str:
     return max((u for u in plan.shard if fqn.startswith(u + ".")), key=len, default="")
 
 
-def _fsdp1_unit_loses_params(plan: PlanSpec, world_size: int, model: ModelSpec) -> bool:
+def _fsdp1_unit_loses_params(plan: PlanSpec, world_size: int, model: AnyModelSpec) -> bool:
     """Whether `plan` meets the FSDP1 bug `accepts` names: some unit's own parameters
     (the root's, or a wrapped module's not in a unit inside it) may all get no gradient.
 
@@ -355,7 +355,7 @@ def _fsdp1_unit_loses_params(plan: PlanSpec, world_size: int, model: ModelSpec) 
     return any(all(f in no_grad for f in fqns) for fqns in owned.values())
 
 
-def conv_param_fqns(model: ModelSpec) -> frozenset[str]:
+def conv_param_fqns(model: AnyModelSpec) -> frozenset[str]:
     """Parameters of convolutions: weights with 3+ dims, and the biases beside them."""
     shapes = model.param_shapes()
     weights = {f for f, shape in shapes.items() if f.endswith(".weight") and len(shape) >= 3}
@@ -363,19 +363,19 @@ def conv_param_fqns(model: ModelSpec) -> frozenset[str]:
     return frozenset(weights | biases)
 
 
-def _module_param_fqns(model: ModelSpec, kind: type) -> frozenset[str]:
+def _module_param_fqns(model: AnyModelSpec, kind: type) -> frozenset[str]:
     units = getattr(model, "unit_fqns", lambda kind: ())(kind)
     return frozenset(f for f in model.param_fqns() if f.rpartition(".")[0] in units)
 
 
-def batchnorm_param_fqns(model: ModelSpec) -> frozenset[str]:
+def batchnorm_param_fqns(model: AnyModelSpec) -> frozenset[str]:
     """Parameters of BatchNorm modules."""
     from ._models import BatchNormSpec
 
     return _module_param_fqns(model, BatchNormSpec)
 
 
-def embedding_param_fqns(model: ModelSpec) -> frozenset[str]:
+def embedding_param_fqns(model: AnyModelSpec) -> frozenset[str]:
     """Parameters (tables) of Embedding modules."""
     from ._models import EmbeddingSpec
 
@@ -386,7 +386,7 @@ def embedding_param_fqns(model: ModelSpec) -> frozenset[str]:
 TP_WEIGHT_DIM = {"colwise": 0, "rowwise": 1}
 
 
-def empty_tp_pieces(plan: PlanSpec, model: ModelSpec, tp_size: int) -> list[str]:
+def empty_tp_pieces(plan: PlanSpec, model: AnyModelSpec, tp_size: int) -> list[str]:
     """Parameters that TP would split into pieces some of which are empty."""
     shapes = model.param_shapes()
     empty = []
@@ -400,7 +400,7 @@ def empty_tp_pieces(plan: PlanSpec, model: ModelSpec, tp_size: int) -> list[str]
     return empty
 
 
-def uneven_strided_params(plan: PlanSpec, model: ModelSpec, world_size: int) -> frozenset[str]:
+def uneven_strided_params(plan: PlanSpec, model: AnyModelSpec, world_size: int) -> frozenset[str]:
     """Parameters whose FSDP2-over-TP layout is a strided shard with unequal pieces.
 
     Under ``fsdp2+tp`` a colwise Linear's weight and bias are split on dim 0

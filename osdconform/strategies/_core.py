@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
-from ..scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario, plan_accepts
+from ..scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario, plan_accepts
 from ._schedulers import scheduler_specs
 from ._schedulers import schedulers as maybe_scheduler
 
@@ -53,7 +53,7 @@ def core_plan_kinds(plan_kinds: Sequence[str]) -> list[str]:
 
 
 @st.composite
-def core_plans(draw, kind: str, model: ModelSpec) -> PlanSpec:
+def core_plans(draw, kind: str, model: MLPSpec) -> PlanSpec:
     """`kind` in its default form; FSDP wraps a drawn subset of the layers on their own."""
     return _fit_plan(kind, draw(_unit_flags()), model)
 
@@ -63,18 +63,18 @@ def _unit_flags() -> st.SearchStrategy[tuple[bool, ...]]:
     return st.tuples(*[st.booleans()] * MAX_LAYERS)
 
 
-def _fit_plan(kind: str, own: tuple[bool, ...], model: ModelSpec) -> PlanSpec:
+def _fit_plan(kind: str, own: tuple[bool, ...], model: MLPSpec) -> PlanSpec:
     if kind not in ("fsdp1", "fsdp2"):
         return PlanSpec(kind)
     return PlanSpec(kind, shard=tuple(f for f, o in zip(model.layer_fqns(), own) if o))
 
 
 @st.composite
-def core_models(draw) -> ModelSpec:
+def core_models(draw) -> MLPSpec:
     """An MLP; each layer is drawn as one (width, bias) piece so it shrinks away whole."""
     d_in = draw(st.integers(1, MAX_DIM))
     layers = draw(st.lists(st.tuples(st.integers(1, MAX_DIM), st.booleans()), min_size=1, max_size=MAX_LAYERS))
-    return ModelSpec(dims=(d_in, *(w for w, _ in layers)), bias=tuple(b for _, b in layers))
+    return MLPSpec(dims=(d_in, *(w for w, _ in layers)), bias=tuple(b for _, b in layers))
 
 
 @st.composite
