@@ -22,15 +22,8 @@ from typing import Sequence
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, AnyModelSpec, PlanSpec
-from ..scenario._plans import (
-    FSDP1_STRATEGIES,
-    TP_STYLES,
-    batchnorm_param_fqns,
-    conv_param_fqns,
-    embedding_param_fqns,
-    empty_tp_pieces,
-    mesh_shape_2d,
-)
+from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, mesh_shape_2d
+from ..scenario._refusals import batchnorm_param_fqns, conv_param_fqns, embedding_param_fqns, empty_tp_pieces
 from ._models import MAX_PARAMS, MAX_UNITS
 
 #: A Linear has at least one parameter, so no model has more Linears than this.
@@ -124,7 +117,7 @@ def fit_plan(blueprint: PlanBlueprint, model: AnyModelSpec, world_size: int) -> 
         mesh_2d = blueprint.mesh_2d and two_d
         ndims = 2 if mesh_2d else 1
         placements = []
-        # Replicated: see `scenario._plans.accepts` (DTensor conv, batch norm, embedding).
+        # Replicated: see `scenario._refusals.accepts` (DTensor conv, batch norm, embedding).
         convs = bool(conv_param_fqns(model))
         norms = batchnorm_param_fqns(model) | embedding_param_fqns(model)
         for (fqn, shape), codes in zip(model.param_shapes().items(), blueprint.placements):
