@@ -17,6 +17,7 @@ from ._models import (
     LayerNormSpec,
     LinearSpec,
     MLPSpec,
+    ModelSpec,
     ModuleDictSpec,
     ModuleListSpec,
     ParamSpec,
@@ -40,10 +41,6 @@ from ._apply import apply_plan
 from ._plans import PLAN_KINDS, PlanSpec
 from ._refusals import accepts as plan_accepts
 from ._spec import Scenario
-
-#: The MLP spec's former name (it never meant "any model": that is
-#: `AnyModelSpec`); kept so existing imports keep working.
-ModelSpec = MLPSpec
 
 __all__ = [
     "AnyModelSpec",

@@ -62,6 +62,11 @@ from ._nodes import (
 )
 from ._tree import TreeSpec
 
+#: The MLP spec's former name (it never meant "any model": that is
+#: `AnyModelSpec`); kept so existing imports, reproducer scripts written
+#: before the rename and their pickles keep working.
+ModelSpec = MLPSpec
+
 __all__ = [
     "CONTAINER_TYPES",
     "DTYPES",
@@ -79,6 +84,7 @@ __all__ = [
     "LayerNormSpec",
     "LinearSpec",
     "MLPSpec",
+    "ModelSpec",
     "ModuleDict",
     "ModuleDictSpec",
     "ModuleList",
