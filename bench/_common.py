@@ -28,9 +28,9 @@ SEED = 0
 def scenario_for(world: int, plan: str = "fsdp2"):
     """The benchmark's scenario at `world`: MLP 5->3->2 with biases, Adam (one
     group, torch defaults), `plan` on the root module, 1 training step, seed 0."""
-    from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario
+    from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
 
-    model = ModelSpec(dims=DIMS, bias=BIAS)
+    model = MLPSpec(dims=DIMS, bias=BIAS)
     optimizer = OptimizerSpec(OPTIMIZER, (GroupSpec(params=model.param_fqns()),))
     return Scenario(
         seed=SEED,

@@ -25,8 +25,8 @@ from osdconform.scenario import Scenario, build_workload, train
 # -- DTensor: shard_like / unshard against torch's own sharding ---------------
 
 def _mesh(ctx, shape: tuple[int, ...]):
-    """Built once per world (`scenario._plans.device_mesh`): a 2-D mesh creates process groups."""
-    from osdconform.scenario._plans import device_mesh
+    """Built once per world (`scenario._apply.device_mesh`): a 2-D mesh creates process groups."""
+    from osdconform.scenario._apply import device_mesh
 
     return device_mesh(ctx.device.type, shape)
 

@@ -163,7 +163,7 @@ def fsdp1_offload_mixes_state(s: Any, opt: Any, saved: frozenset[str]) -> bool:
 
 def uneven_strided_params(s: Any) -> frozenset[str]:
     """Parameters whose FSDP2-over-TP layout is a strided shard with unequal
-    pieces (`scenario._plans.uneven_strided_params`)."""
-    from ..scenario._plans import uneven_strided_params as fn
+    pieces (`scenario._refusals.uneven_strided_params`)."""
+    from ..scenario._refusals import uneven_strided_params as fn
 
     return fn(s.plan, s.model, s.world_size)

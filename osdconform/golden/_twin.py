@@ -202,7 +202,7 @@ class _Fsdp1Grads:
 
     Which unit holds a parameter: the innermost wrapped submodule whose FQN
     prefixes its canonical FQN, else the root (a tied parameter's names lie
-    under one unit; ``ModelSpec.layer_fqns`` never splits a tie).  FSDP1 also
+    under one unit; ``TreeSpec.layer_fqns`` never splits a tie).  FSDP1 also
     gives a rank whose piece of a parameter is empty no gradient for it; that
     concerns a rank's piece only, never the whole parameter the twin holds.
     """

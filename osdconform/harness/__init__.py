@@ -14,7 +14,9 @@ live world of `size` and returns the values by rank, or raises:
 ``_devices.py``.
 
 Under torchrun, `ScaleOutPool` (``_scaleout.py``) stands in for `WorldPool`:
-the same ``run``/``close``, over the one world torchrun started.
+the same ``run``/``close``, over the one world torchrun started (each rank's
+side, `ScaleOutMember`, is in ``_member.py``).  Both kinds of world word their
+failures and check their health after a rank raised with ``_failures.py``.
 """
 
 from ._devices import DEVICES, DeviceKind, device_kind

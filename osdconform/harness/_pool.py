@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ._devices import device_kind
 from ._errors import RankError
+from ._failures import health_barrier
 from ._world import World, sweep_stale_workdirs
 
 _LIVE_POOLS: "weakref.WeakSet[WorldPool]" = weakref.WeakSet()
@@ -29,13 +30,6 @@ _LIVE_POOLS: "weakref.WeakSet[WorldPool]" = weakref.WeakSet()
 
 class RankDiedBetweenExamples(UserWarning):
     """A rank process died after its last example had passed; the world was respawned."""
-
-
-def _barrier(ctx) -> None:
-    import torch.distributed as dist
-
-    ctx.set_phase("health barrier")
-    dist.barrier()
 
 
 class WorldPool:
@@ -99,7 +93,7 @@ class WorldPool:
         if world.closed:
             return
         try:
-            world.run(_barrier, timeout=self.health_timeout)
+            world.run(health_barrier, timeout=self.health_timeout)
         except Exception:
             world.close(graceful=False)
 

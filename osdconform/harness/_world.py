@@ -25,14 +25,8 @@ import time
 from multiprocessing.connection import wait
 from typing import Any, Callable
 
-from ._errors import (
-    PropertyViolation,
-    RankCrash,
-    RankError,
-    RankHang,
-    RankReport,
-    WorldStartError,
-)
+from ._errors import PropertyViolation, RankCrash, RankError, RankHang, RankReport, WorldStartError
+from ._failures import hang_message, rank_error, rank_statuses
 from ._worker import PHASE_BYTES, RankConfig, Task, rank_main
 
 _LOG_TAIL = 3000  # characters of a rank's log quoted in a failure
@@ -290,63 +284,28 @@ class World:
                 return f"killed by signal {-code}"
         return f"exit code {code}"
 
-    def _statuses(self, values, errors, pending=(), dead=None) -> str:
-        dead = dead or {}
-        parts = []
-        for r in range(self.size):
-            if r in dead:
-                parts.append(f"rank {r}: died ({dead[r]}) in phase {self.phases[r]!r}")
-            elif r in errors:
-                parts.append(f"rank {r}: raised {errors[r].type_name} in phase {errors[r].phase!r}")
-            elif r in pending:
-                parts.append(f"rank {r}: no answer, last phase {self.phases[r]!r}")
-            else:
-                parts.append(f"rank {r}: passed")
-        return "\n".join(parts)
-
     def _error(self, errors: dict[int, RankReport], values: dict[int, Any]) -> RankError:
-        first = errors[min(errors)]
-        reports = tuple(errors[r] for r in sorted(errors))
-        cls = PropertyViolation if first.is_assertion else RankError
-        msg = (
-            f"{first.message}\n\n"
-            f"[world of {self.size}; {first.type_name} on rank {first.rank} "
-            f"in phase {first.phase!r}]\n"
-            f"{self._statuses(values, errors)}\n"
-            f"--- remote traceback (rank {first.rank}) ---\n{first.traceback}"
-        )
-        return cls(msg, reports)
+        return rank_error(f"world of {self.size}", self.size, errors)
 
     def _hang_message(self, pending: set[int], errors: dict[int, RankReport], waited: float) -> str:
         self._dump_stacks(pending)
-        lines = []
-        if errors:
-            first = errors[min(errors)]
-            lines.append(
-                f"rank {first.rank} raised {first.type_name} in phase {first.phase!r} "
-                f"and ranks {sorted(pending)} then did not answer:\n{first.message}"
-            )
-        else:
-            lines.append(
-                f"example timed out after {waited:.1f} s: ranks {sorted(pending)} did not answer "
-                f"(last phases: "
-                + ", ".join(f"rank {r} in {self.phases[r]!r}" for r in sorted(pending))
-                + ")"
-            )
-        lines.append(f"[world of {self.size}; it was torn down and will be respawned]")
-        lines.append(self._statuses({}, errors, pending))
-        if errors:
-            first = errors[min(errors)]
-            lines.append(f"--- remote traceback (rank {first.rank}) ---\n{first.traceback}")
-        lines.append(self._logs(pending))
-        return "\n".join(lines)
+        return hang_message(
+            f"world of {self.size}",
+            "it was torn down and will be respawned",
+            self.size,
+            pending,
+            errors,
+            dict(enumerate(self.phases)),
+            waited,
+            [self._logs(pending)],
+        )
 
     def _crash_message(self, dead: dict[int, str], errors, pending) -> str:
         lines = [
             "rank "
             + ", ".join(f"{r} died ({why}) in phase {self.phases[r]!r}" for r, why in sorted(dead.items())),
             f"[world of {self.size}; it was torn down and will be respawned]",
-            self._statuses({}, errors, pending, dead),
+            rank_statuses(self.size, errors, pending, dict(enumerate(self.phases)), dead),
             self._logs(dead),
         ]
         return "\n".join(lines)

@@ -1,18 +1,22 @@
 """Scenarios: the shrinkable description of one example, and how ranks build it.
 
-One module per dimension: `_models` (the model), `_optimizers` (optimizers and
-param groups), `_plans` (parallelism); `_spec` composes them into `Scenario`;
-`_build` turns one into fresh objects on a rank and trains them.
+One module per dimension: `_models` (the model, a package of its own),
+`_optimizers` (optimizers and param groups), `_schedulers`, and the plan
+(parallelism) in three: `_plans` (the spec), `_refusals` (what cannot run and
+why) and `_apply` (building a plan on a rank); `_spec` composes them into
+`Scenario`; `_build` turns one into fresh objects on a rank and trains them.
 """
 
 from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch, local_batch, train
 from ._models import (
+    AnyModelSpec,
     BatchNormSpec,
     Conv1dSpec,
     Conv2dSpec,
     EmbeddingSpec,
     LayerNormSpec,
     LinearSpec,
+    MLPSpec,
     ModelSpec,
     ModuleDictSpec,
     ModuleListSpec,
@@ -33,11 +37,13 @@ from ._optimizers import (
     unknown_optimizers,
 )
 from ._schedulers import SCHEDULER_KINDS, SchedulerSpec, build_scheduler
-from ._plans import PLAN_KINDS, PlanSpec, apply_plan
-from ._plans import accepts as plan_accepts
+from ._apply import apply_plan
+from ._plans import PLAN_KINDS, PlanSpec
+from ._refusals import accepts as plan_accepts
 from ._spec import Scenario
 
 __all__ = [
+    "AnyModelSpec",
     "BatchNormSpec",
     "Conv1dSpec",
     "Conv2dSpec",
@@ -56,6 +62,7 @@ __all__ = [
     "SCHEDULER_KINDS",
     "ROWS_PER_RANK",
     "GroupSpec",
+    "MLPSpec",
     "ModelSpec",
     "OptimizerSpec",
     "PlanSpec",

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ._models import ModelSpec
+from ._models import AnyModelSpec
 from ._optimizers import OptimizerSpec
 from ._plans import PlanSpec
 
@@ -31,7 +31,7 @@ class Scenario:
 
     seed: int
     world_size: int
-    model: ModelSpec
+    model: AnyModelSpec
     optimizers: tuple[OptimizerSpec, ...]
     plan: PlanSpec = PlanSpec()
     steps: int = 1

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
-from ..scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario, plan_accepts
+from ..scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario, plan_accepts
 from ._models import mlp_models
 from ._optimizers import BETAS, EPS, LR, hparams, partition
 from ._schedulers import scheduler_specs
@@ -55,7 +55,7 @@ def core_plan_kinds(plan_kinds: Sequence[str]) -> list[str]:
 
 
 @st.composite
-def core_plans(draw, kind: str, model: ModelSpec) -> PlanSpec:
+def core_plans(draw, kind: str, model: MLPSpec) -> PlanSpec:
     """`kind` in its default form; FSDP wraps a drawn subset of the layers on their own."""
     return _fit_plan(kind, draw(_unit_flags()), model)
 
@@ -65,13 +65,13 @@ def _unit_flags() -> st.SearchStrategy[tuple[bool, ...]]:
     return st.tuples(*[st.booleans()] * MAX_LAYERS)
 
 
-def _fit_plan(kind: str, own: tuple[bool, ...], model: ModelSpec) -> PlanSpec:
+def _fit_plan(kind: str, own: tuple[bool, ...], model: MLPSpec) -> PlanSpec:
     if kind not in ("fsdp1", "fsdp2"):
         return PlanSpec(kind)
     return PlanSpec(kind, shard=tuple(f for f, o in zip(model.layer_fqns(), own) if o))
 
 
-def core_models() -> st.SearchStrategy[ModelSpec]:
+def core_models() -> st.SearchStrategy[MLPSpec]:
     """The full space's MLPs, up to `MAX_LAYERS` layers of width up to `MAX_DIM`."""
     return mlp_models(max_layers=MAX_LAYERS, max_dim=MAX_DIM)
 

@@ -22,7 +22,7 @@ import functools
 
 from hypothesis import strategies as st
 
-from ..scenario import ModelSpec
+from ..scenario import MLPSpec
 from ..scenario._models import (
     DTYPES,
     PARAM_SHAPES,
@@ -89,11 +89,11 @@ def dims(max_dim: int = MAX_DIM) -> st.SearchStrategy[int]:
 
 
 @st.composite
-def mlp_models(draw, max_layers: int = MAX_LAYERS, max_dim: int = MAX_DIM) -> ModelSpec:
+def mlp_models(draw, max_layers: int = MAX_LAYERS, max_dim: int = MAX_DIM) -> MLPSpec:
     """An MLP; each layer is drawn as one (width, bias) piece so it shrinks away whole."""
     d_in = draw(dims(max_dim))
     layers = draw(st.lists(st.tuples(dims(max_dim), st.booleans()), min_size=1, max_size=max_layers))
-    return ModelSpec(dims=(d_in, *(width for width, _ in layers)), bias=tuple(b for _, b in layers))
+    return MLPSpec(dims=(d_in, *(width for width, _ in layers)), bias=tuple(b for _, b in layers))
 
 
 @functools.lru_cache(maxsize=None)  # built once: validating strategies is slow

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
-from ..scenario import GroupSpec, ModelSpec, OptimizerSpec, TensorValue
+from ..scenario import GroupSpec, AnyModelSpec, OptimizerSpec, TensorValue
 from ..scenario._optimizers import (
     MIXED_TENSOR_PLANS,
     OPTIMIZER_NAMES,
@@ -266,7 +266,7 @@ def optimizer_blueprints(draw) -> OptimizerBlueprint:
 
 
 def fit_optimizers(
-    blueprint: OptimizerBlueprint, model: ModelSpec, plan_kind: str | None = None
+    blueprint: OptimizerBlueprint, model: AnyModelSpec, plan_kind: str | None = None
 ) -> tuple[OptimizerSpec, ...]:
     """The scenario's optimizers for `model` under `plan_kind`, as the blueprint chose them.
 
@@ -343,7 +343,7 @@ def partition(fqns: Sequence[str], assignment: Sequence[int], group_hparams: Seq
 
 
 @st.composite
-def optimizers(draw, model: ModelSpec, plan_kind: str | None = None) -> tuple[OptimizerSpec, ...]:
+def optimizers(draw, model: AnyModelSpec, plan_kind: str | None = None) -> tuple[OptimizerSpec, ...]:
     """The optimizers of a scenario over `model` (rejects the rare blueprint that fits no parameter)."""
     from hypothesis import assume
 

@@ -21,16 +21,9 @@ from typing import Sequence
 
 from hypothesis import strategies as st
 
-from ..scenario import PLAN_KINDS, ModelSpec, PlanSpec
-from ..scenario._plans import (
-    FSDP1_STRATEGIES,
-    TP_STYLES,
-    batchnorm_param_fqns,
-    conv_param_fqns,
-    embedding_param_fqns,
-    empty_tp_pieces,
-    mesh_shape_2d,
-)
+from ..scenario import PLAN_KINDS, AnyModelSpec, PlanSpec
+from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, mesh_shape_2d
+from ..scenario._refusals import batchnorm_param_fqns, conv_param_fqns, embedding_param_fqns, empty_tp_pieces
 from ._models import MAX_PARAMS, MAX_UNITS
 
 #: A Linear has at least one parameter, so no model has more Linears than this.
@@ -86,7 +79,7 @@ def _placement(code: int, ndim: int) -> str:
     return f"S{(code - 1) % ndim}"
 
 
-def fit_plan(blueprint: PlanBlueprint, model: ModelSpec, world_size: int) -> PlanSpec:
+def fit_plan(blueprint: PlanBlueprint, model: AnyModelSpec, world_size: int) -> PlanSpec:
     """The plan the blueprint chose, cut to `model` and `world_size`."""
     kind = blueprint.kind
     two_d = mesh_shape_2d(world_size) is not None
@@ -124,7 +117,7 @@ def fit_plan(blueprint: PlanBlueprint, model: ModelSpec, world_size: int) -> Pla
         mesh_2d = blueprint.mesh_2d and two_d
         ndims = 2 if mesh_2d else 1
         placements = []
-        # Replicated: see `scenario._plans.accepts` (DTensor conv, batch norm, embedding).
+        # Replicated: see `scenario._refusals.accepts` (DTensor conv, batch norm, embedding).
         convs = bool(conv_param_fqns(model))
         norms = batchnorm_param_fqns(model) | embedding_param_fqns(model)
         for (fqn, shape), codes in zip(model.param_shapes().items(), blueprint.placements):
@@ -137,18 +130,18 @@ def fit_plan(blueprint: PlanBlueprint, model: ModelSpec, world_size: int) -> Pla
     return PlanSpec(kind)
 
 
-def _units(blueprint: PlanBlueprint, model: ModelSpec) -> tuple[str, ...]:
+def _units(blueprint: PlanBlueprint, model: AnyModelSpec) -> tuple[str, ...]:
     return tuple(f for f, own in zip(model.layer_fqns(), blueprint.own_shard) if own)
 
 
-def _tp(blueprint: PlanBlueprint, model: ModelSpec) -> tuple[tuple[str, str], ...]:
+def _tp(blueprint: PlanBlueprint, model: AnyModelSpec) -> tuple[tuple[str, str], ...]:
     return tuple(
         (fqn, TP_STYLES[code - 1]) for fqn, code in zip(model.linear_fqns(), blueprint.tp_styles) if code
     )
 
 
 @st.composite
-def plans(draw, model: ModelSpec, kinds: Sequence[str] = PLAN_KINDS, world_size: int = 4) -> PlanSpec:
+def plans(draw, model: AnyModelSpec, kinds: Sequence[str] = PLAN_KINDS, world_size: int = 4) -> PlanSpec:
     """A plan for `model` at `world_size` (for composing your own strategies)."""
     kind = draw(st.sampled_from(list(kinds)))
     return fit_plan(draw(plan_blueprints(kind)), model, world_size)

@@ -63,7 +63,7 @@ def full_scenarios(
     seed = draw(st.integers(0, 2**16))
     # A sharding plan all-gathers a unit's parameters as one buffer, so it
     # needs one dtype per unit; mixed dtypes only where nothing is sharded.
-    # Sparse gradients only without a plan (see `scenario._plans.accepts`).
+    # Sparse gradients only without a plan (see `scenario._refusals.accepts`).
     model = draw(models(mixed_dtypes=kind in MIXED_DTYPE_PLANS, sparse=kind in SPARSE_PLANS))
     if kind_of(first).params == "sparse" and kind in SPARSE_PLANS and not model.sparse_param_fqns():
         # SparseAdam steps only sparse-gradient parameters; few trees have

@@ -31,7 +31,7 @@ from osdconform.scenario import (
     EmbeddingSpec,
     GroupSpec,
     LinearSpec,
-    ModelSpec,
+    MLPSpec,
     ModuleDictSpec,
     OptimizerSpec,
     ParamSpec,
@@ -193,7 +193,7 @@ def test_golden_state_is_the_trained_state():
     assert set(osd["state"]) == set(_TREE.param_fqns()) - set(_TREE.unused_param_fqns())
     assert all(int(v["step"]) == 3 for k, v in osd["state"].items() if not k.startswith("layers.2.a"))
     assert all(int(v["step"]) == 1 for k, v in osd["state"].items() if k.startswith("layers.2.a"))  # frozen after 1
-    mlp = ModelSpec(dims=(2, 3), bias=(True,))
+    mlp = MLPSpec(dims=(2, 3), bias=(True,))
     mlp_osd = golden_full_osd(Scenario(seed=0, world_size=1, model=mlp, optimizers=_adam(mlp), steps=1))
     assert set(mlp_osd["state"]) == {"layers.0.weight", "layers.0.bias"}
 

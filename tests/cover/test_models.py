@@ -24,7 +24,7 @@ from osdconform.scenario import (
     Conv2dSpec,
     EmbeddingSpec,
     LinearSpec,
-    ModelSpec,
+    MLPSpec,
     ModuleDictSpec,
     ParamSpec,
     SequentialSpec,
@@ -159,7 +159,7 @@ def test_freeze_after_steps_is_applied_by_absolute_step():
 
 
 def test_the_mlp_shorthand_is_the_tree_of_its_linears():
-    mlp = ModelSpec(dims=(2, 5, 1), bias=(True, False))
+    mlp = MLPSpec(dims=(2, 5, 1), bias=(True, False))
     assert mlp.tree() == TreeSpec(width=2, layers=(LinearSpec(out=5, bias=True), LinearSpec(out=1)))
     assert mlp.param_fqns() == ("layers.0.weight", "layers.0.bias", "layers.1.weight")
     assert mlp.param_shapes() == {"layers.0.weight": (5, 2), "layers.0.bias": (5,), "layers.1.weight": (1, 5)}

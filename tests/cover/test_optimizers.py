@@ -30,7 +30,7 @@ from osdconform.scenario import (
     OPTIMIZER_NAMES,
     SCHEDULER_KINDS,
     GroupSpec,
-    ModelSpec,
+    MLPSpec,
     OptimizerSpec,
     TensorValue,
     build_optimizer,

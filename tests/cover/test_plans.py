@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from osdconform import strategies as ost
-from osdconform.scenario import PLAN_KINDS, ModelSpec, PlanSpec, plan_accepts
+from osdconform.scenario import PLAN_KINDS, MLPSpec, PlanSpec, plan_accepts
 from osdconform.scenario._plans import FSDP1_STRATEGIES, mesh_shape_2d
 from osdconform.strategies._plans import fit_plan, plan_blueprints
 
@@ -63,7 +63,7 @@ def test_malformed_plans_are_rejected_with_the_reason(kwargs, message):
 
 
 def test_validate_against_the_model():
-    model = ModelSpec(dims=(3, 4), bias=(True,))
+    model = MLPSpec(dims=(3, 4), bias=(True,))
     with pytest.raises(ValueError, match="no dim 2 to shard"):
         PlanSpec("dtensor", placements=(("layers.0.bias", ("S2",)),)).validate(model)
     with pytest.raises(ValueError, match="no nn.Linear"):
@@ -88,8 +88,8 @@ def test_features_tag_every_option():
 
 def test_uneven_strided_shards_are_tagged_with_the_model():
     plan = PlanSpec("fsdp2+tp", tp=(("layers.0", "colwise"),))
-    assert plan.model_features(ModelSpec(dims=(3, 6), bias=(False,)), 4) == {"fsdp2+tp:uneven strided shard"}
-    assert plan.model_features(ModelSpec(dims=(3, 8), bias=(False,)), 4) == frozenset()
+    assert plan.model_features(MLPSpec(dims=(3, 6), bias=(False,)), 4) == {"fsdp2+tp:uneven strided shard"}
+    assert plan.model_features(MLPSpec(dims=(3, 8), bias=(False,)), 4) == frozenset()
 
 
 # -- accepts: the reasons are written down ------------------------------------------
@@ -109,7 +109,7 @@ def test_two_d_meshes_need_a_world_that_factors():
 
 
 def test_reasons_for_model_dependent_rejections():
-    model = ModelSpec(dims=(3, 1), bias=(True,))
+    model = MLPSpec(dims=(3, 1), bias=(True,))
     colwise = PlanSpec("fsdp2+tp", tp=(("layers.0", "colwise"),))
     assert plan_accepts(colwise, 4, model) == (
         "FSDP2 over TP cannot train parameters whose TP piece is empty: ['layers.0.weight', 'layers.0.bias']"
@@ -190,7 +190,7 @@ def test_shrinks_fsdp1_hybrid_to_the_smallest_scenario():
 
 def test_fit_plan_drops_what_the_world_cannot_take():
     blueprint = minimal(plan_blueprints("fsdp2"), lambda b: b.mesh_2d and b.own_shard[0])
-    model = ModelSpec(dims=(2, 3), bias=(True,))
+    model = MLPSpec(dims=(2, 3), bias=(True,))
     assert fit_plan(blueprint, model, 4) == PlanSpec("fsdp2", shard=("layers.0",), mesh_2d=True)
     assert fit_plan(blueprint, model, 2) == PlanSpec("fsdp2", shard=("layers.0",))
     hybrid = minimal(plan_blueprints("fsdp1"), lambda b: b.sharding_strategy == "HYBRID_SHARD")

@@ -22,7 +22,7 @@ from torch.distributed.tensor import Replicate, Shard
 
 import _rank_tasks as rt
 from osdconform.harness import WorldPool
-from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario
+from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
 from osdconform.strategies import full_scenarios as scenarios
 
 
@@ -109,7 +109,7 @@ def test_dtensor_mismatch_messages(pool):
 _UNEVEN = Scenario(
     seed=11,
     world_size=3,
-    model=ModelSpec(dims=(2, 5, 1), bias=(True, True)),
+    model=MLPSpec(dims=(2, 5, 1), bias=(True, True)),
     optimizers=(
         OptimizerSpec(
             "adam",
@@ -127,7 +127,7 @@ _UNEVEN = Scenario(
 @settings(max_examples=10, deadline=None)
 @given(scenario=scenarios(plan_kinds=("fsdp2",), min_steps=1))
 @example(scenario=_UNEVEN)
-@example(scenario=_UNEVEN.replace(model=ModelSpec(dims=(2, 5, 1), bias=(True, True), dtype="bfloat16")))
+@example(scenario=_UNEVEN.replace(model=MLPSpec(dims=(2, 5, 1), bias=(True, True), dtype="bfloat16")))
 @example(scenario=_UNEVEN.replace(world_size=4, optimizers=(OptimizerSpec("sgd", (GroupSpec(_UNEVEN.model.param_fqns(), (("momentum", 0.9),)),)),)))
 def test_load_of_gather_is_identity_on_fsdp2(pool, scenario):
     results = pool.run(scenario.world_size, rt.load_gather_roundtrip, scenario)

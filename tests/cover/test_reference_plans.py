@@ -28,7 +28,7 @@ from osdconform.scenario import (
     EmbeddingSpec,
     GroupSpec,
     LinearSpec,
-    ModelSpec,
+    MLPSpec,
     OptimizerSpec,
     ParamSpec,
     PlanSpec,
@@ -63,7 +63,7 @@ def tolerance(scenario: Scenario) -> dict:
     return {d: TOLERANCE[loosest] for d in TOLERANCE}
 
 
-_MODEL = ModelSpec(dims=(3, 5, 2), bias=(True, True))
+_MODEL = MLPSpec(dims=(3, 5, 2), bias=(True, True))
 _TWO_GROUPS = (
     OptimizerSpec(
         "adam",
@@ -124,7 +124,7 @@ def test_the_layouts_are_what_the_plans_promise(pool):
 @given(scenario=scenarios(world_sizes=(1, 2, 4), min_steps=1))
 @example(
     scenario=Scenario(
-        seed=0, world_size=4, model=ModelSpec(dims=(2, 7), bias=(True,), dtype="bfloat16"),
+        seed=0, world_size=4, model=MLPSpec(dims=(2, 7), bias=(True,), dtype="bfloat16"),
         optimizers=(OptimizerSpec("sgd", (GroupSpec(("layers.0.weight", "layers.0.bias"), (("momentum", 0.9),)),)),),
         plan=PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD"), steps=1,
     )

@@ -163,9 +163,9 @@ def test_core_schedulers_space_reaches_split_fsdp1_units_and_schedulers():
 
 
 def test_an_fsdp1_unit_is_split_when_its_parameters_are_in_two_optimizers():
-    from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec
+    from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec
 
-    model = ModelSpec(dims=(2, 2, 2), bias=(False, False))
+    model = MLPSpec(dims=(2, 2, 2), bias=(False, False))
     per_layer = (
         OptimizerSpec("adam", (GroupSpec(("layers.0.weight",)),)),
         OptimizerSpec("adam", (GroupSpec(("layers.1.weight",)),)),

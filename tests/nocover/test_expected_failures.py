@@ -209,7 +209,7 @@ def test_every_shipped_entry_names_a_reproducer_script_that_exists(path):
 
 
 #: Where the plans name the torch bugs they refuse to draw (they cannot even train).
-PLAN_REFUSALS = Path(osdconform.__file__).parent / "scenario" / "_plans.py"
+PLAN_REFUSALS = Path(osdconform.__file__).parent / "scenario" / "_refusals.py"
 
 
 def test_every_reproducer_script_is_used_by_an_entry_or_a_plan_refusal():

@@ -21,7 +21,7 @@ from _suite_runner import ROOT, TESTS, run_suite
 from osdconform import properties
 from osdconform.reporting import _repro
 from osdconform.backends import StateOptions
-from osdconform.scenario import GroupSpec, ModelSpec, OptimizerSpec, PlanSpec, Scenario
+from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,7 @@ def test_list_shows_the_script(failing_run, script):
 def test_hang_script_times_out_and_names_the_phase(tmp_path):
     """A reproducer of a hang exits 1 after its timeout, with each rank's phase."""
     scenario = Scenario(
-        seed=0, world_size=2, model=ModelSpec(dims=(2, 2), bias=(True,), dtype="float32"),
+        seed=0, world_size=2, model=MLPSpec(dims=(2, 2), bias=(True,), dtype="float32"),
         optimizers=(OptimizerSpec(name="adam", groups=(GroupSpec(params=("layers.0.weight", "layers.0.bias"),
                                                                  hparams=()),)),),
         plan=PlanSpec(kind="ddp"), steps=1,
@@ -140,7 +140,7 @@ class _OddRepr:
 
 def test_scenario_code_rebuilds_or_falls_back_to_a_pickle():
     scenario = Scenario(
-        seed=3, world_size=1, model=ModelSpec(dims=(1, 1), bias=(False,), dtype="float32"),
+        seed=3, world_size=1, model=MLPSpec(dims=(1, 1), bias=(False,), dtype="float32"),
         optimizers=(OptimizerSpec(name="sgd", groups=(GroupSpec(params=("layers.0.weight",), hparams=()),)),),
     )
     code, imports = _repro._as_code("SCENARIO", scenario)
@@ -188,7 +188,7 @@ def test_directory_argument_becomes_a_fresh_shared_directory(tmp_path, monkeypat
     checkpoint.mkdir()
     (checkpoint / "stale").write_text("left over from the example")
     scenario = Scenario(
-        seed=0, world_size=2, model=ModelSpec(dims=(1, 1), bias=(False,), dtype="float32"),
+        seed=0, world_size=2, model=MLPSpec(dims=(1, 1), bias=(False,), dtype="float32"),
         optimizers=(OptimizerSpec(name="sgd", groups=(GroupSpec(params=("layers.0.weight",), hparams=()),)),),
     )
     path = _repro.write_script(

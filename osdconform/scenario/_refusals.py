@@ -1,0 +1,201 @@
+"""Which plans cannot run with which world and model, and why (`accepts`).
+
+Why its own module: most refusals are torch bugs or limits (torch 2.13) that
+make a scenario unable even to train, whatever the backend; each is written
+down next to its rule, with the reproducer script where there is one
+(``expected_failures/repro/...``), so the refusals can be revisited when
+torch changes.  The helpers here are plain shape arithmetic about a (plan,
+model) pair, shared with the strategies (which draw only what is accepted)
+and with the expected-failure conditions (`uneven_strided_params`).
+"""
+
+from __future__ import annotations
+
+from ._models import AnyModelSpec, BatchNormSpec, EmbeddingSpec
+from ._plans import PlanSpec, fsdp_unit_of, mesh_shape_2d
+
+
+def accepts(
+    plan: PlanSpec, world_size: int, model: AnyModelSpec | None = None, steps: int | None = None
+) -> str | None:
+    """Return why `plan` cannot run at `world_size` (with `model`, for `steps`), or None if it can.
+
+    Strategies call this with ``model=None`` to pick world sizes before the
+    model is drawn, and with the model (and the training steps) once it is.  Dims smaller than or not
+    divisible by the world (uneven and empty shards) are accepted everywhere on
+    purpose: that is exactly what we want to test.
+    """
+    if world_size < 1:
+        return "a world needs at least one rank"
+    if plan.mesh_ndim == 2 and mesh_shape_2d(world_size) is None:
+        return (
+            f"a 2-D mesh needs a world size that factors as outer x inner with both > 1 "
+            f"(4 = 2 x 2 among worlds 1..4); {world_size} does not"
+        )
+    if plan.kind == "fsdp1" and not plan.use_orig_params:
+        # Without use_orig_params FSDP1 hands the optimizer only flat
+        # parameters: param groups cannot be built per FQN (a flat parameter
+        # mixes several), and no oracle can key their state by FQN without
+        # FSDP's internals (see osdconform.reference._fqn).
+        return "fsdp1 without use_orig_params exposes only flat parameters, which have no FQNs"
+    if model is None:
+        return None
+    if plan.kind in ("tp", "fsdp2+tp") and not model.linear_fqns():
+        return "tensor parallelism splits nn.Linear modules and the model has none"
+    if plan.kind == "fsdp2+tp":
+        empty = empty_tp_pieces(plan, model, mesh_shape_2d(world_size)[1])
+        if empty:
+            # torch 2.13: FSDP2's reduce-scatter fails in backward ("_chunk_cat
+            # expects non-empty tensor") on a parameter whose TP-local piece is
+            # empty, so such a scenario cannot even train, whatever the backend.
+            return f"FSDP2 over TP cannot train parameters whose TP piece is empty: {empty}"
+    if plan.kind == "fsdp1" and _fsdp1_unit_loses_params(plan, world_size, model):
+        # torch 2.13 bug, not a limit of the space: after a backward in which
+        # a unit's own parameters get no gradient, NO_SHARD (which FSDP also
+        # uses at world 1) leaves them unregistered from the module, so
+        # named_parameters(), state_dict() and every OSD API (the oracle's
+        # too) fail.  Reproducer:
+        # expected_failures/repro/torch_fsdp1_no_shard_unregisters_params.py
+        return (
+            "FSDP1 unregisters a unit's parameters under NO_SHARD (or at world 1) "
+            "when none of them gets a gradient (torch bug; see the reproducer)"
+        )
+    if plan.kind == "dtensor":
+        sharded = [f for f, places in plan.placements if set(places) != {"R"}]
+        if sharded and conv_param_fqns(model):
+            # torch 2.13: DTensor's convolution handler (_tp_conv) runs the
+            # local conv on a sharded weight, or on the sharded activation a
+            # sharded layer before it hands on, as if it were whole, so
+            # training fails (kernel size 0, "expected weight to be at least
+            # 1 at dimension 0", "expected input ... to have 5 channels, but
+            # got 2") or hangs, whatever the backend.
+            return f"DTensor convolutions cannot train in a model with sharded parameters: {sharded}"
+        norms = [f for f in sharded if f in batchnorm_param_fqns(model)]
+        if norms:
+            # torch 2.13: batch_norm on a channel-sharded DTensor runs on each
+            # rank's channels, and a rank with none fails ("input tensor must
+            # have at least one element, but got input_sizes = [8, 0]").
+            return f"DTensor batch norm cannot train with sharded parameters: {norms}"
+        tables = [f for f in sharded if f in embedding_param_fqns(model)]
+        if tables:
+            # torch 2.13: an embedding lookup on a sharded DTensor table fails
+            # on a rank whose piece is empty ("index_select(): self indexing
+            # axis dim should be positive").
+            return f"DTensor embeddings cannot train with sharded tables: {tables}"
+    sparse = getattr(model, "sparse_param_fqns", lambda: ())()
+    if sparse and plan.kind != "none":
+        # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse
+        # Embedding gradient is supported by none of these wrappers here.
+        return "sparse gradients (Embedding(sparse=True)) run only without a plan"
+    if model is not None and plan.kind in ("fsdp1", "fsdp2", "fsdp2+tp") and "0-d param" in model.features():
+        # FSDP1: "FSDP doesn't support scalar parameters" (ValueError at wrap).
+        return "FSDP (fully_shard and FullyShardedDataParallel) does not take 0-d (scalar) parameters"
+    if plan.kind == "fsdp1" and model is not None and steps and _no_backward_in_last_step(model, steps):
+        # A step in which no used parameter requires grad runs the forward
+        # without a backward (`_build.train`).  FSDP1 (SHARD_GRAD_OP) then
+        # keeps its parameters unsharded, and, unlike FSDP2's reshard(), has
+        # no public call that puts them back, so the state dict APIs see
+        # parameters that are not the optimizer's (KeyError in
+        # _map_param_key_to_optim_keys).  A limit of this harness's
+        # training loop, not a checkpointing defect.
+        return "FSDP1 cannot be resharded after a forward without backward (a step with every used parameter frozen)"
+    if model is not None and plan.kind in ("ddp", "zero"):  # zero trains under DDP too
+        frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
+        if frozen >= set(model.param_fqns()):
+            return "DDP refuses a module with no parameter that requires grad"
+    return None
+
+
+def _no_backward_in_last_step(model: AnyModelSpec, steps: int) -> bool:
+    """Whether the last of `steps` training steps has no used parameter that requires grad
+    (freezing only grows, so then no backward runs from that step on)."""
+    frozen = model.frozen_after()
+    unused = set(model.unused_param_fqns())
+    return not [f for f in model.param_fqns() if f not in unused and frozen.get(f, steps) >= steps]
+
+
+def _fsdp1_unit_loses_params(plan: PlanSpec, world_size: int, model: AnyModelSpec) -> bool:
+    """Whether `plan` meets the FSDP1 bug `accepts` names: some unit's own parameters
+    (the root's, or a wrapped module's not in a unit inside it) may all get no gradient.
+
+    The reproducer shows it for the root; the catch-all reshard that skips the
+    unit runs over every unit, and a run of the suite met it on a wrapped one.
+    """
+    if not (world_size == 1 or plan.sharding_strategy == "NO_SHARD"):
+        return False
+    no_grad = set(model.unused_param_fqns()) | set(model.frozen_after())
+    owned: dict[str, list[str]] = {}
+    for f in model.param_fqns():
+        owned.setdefault(fsdp_unit_of(plan, f), []).append(f)
+    return any(all(f in no_grad for f in fqns) for fqns in owned.values())
+
+
+def conv_param_fqns(model: AnyModelSpec) -> frozenset[str]:
+    """Parameters of convolutions: weights with 3+ dims, and the biases beside them."""
+    shapes = model.param_shapes()
+    weights = {f for f, shape in shapes.items() if f.endswith(".weight") and len(shape) >= 3}
+    biases = {f for f in shapes if f.endswith(".bias") and f[: -len("bias")] + "weight" in weights}
+    return frozenset(weights | biases)
+
+
+def _module_param_fqns(model: AnyModelSpec, kind: type) -> frozenset[str]:
+    units = getattr(model, "unit_fqns", lambda kind: ())(kind)
+    return frozenset(f for f in model.param_fqns() if f.rpartition(".")[0] in units)
+
+
+def batchnorm_param_fqns(model: AnyModelSpec) -> frozenset[str]:
+    """Parameters of BatchNorm modules."""
+    return _module_param_fqns(model, BatchNormSpec)
+
+
+def embedding_param_fqns(model: AnyModelSpec) -> frozenset[str]:
+    """Parameters (tables) of Embedding modules."""
+    return _module_param_fqns(model, EmbeddingSpec)
+
+
+#: The dim of a Linear's weight each TP style splits.
+TP_WEIGHT_DIM = {"colwise": 0, "rowwise": 1}
+
+
+def empty_tp_pieces(plan: PlanSpec, model: AnyModelSpec, tp_size: int) -> list[str]:
+    """Parameters that TP would split into pieces some of which are empty."""
+    shapes = model.param_shapes()
+    empty = []
+    for fqn, style in plan.tp:
+        d = TP_WEIGHT_DIM[style]
+        if shapes[f"{fqn}.weight"][d] < tp_size:
+            empty.append(f"{fqn}.weight")
+        bias = shapes.get(f"{fqn}.bias")
+        if style == "colwise" and bias is not None and bias[0] < tp_size:
+            empty.append(f"{fqn}.bias")
+    return empty
+
+
+def uneven_strided_params(plan: PlanSpec, model: AnyModelSpec, world_size: int) -> frozenset[str]:
+    """Parameters whose FSDP2-over-TP layout is a strided shard with unequal pieces.
+
+    Under ``fsdp2+tp`` a colwise Linear's weight and bias are split on dim 0
+    twice: by TP, then each TP piece by FSDP2 over the data-parallel ranks,
+    a layout DTensor writes ``(_StridedShard(0, split_factor=tp), Shard(0))``.
+    Data-parallel rank ``i`` holds chunk ``i`` of every TP piece; the pieces
+    are unequal when those sums differ (e.g. 6 rows on 2 x 2: TP 3 + 3, each
+    2 + 1, so dp ranks hold 4 and 2 rows).  Plain chunk arithmetic
+    (`reference._chunks`), for predicates and coverage.
+    """
+    if plan.kind != "fsdp2+tp" or mesh_shape_2d(world_size) is None:
+        return frozenset()
+    from ..reference._chunks import chunk_sizes
+
+    dp, tp = mesh_shape_2d(world_size)
+    shapes = model.param_shapes()
+    uneven = set()
+    for fqn, style in plan.tp:
+        if style != "colwise":
+            continue
+        for name in (f"{fqn}.weight", f"{fqn}.bias"):
+            if name not in shapes:
+                continue
+            per_dp_rank = [sum(chunk_sizes(piece, dp)[i] for piece in chunk_sizes(shapes[name][0], tp)) for i in range(dp)]
+            if len(set(per_dp_rank)) > 1:
+                uneven.add(name)
+    return frozenset(uneven)
