@@ -197,7 +197,8 @@ def _diff_sharded_tensor(e: Any, a: Any, path: str, tol) -> Difference | None:
     """ShardedTensors (FSDP1's sharded state): global size, then this rank's shards."""
     if e.size() != a.size():
         return Difference(path, f"shape differs: expected {tuple(e.size())}, actual {tuple(a.size())}")
-    where = lambda t: [(list(s.metadata.shard_offsets), list(s.metadata.shard_sizes)) for s in t.local_shards()]
+    def where(t):
+        return [(list(s.metadata.shard_offsets), list(s.metadata.shard_sizes)) for s in t.local_shards()]
     if where(e) != where(a):
         return Difference(path, f"local shards differ: expected (offsets, sizes) {where(e)}, actual {where(a)}")
     for i, (x, y) in enumerate(zip(e.local_shards(), a.local_shards())):

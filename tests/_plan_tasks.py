@@ -70,7 +70,6 @@ def _workload(ctx, scenario: Scenario):
 def fsdp1_against_torch(ctx, scenario: Scenario) -> dict:
     """The reference's FSDP1 gather equals FSDP's own full optim state dict; ShardedTensors
     from FSDP's sharded optim state dict unshard to it and load back."""
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
     from torch.distributed.fsdp import (
         FullOptimStateDictConfig,
         FullStateDictConfig,
@@ -78,6 +77,7 @@ def fsdp1_against_torch(ctx, scenario: Scenario) -> dict:
         ShardedStateDictConfig,
         StateDictType,
     )
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
     from osdconform.reference._sharded_tensor import is_sharded_tensor
 

@@ -25,12 +25,14 @@ def _state_dict_type(model, full: bool, cpu_offload: bool = False, local: bool =
     from torch.distributed.fsdp import (
         FullOptimStateDictConfig,
         FullStateDictConfig,
-        FullyShardedDataParallel as FSDP,
         LocalOptimStateDictConfig,
         LocalStateDictConfig,
         ShardedOptimStateDictConfig,
         ShardedStateDictConfig,
         StateDictType,
+    )
+    from torch.distributed.fsdp import (
+        FullyShardedDataParallel as FSDP,
     )
 
     if local:

@@ -143,7 +143,7 @@ class ScaleOutMember:
         while True:
             n += 1
             key = f"task/{n}"
-            while not _poll(lambda: store.check([key]) or store.check(["shutdown"]),
+            while not _poll(lambda key=key: store.check([key]) or store.check(["shutdown"]),
                             time.monotonic() + 1.0, max_sleep=0.02):
                 pass
             if not store.check([key]):

@@ -205,7 +205,7 @@ class ScaleOutPool:
         deadline = time.monotonic() + wait_s
         for r in remote:
             key = f"stack/{n}/{r}"
-            if _poll(lambda: store.check([key]), deadline):
+            if _poll(lambda key=key: store.check([key]), deadline):
                 out[r] = pickle.loads(store.get(key))
         return out
 
@@ -243,7 +243,7 @@ class ScaleOutPool:
             store.set("shutdown", b"1")
             deadline = time.monotonic() + bye_timeout
             for r in range(1, self.size):
-                _poll(lambda: store.check([f"bye/{r}"]), deadline, max_sleep=0.05)
+                _poll(lambda r=r: store.check([f"bye/{r}"]), deadline, max_sleep=0.05)
 
     def __enter__(self) -> "ScaleOutPool":
         return self

@@ -12,11 +12,10 @@ Shared steps (build, train, get/save, set/load, compare) are in `_steps`.
 9. `errors` with a `Fault`
 """
 
-from ._errors import IN_MEMORY_FAULTS, STORAGE_FAULTS, Fault
-from ._errors import errors
+from ._errors import IN_MEMORY_FAULTS, STORAGE_FAULTS, Fault, errors
 from ._fidelity import fidelity
-from ._forms import FORMS, forms, representable
 from ._flatten import flatten
+from ._forms import FORMS, forms, representable
 from ._isolation import isolation_after_get, isolation_after_set
 from ._reshard import reshard_load, reshard_save
 from ._resume import resume, schedulers

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
 from ..scenario import GroupSpec, OptimizerSpec, Scenario, train
-from ._steps import fresh, local_snapshot, load_state, save_state, source
+from ._steps import fresh, load_state, local_snapshot, save_state, source
 
 IN_MEMORY_FAULTS = ("shape", "unknown_fqn", "missing_fqn", "missing_state_key", "wrong_optimizer")
 STORAGE_FAULTS = ("truncate_file", "corrupt_file", "wrong_optimizer")

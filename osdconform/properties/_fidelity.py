@@ -14,8 +14,8 @@ from __future__ import annotations
 from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
-from ..scenario import Scenario
 from ..golden import golden_full_osd, golden_tolerance
+from ..scenario import Scenario
 from ._steps import gather, source, summary
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
-from ..scenario import Scenario, train
 from ..golden import golden_tolerance
+from ..scenario import Scenario, train
 from ._steps import assert_all_equal, fresh, load_state, save_state, source
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-
 from ..compare import first_difference
 from ._gather import PARAM_GROUPS, PARAMS, STATE
 

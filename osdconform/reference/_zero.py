@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from ._dtypes import restore_dtypes
-
 from ._wire import all_gather_objects
 
 

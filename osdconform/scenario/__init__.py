@@ -7,6 +7,7 @@ why) and `_apply` (building a plan on a rank); `_spec` composes them into
 `Scenario`; `_build` turns one into fresh objects on a rank and trains them.
 """
 
+from ._apply import apply_plan
 from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch, local_batch, train
 from ._models import (
     AnyModelSpec,
@@ -36,10 +37,9 @@ from ._optimizers import (
     installed_optimizers,
     unknown_optimizers,
 )
-from ._schedulers import SCHEDULER_KINDS, SchedulerSpec, build_scheduler
-from ._apply import apply_plan
 from ._plans import PLAN_KINDS, PlanSpec
 from ._refusals import accepts as plan_accepts
+from ._schedulers import SCHEDULER_KINDS, SchedulerSpec, build_scheduler
 from ._spec import Scenario
 
 __all__ = [

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ._apply import apply_plan, trainable_params, wrap_optimizers
 from ._models import apply_freezes, build_model, loss, model_inputs, select_rows
 from ._optimizers import build_optimizer
-from ._apply import apply_plan, trainable_params, wrap_optimizers
 from ._schedulers import build_scheduler
 from ._spec import Scenario
 

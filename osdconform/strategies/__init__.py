@@ -8,13 +8,13 @@ whole scenarios; the pieces are public so suites and third parties can
 compose their own.
 """
 
+from ._core import CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, core_scenarios
 from ._models import dims, mlp_models, models, tree_models
 from ._optimizers import hparams, optimizer_blueprints, optimizer_names, optimizers, param_groups
 from ._pairs import reshard_pairs
-from ._schedulers import schedulers
 from ._plans import plans
-from ._core import CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, core_scenarios
 from ._scenario import full_scenarios
+from ._schedulers import schedulers
 from ._space import CORE, FULL, SPACES, Drawable, Space, scenarios, space
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
-from ..scenario import GroupSpec, AnyModelSpec, OptimizerSpec, TensorValue
+from ..scenario import AnyModelSpec, GroupSpec, OptimizerSpec, TensorValue
 from ..scenario._optimizers import (
     MIXED_TENSOR_PLANS,
     OPTIMIZER_NAMES,

@@ -16,7 +16,8 @@ import itertools
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from osdconform.reference import chunk_bounds, chunk_offsets, chunk_sizes
 

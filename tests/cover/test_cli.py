@@ -20,13 +20,13 @@ import sys
 from importlib import metadata
 
 import pytest
-
 from _installed_backend import install_entry_point_backend
-from osdconform.cli import main
-from osdconform.reporting._report import RunReport
+
 from osdconform.backends import BackendSpecError, entry_point_backends, known_backends, resolve_backend
 from osdconform.backends._registry import BUILTIN
 from osdconform.backends.reference import ReferenceBackend
+from osdconform.cli import main
+from osdconform.reporting._report import RunReport
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -17,13 +17,14 @@ that gave each rank of a TP group its own slice
 
 from __future__ import annotations
 
+import _golden_tasks as gt
 import pytest
 import torch
+from _regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from hypothesis import event, example, given, settings
 
-import _golden_tasks as gt
-from _regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from osdconform.compare import DTYPE_TOLERANCE, assert_osd_equal, first_difference
+from osdconform.golden import golden_full_osd, golden_tolerance, golden_train, golden_workload
 from osdconform.harness import WorldPool
 from osdconform.reference import full_osd
 from osdconform.scenario import (
@@ -42,7 +43,6 @@ from osdconform.scenario import (
     TreeSpec,
     UnusedSpec,
 )
-from osdconform.golden import golden_full_osd, golden_tolerance, golden_train, golden_workload
 from osdconform.strategies import full_scenarios as scenarios
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from test_strategies import minimal
 from torch import nn
 
 from osdconform import strategies as ost
@@ -42,8 +42,6 @@ from osdconform.scenario._models import (
     select_rows,
 )
 from osdconform.strategies._models import MAX_PARAMS, MAX_UNITS
-
-from test_strategies import minimal
 
 CPU = torch.device("cpu")
 

@@ -20,7 +20,7 @@ import warnings
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from test_strategies import SMALLEST_MODEL, minimal
 from torch import nn
 
 from osdconform import reference as ref
@@ -30,7 +30,6 @@ from osdconform.scenario import (
     OPTIMIZER_NAMES,
     SCHEDULER_KINDS,
     GroupSpec,
-    MLPSpec,
     OptimizerSpec,
     TensorValue,
     build_optimizer,
@@ -50,7 +49,6 @@ from osdconform.scenario._optimizers import (
     tensor_lr_problem,
 )
 from osdconform.strategies._optimizers import fit_optimizers, flag_sets, optimizer_blueprints, substitute
-from test_strategies import SMALLEST_MODEL, minimal
 
 CPU = torch.device("cpu")
 

@@ -23,9 +23,9 @@ import threading
 import time
 import types
 
+import _rank_tasks as rt
 import pytest
 
-import _rank_tasks as rt
 from osdconform.harness import (
     PropertyViolation,
     RankCrash,

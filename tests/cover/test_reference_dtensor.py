@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 
+import _rank_tasks as rt
 import pytest
 import torch
-from hypothesis import event, example, given, settings, strategies as st
+from hypothesis import event, example, given, settings
+from hypothesis import strategies as st
 from torch.distributed.tensor import Replicate, Shard
 
-import _rank_tasks as rt
 from osdconform.harness import WorldPool
 from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
 from osdconform.strategies import full_scenarios as scenarios

@@ -13,10 +13,10 @@ Pure: no processes.
 
 from __future__ import annotations
 
-
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from osdconform.compare import assert_osd_equal
 from osdconform.reference import FlatKeyError, flatten, unflatten

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import os
 
+import _plan_tasks as pt
 import pytest
 import torch
+from _regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from hypothesis import example, given, settings
 
-import _plan_tasks as pt
-from _regressions import ADAGRAD_EMPTY_FSDP1_PIECE
+from osdconform import reference as ref
 from osdconform.compare import assert_osd_equal
+from osdconform.golden import golden_full_osd
 from osdconform.harness import WorldPool
 from osdconform.scenario import (
     EmbeddingSpec,
@@ -36,8 +38,6 @@ from osdconform.scenario import (
     TreeSpec,
     UnusedSpec,
 )
-from osdconform.golden import golden_full_osd
-from osdconform import reference as ref
 from osdconform.strategies import full_scenarios as scenarios
 
 #: Plans change the reduction order of gradients, never what is computed.

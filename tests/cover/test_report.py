@@ -18,7 +18,15 @@ import json
 import expecttest
 import pytest
 
-from osdconform.reporting._report import Cell, ReportError, RunReport, TestResult, difference, load_report, render_markdown
+from osdconform.reporting._report import (
+    Cell,
+    ReportError,
+    RunReport,
+    TestResult,
+    difference,
+    load_report,
+    render_markdown,
+)
 
 
 def _run(**overrides) -> RunReport:

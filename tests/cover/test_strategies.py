@@ -9,8 +9,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from osdconform import strategies as ost
 from osdconform.scenario import PLAN_KINDS, LinearSpec, Scenario, TreeSpec
 
-
-
 #: The smallest model of the space: every model shrinks toward it.
 SMALLEST_MODEL = TreeSpec(width=1, layers=(LinearSpec(out=1),))
 

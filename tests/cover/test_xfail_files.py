@@ -13,8 +13,8 @@ so the test is stable.
 from __future__ import annotations
 
 import pytest
-
 from _xfail_spaces import core_witnesses
+
 from osdconform.expected_failures import SHIPPED_DIR, shipped_xfails
 
 BACKENDS = sorted(p.stem for p in SHIPPED_DIR.glob("*.txt"))

@@ -9,12 +9,12 @@ refuses an optimizer) are checked against torch in real worlds.
 
 from __future__ import annotations
 
+import _predicate_tasks as pt
 import pytest
 import torch
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-import _predicate_tasks as pt
 from osdconform import strategies as ost
 from osdconform.expected_failures._conditions import (
     fsdp1_unit_partly_in_state,
@@ -22,9 +22,9 @@ from osdconform.expected_failures._conditions import (
     trainable_at_end,
     uneven_strided_params,
 )
+from osdconform.golden import golden_full_osd
 from osdconform.harness import WorldPool
 from osdconform.scenario import GroupSpec, LinearSpec, OptimizerSpec, PlanSpec, Scenario, TreeSpec, UnusedSpec
-from osdconform.golden import golden_full_osd
 
 
 @pytest.fixture(scope="module")

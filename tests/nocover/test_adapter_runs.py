@@ -16,7 +16,6 @@ import os
 import re
 
 import pytest
-
 from _suite_runner import ROOT, run_suite
 
 pytestmark = pytest.mark.slow

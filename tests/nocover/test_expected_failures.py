@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from _suite_runner import run_suite
 
 import osdconform
-from _suite_runner import run_suite
 from osdconform.expected_failures import SHIPPED_DIR, load_xfails
 
 pytestmark = pytest.mark.slow

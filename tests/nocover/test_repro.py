@@ -16,11 +16,11 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-
 from _suite_runner import ROOT, TESTS, run_suite
+
 from osdconform import properties
-from osdconform.reporting import _repro
 from osdconform.backends import StateOptions
+from osdconform.reporting import _repro
 from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
 
 pytestmark = pytest.mark.slow
@@ -195,7 +195,7 @@ def test_directory_argument_becomes_a_fresh_shared_directory(tmp_path, monkeypat
         str(tmp_path / "repro"), "suites/test_x.py::test_y", prop="y", step=dir_step.writes_into,
         scenario=scenario, backend_spec=HEALTHY, options=StateOptions(), extra=(str(checkpoint), "x"),
     )
-    assert f"EXTRA = (None, 'x')\nFRESH_DIRECTORIES = (0,)" in open(path).read().replace(
+    assert "EXTRA = (None, 'x')\nFRESH_DIRECTORIES = (0,)" in open(path).read().replace(
         "# Positions in EXTRA of directories (an example's checkpoint folder): each run uses a fresh one.\n", "")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     code, out = run_repro(path)

@@ -15,7 +15,6 @@ import sys
 import zipfile
 
 import pytest
-
 from _suite_runner import ROOT, TESTS
 
 pytestmark = pytest.mark.slow

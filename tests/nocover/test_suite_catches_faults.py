@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from _suite_runner import run_suite
 
 pytestmark = pytest.mark.slow

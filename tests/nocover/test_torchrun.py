@@ -17,7 +17,6 @@ import textwrap
 import time
 
 import pytest
-
 from _suite_runner import ROOT, TESTS
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,10 @@ FSDP.optim_state_dict and get_optimizer_state_dict all fail.  With FULL_SHARD
 or SHARD_GRAD_OP at world 2 they stay registered.  Exits 1 while the bug exists.
 """
 
-import functools, os, sys
+import functools
+import os
+import sys
+
 import torch
 import torch.distributed as dist
 from torch import nn
