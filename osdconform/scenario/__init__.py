@@ -1,7 +1,7 @@
 """Scenarios: the shrinkable description of one example, and how ranks build it.
 
 One module per dimension: `_models` (the model, a package of its own),
-`_optimizers` (optimizers and param groups), `_schedulers`, and the plan
+`_optimizers` (optimizers and param groups; `_catalogue`: what each torch.optim optimizer can do), `_schedulers`, and the plan
 (parallelism) in three: `_plans` (the spec), `_refusals` (what cannot run and
 why) and `_apply` (building a plan on a rank); `_spec` composes them into
 `Scenario`; `_build` turns one into fresh objects on a rank and trains them.
@@ -9,6 +9,7 @@ why) and `_apply` (building a plan on a rank); `_spec` composes them into
 
 from ._apply import apply_plan
 from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch, local_batch, train
+from ._catalogue import OPTIMIZER_NAMES, installed_optimizers, unknown_optimizers
 from ._models import (
     AnyModelSpec,
     BatchNormSpec,
@@ -28,15 +29,7 @@ from ._models import (
     UnusedSpec,
     build_model,
 )
-from ._optimizers import (
-    OPTIMIZER_NAMES,
-    GroupSpec,
-    OptimizerSpec,
-    TensorValue,
-    build_optimizer,
-    installed_optimizers,
-    unknown_optimizers,
-)
+from ._optimizers import GroupSpec, OptimizerSpec, TensorValue, build_optimizer
 from ._plans import PLAN_KINDS, PlanSpec
 from ._refusals import accepts as plan_accepts
 from ._schedulers import SCHEDULER_KINDS, SchedulerSpec, build_scheduler

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from hypothesis import strategies as st
 
 from ..scenario import AnyModelSpec, GroupSpec, OptimizerSpec, TensorValue
-from ..scenario._optimizers import (
+from ..scenario._catalogue import (
     MIXED_TENSOR_PLANS,
     OPTIMIZER_NAMES,
     WHOLE_PARAM_PLANS,

@@ -13,8 +13,8 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, PlanSpec, Scenario, plan_accepts
+from ..scenario._catalogue import kind_of
 from ..scenario._models import EmbeddingSpec, LinearSpec, TreeSpec
-from ..scenario._optimizers import kind_of
 from ._models import models
 from ._optimizers import fit_optimizers, optimizer_blueprints, runs_under
 from ._plans import fit_plan, plan_blueprints

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, PlanSpec, plan_accepts
-from ..scenario._optimizers import OPTIMIZER_NAMES
+from ..scenario._catalogue import OPTIMIZER_NAMES
 from ._core import CORE_OPTIMIZERS, CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, core_plans, core_scenarios
 from ._plans import plans as full_plans
 from ._scenario import full_scenarios

@@ -38,7 +38,7 @@ from osdconform.scenario import (
     train,
     unknown_optimizers,
 )
-from osdconform.scenario._optimizers import (
+from osdconform.scenario._catalogue import (
     EXCLUDED,
     FLAGS,
     KNOWN,
@@ -60,7 +60,7 @@ def test_every_installed_optimizer_is_covered_or_excluded():
     unknown = unknown_optimizers()
     assert not unknown, (
         f"torch {torch.__version__} has optimizer(s) {list(unknown)} that osdconform neither "
-        "covers (scenario._optimizers.KNOWN) nor excludes with a reason (EXCLUDED); they are "
+        "covers (scenario._catalogue.KNOWN) nor excludes with a reason (EXCLUDED); they are "
         "drawn with torch's defaults on unsharded plans meanwhile"
     )
 
@@ -76,7 +76,7 @@ def test_discovery_finds_the_optimizers_the_issue_names():
 
 
 def test_an_optimizer_the_suite_does_not_know_is_drawn_with_defaults_and_reported(monkeypatch):
-    from osdconform.scenario import _optimizers as opt_mod
+    from osdconform.scenario import _catalogue as opt_mod
 
     class Novel(torch.optim.SGD):
         pass

@@ -53,7 +53,7 @@ def test_scenarios_are_valid_picklable_and_rebuild_from_repr(scenario):
     assert set(grouped) <= set(scenario.model.param_fqns())
     # Only a parameter that no optimizer of the scenario can take in the group
     # the blueprint chose is left out (so none takes it in every group).
-    from osdconform.scenario._optimizers import accepts_param
+    from osdconform.scenario._catalogue import accepts_param
 
     shapes = scenario.model.param_shapes()
     sparse = set(scenario.model.sparse_param_fqns())
