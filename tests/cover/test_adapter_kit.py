@@ -63,18 +63,18 @@ def test_bad_spec_arguments_are_one_clear_error(spec, message):
 
 
 def test_a_factory_is_called_with_the_arguments_for_every_backend_made():
-    spec = "_kit_backends:rank0_saver(delay=0.25)"
+    spec = "helpers.kit_backends:rank0_saver(delay=0.25)"
     resolved = resolve_backend(spec)
     assert type(resolved).__name__ == "Rank0Saver" and resolved.delay == 0.25
     first, second = make_backend(spec), make_backend(spec)
     assert first is not second and first.delay == second.delay == 0.25
     # A class with arguments is instantiated with them.
-    assert resolve_backend("_kit_backends:Rank0Saver(delay=1)").delay == 1
+    assert resolve_backend("helpers.kit_backends:Rank0Saver(delay=1)").delay == 1
 
 
 def test_a_factory_that_refuses_its_arguments_is_a_spec_error():
-    with pytest.raises(BackendSpecError, match=r"calling _kit_backends:rank0_saver raised TypeError"):
-        resolve_backend("_kit_backends:rank0_saver(speed=2)")
+    with pytest.raises(BackendSpecError, match=r"calling helpers.kit_backends:rank0_saver raised TypeError"):
+        resolve_backend("helpers.kit_backends:rank0_saver(speed=2)")
     with pytest.raises(BackendSpecError, match="has no 'capabilities'"):
         resolve_backend("collections:OrderedDict(a=1)")
 
@@ -82,13 +82,13 @@ def test_a_factory_that_refuses_its_arguments_is_a_spec_error():
 def test_shipped_expected_failures_follow_the_target_not_the_name():
     ep = metadata.EntryPoint(name="my-ref", value="osdconform.backends.reference:ReferenceBackend",
                              group="osdconform.backends")
-    impostor = metadata.EntryPoint(name="mine", value="_kit_backends:Impostor", group="osdconform.backends")
+    impostor = metadata.EntryPoint(name="mine", value="helpers.kit_backends:Impostor", group="osdconform.backends")
     assert builtin_name("torch-dsd") == "torch-dsd"
     assert builtin_name("osdconform.backends.torch_save:TorchSaveBackend") == "torch-save"
     assert builtin_name("my-ref", entry_points=[ep]) == "reference"  # an entry point to a built-in's own class
     assert builtin_name("mine", entry_points=[impostor]) is None
-    assert builtin_name("_kit_backends:Impostor") is None
-    assert resolve_backend("_kit_backends:Impostor").name == "torch-save"  # named like one, all the same
+    assert builtin_name("helpers.kit_backends:Impostor") is None
+    assert resolve_backend("helpers.kit_backends:Impostor").name == "torch-save"  # named like one, all the same
 
 
 @pytest.fixture
@@ -120,14 +120,14 @@ def _entries(result) -> int:
 def test_a_third_party_backend_named_like_a_builtin_gets_no_shipped_xfails(run):
     builtin = run("--osd-backend=torch-save")
     assert builtin.ret == 0 and _entries(builtin) > 0
-    impostor = run("--osd-backend=_kit_backends:Impostor")
+    impostor = run("--osd-backend=helpers.kit_backends:Impostor")
     assert impostor.ret == 0, impostor.outlines
-    assert "backend torch-save (_kit_backends:Impostor)" in impostor.stdout.str()
+    assert "backend torch-save (helpers.kit_backends:Impostor)" in impostor.stdout.str()
     assert _entries(impostor) == 0
 
 
 def test_a_bad_factory_spec_stops_the_run_with_one_line(run):
-    result = run("--osd-backend=_kit_backends:rank0_saver(delay=time.time())")
+    result = run("--osd-backend=helpers.kit_backends:rank0_saver(delay=time.time())")
     assert result.ret == USAGE_ERROR
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert len(errors) == 1 and "argument 'delay' is not a Python literal" in errors[0], result.errlines

@@ -20,8 +20,8 @@ import sys
 from importlib import metadata
 
 import pytest
-from _installed_backend import install_entry_point_backend
 
+from helpers.installed_backend import install_entry_point_backend
 from osdconform.backends import BackendSpecError, entry_point_backends, known_backends, resolve_backend
 from osdconform.backends._registry import BUILTIN
 from osdconform.backends.reference import ReferenceBackend

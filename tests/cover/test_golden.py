@@ -17,12 +17,12 @@ that gave each rank of a TP group its own slice
 
 from __future__ import annotations
 
-import _golden_tasks as gt
 import pytest
 import torch
-from _regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from hypothesis import event, example, given, settings
 
+from helpers import golden_tasks as gt
+from helpers.regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from osdconform.compare import DTYPE_TOLERANCE, assert_osd_equal, first_difference
 from osdconform.golden import golden_full_osd, golden_tolerance, golden_train, golden_workload
 from osdconform.harness import WorldPool
@@ -136,7 +136,7 @@ def test_golden_is_bitwise_without_data_parallelism_at_world_2(pool, scenario):
 @example(scenario=_TREE_SCENARIO.replace(plan=PlanSpec("fsdp2", shard=("layers.1", "layers.2"))))
 @example(scenario=_TREE_SCENARIO.replace(model=TreeSpec(_TREE.width, _TREE.layers, "bfloat16"), plan=PlanSpec("fsdp2")))
 @example(scenario=_TREE_SCENARIO.replace(model=TreeSpec(_TREE.width, _TREE.layers, "float64"), plan=PlanSpec("ddp")))
-@example(scenario=ADAGRAD_EMPTY_FSDP1_PIECE)  # see tests/_regressions.py
+@example(scenario=ADAGRAD_EMPTY_FSDP1_PIECE)  # see tests/helpers/regressions.py
 # LBFGS's closure under DDP returns the mean loss of the ranks; Adam steps before it.
 @example(
     scenario=Scenario(

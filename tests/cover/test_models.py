@@ -15,9 +15,9 @@ from collections import Counter
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
-from test_strategies import minimal
 from torch import nn
 
+from helpers.shrinking import minimal
 from osdconform import strategies as ost
 from osdconform.scenario import (
     BatchNormSpec,

@@ -20,9 +20,9 @@ import warnings
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
-from test_strategies import SMALLEST_MODEL, minimal
 from torch import nn
 
+from helpers.shrinking import SMALLEST_MODEL, minimal
 from osdconform import reference as ref
 from osdconform import strategies as ost
 from osdconform.compare import assert_osd_equal

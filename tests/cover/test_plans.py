@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from test_strategies import SMALLEST_MODEL, all_ones, minimal
 
+from helpers.shrinking import SMALLEST_MODEL, all_ones, minimal
 from osdconform import strategies as ost
 from osdconform.scenario import PLAN_KINDS, MLPSpec, PlanSpec, plan_accepts
 from osdconform.scenario._plans import FSDP1_STRATEGIES, mesh_shape_2d

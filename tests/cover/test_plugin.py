@@ -12,8 +12,8 @@ import io
 import re
 
 import pytest
-from _installed_backend import install_entry_point_backend
 
+from helpers.installed_backend import install_entry_point_backend
 from osdconform.backends._registry import BUILTIN
 from osdconform.plugin import CONFORMANCE_PLUGIN
 

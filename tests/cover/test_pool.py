@@ -7,7 +7,7 @@ be replaced, not reused, and no rank process may survive its driver - however
 the driver ends (closed, SIGKILLed, interrupted with Ctrl-C).
 
 All worlds here have 2 ranks (gloo) and a 5 s example timeout.  Rank-side code
-is in ``tests/_rank_tasks.py``.  Scenarios (g) and (h) run a driver in a
+is in ``tests/helpers/rank_tasks.py``.  Scenarios (g) and (h) run a driver in a
 subprocess so that it can be killed or interrupted.
 """
 
@@ -23,9 +23,9 @@ import threading
 import time
 import types
 
-import _rank_tasks as rt
 import pytest
 
+from helpers import rank_tasks as rt
 from osdconform.harness import (
     PropertyViolation,
     RankCrash,
@@ -138,7 +138,7 @@ def test_hang_is_reported_with_stacks_and_the_world_respawned(pool):
     # faulthandler's dump of rank 1, taken on SIGUSR1 before the kill.
     assert "--- rank 1 output" in msg, msg
     assert "most recent call first" in msg, msg
-    assert "_rank_tasks.py" in msg and "in sleep_on" in msg, msg
+    assert "rank_tasks.py" in msg and "in sleep_on" in msg, msg
     # The hung world is gone, both ranks of it, and a new one works.
     assert _wait_gone(old) == []
     new = _healthy(pool)
@@ -245,7 +245,7 @@ def test_close_reaps_every_rank_and_removes_the_workdir(pool):
 # -- (g), (h) the driver itself goes away -----------------------------------------------
 
 _DRIVER = """
-import _rank_tasks as rt
+from helpers import rank_tasks as rt
 from osdconform.harness import WorldPool
 
 with WorldPool(timeout=600) as pool:

@@ -8,20 +8,20 @@ placement cuts a tensor, every sharded verdict the suite gives is suspect.
 
 Worlds of 1-4 ranks (gloo) come from one module-scoped `WorldPool`; the first
 example of each size pays for spawning it, later ones take milliseconds.
-Rank-side code is in ``tests/_rank_tasks.py``.
+Rank-side code is in ``tests/helpers/rank_tasks.py``.
 """
 
 from __future__ import annotations
 
 import math
 
-import _rank_tasks as rt
 import pytest
 import torch
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from torch.distributed.tensor import Replicate, Shard
 
+from helpers import rank_tasks as rt
 from osdconform.harness import WorldPool
 from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
 from osdconform.strategies import full_scenarios as scenarios

@@ -9,19 +9,19 @@ computes, and the gather must put every element where it belongs), then load
 the full and the sharded OSD into fresh objects and gather again (load
 inverts gather).  FSDP1 and ZeRO are also checked against torch's own state
 dicts, and FSDP1's ShardedTensors against the reference's own unshard.
-Rank-side code: ``tests/_plan_tasks.py``.
+Rank-side code: ``tests/helpers/plan_tasks.py``.
 """
 
 from __future__ import annotations
 
 import os
 
-import _plan_tasks as pt
 import pytest
 import torch
-from _regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from hypothesis import example, given, settings
 
+from helpers import plan_tasks as pt
+from helpers.regressions import ADAGRAD_EMPTY_FSDP1_PIECE
 from osdconform import reference as ref
 from osdconform.compare import assert_osd_equal
 from osdconform.golden import golden_full_osd
@@ -137,7 +137,7 @@ def test_the_layouts_are_what_the_plans_promise(pool):
         plan=PlanSpec("fsdp1"), steps=1,
     )
 )
-@example(scenario=ADAGRAD_EMPTY_FSDP1_PIECE)  # see tests/_regressions.py
+@example(scenario=ADAGRAD_EMPTY_FSDP1_PIECE)  # see tests/helpers/regressions.py
 # A 0-d parameter, a replicated DTensor: its moments are 0-d DTensors, its step a plain tensor.
 @example(
     scenario=Scenario(

@@ -4,7 +4,7 @@ A core run warns about every ``space: core`` entry that matched nothing, and
 is silent about ``space: full`` ones.  So each core entry must be one some
 core example can match (else every core run warns about it), and no full
 entry may be one a core example matches (else a core run would hide that it
-went stale).  `_xfail_spaces.core_witnesses` searches the core space the
+went stale).  `helpers.xfail_spaces.core_witnesses` searches the core space the
 plugin draws for each backend, under every form, fault and step it can be
 given; a witness proves an entry is core, and the search is derandomized,
 so the test is stable.
@@ -13,8 +13,8 @@ so the test is stable.
 from __future__ import annotations
 
 import pytest
-from _xfail_spaces import core_witnesses
 
+from helpers.xfail_spaces import core_witnesses
 from osdconform.expected_failures import SHIPPED_DIR, shipped_xfails
 
 BACKENDS = sorted(p.stem for p in SHIPPED_DIR.glob("*.txt"))

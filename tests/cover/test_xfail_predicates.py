@@ -9,12 +9,12 @@ refuses an optimizer) are checked against torch in real worlds.
 
 from __future__ import annotations
 
-import _predicate_tasks as pt
 import pytest
 import torch
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from helpers import predicate_tasks as pt
 from osdconform import strategies as ost
 from osdconform.expected_failures._conditions import (
     fsdp1_unit_partly_in_state,

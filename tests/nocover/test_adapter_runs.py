@@ -16,7 +16,8 @@ import os
 import re
 
 import pytest
-from _suite_runner import ROOT, run_suite
+
+from helpers.suite_runner import ROOT, run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def _passed(out: str) -> int:
 
 def test_rank0_writer_with_factory_arguments_passes_the_storage_roundtrip_at_world_2():
     code, out = run_suite(
-        "--osd-backend=_kit_backends:rank0_saver(delay=0.5)", "--osd-world-sizes=2",
+        "--osd-backend=helpers.kit_backends:rank0_saver(delay=0.5)", "--osd-world-sizes=2",
         "--hypothesis-profile=smoke", "-p", "no:xdist", "-k", "storage",
     )
     assert code == 0 and _passed(out) == 1, out[-4000:]  # storage+async_save: unsupported (skipped)

@@ -2,7 +2,7 @@
 
 Runs the real round-trip suite in a pytest subprocess with an
 expected-failures file written by the test, against a seeded fault
-(tests/faulty_backends.py) or the fault-free reference.  Then checks the
+(tests/helpers/faulty_backends.py) or the fault-free reference.  Then checks the
 shipped files: every entry names a reproducer that exists, and every
 reproducer still reproduces (exits 1) on the installed torch.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from _suite_runner import run_suite
 
 import osdconform
+from helpers.suite_runner import run_suite
 from osdconform.expected_failures import SHIPPED_DIR, load_xfails
 
 pytestmark = pytest.mark.slow
@@ -44,10 +44,10 @@ def run(backend: str, xfails_text: str, tmp_path, *extra: str) -> tuple[int, str
 
 def test_matching_failures_are_expected_and_counted(tmp_path):
     code, out = run(
-        "faulty_backends:DropsStateOnSet",
+        "helpers.faulty_backends:DropsStateOnSet",
         "# with a step, the fault drops a state entry of every parameter that has state\n"
         + entry("roundtrip", 'o.full and s.steps > 0 and "stateful group" in s.features',
-                "keys differ: missing", "seeded fault", "tests/faulty_backends.py"),
+                "keys differ: missing", "seeded fault", "tests/helpers/faulty_backends.py"),
         tmp_path,
     )
     assert code == 0, out[-4000:]
@@ -59,7 +59,7 @@ def test_matching_failures_are_expected_and_counted(tmp_path):
 def test_a_failure_without_the_entry_text_is_a_real_failure(tmp_path):
     report = tmp_path / "report.json"
     code, out = run(
-        "faulty_backends:DropsStateOnSet",
+        "helpers.faulty_backends:DropsStateOnSet",
         entry("roundtrip", 'o.full and s.steps > 0 and "stateful group" in s.features', "values differ",
               "an unrelated known bug", "n/a"),
         tmp_path,
@@ -96,7 +96,7 @@ def test_an_entry_that_now_passes_is_an_xpass_and_fails(tmp_path):
 
 CAPPED_BACKEND = """\
 from osdconform.backends import Capabilities
-from faulty_backends import DropsStateOnSet
+from helpers.faulty_backends import DropsStateOnSet
 
 
 class FullOnlyDropsState(DropsStateOnSet):
@@ -109,7 +109,7 @@ class FullOnlyDropsState(DropsStateOnSet):
 # Entries start at lines 1, 7, 13, 19 and 25; the last can only match in the
 # full space, so this core run does not warn about it.
 NIGHTLY_XFAILS = "\n".join([
-    entry("roundtrip", "o.full and s.steps > 0", "keys differ: missing", "seeded fault", "tests/faulty_backends.py"),
+    entry("roundtrip", "o.full and s.steps > 0", "keys differ: missing", "seeded fault", "tests/helpers/faulty_backends.py"),
     entry("fidelity", "True", "anything", "a get bug fixed meanwhile", "n/a"),
     entry("roundtrip", '"optimizer:no-such-optimizer" in s.features', "x", "a stale entry", "n/a"),
     entry("reshard", "True", "x", "a property this run does not run", "n/a"),

@@ -1,7 +1,7 @@
 """Reproducer scripts: a failing example leaves a script that fails while the bug exists.
 
 The suite runs (a pytest subprocess, as a user would) against
-``faulty_backends:DropsStateOnSet`` at world size 2; the failure must name a
+``helpers.faulty_backends:DropsStateOnSet`` at world size 2; the failure must name a
 script, the script must hold Hypothesis's final shrunk example, exit 1 when run
 on its own (no Hypothesis, no warm-world harness) and exit 0 once the fault is
 gone (the same script pointed at the fault's healthy parent backend).
@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-from _suite_runner import ROOT, TESTS, run_suite
 
+from helpers.suite_runner import ROOT, TESTS, run_suite
 from osdconform import properties
 from osdconform.backends import StateOptions
 from osdconform.reporting import _repro
@@ -44,7 +44,7 @@ def failing_run(tmp_path_factory):
     """One suite run that fails on DropsStateOnSet: (output, repro folder)."""
     repro_dir = tmp_path_factory.mktemp("repro")
     code, out = run_suite(
-        "--osd-backend=faulty_backends:DropsStateOnSet", "--osd-world-sizes=2",
+        "--osd-backend=helpers.faulty_backends:DropsStateOnSet", "--osd-world-sizes=2",
         "--hypothesis-profile=ci", "--osd-timeout=30", f"--osd-repro-dir={repro_dir}",
         target="test_roundtrip.py::test_roundtrip[full]",
     )
@@ -75,7 +75,7 @@ def test_script_holds_the_final_shrunk_example(failing_run, script):
     assert f"SCENARIO = {reported}\n" in text
     meta = _repro.read_metadata(script)
     assert meta["TEST"].endswith("test_roundtrip.py::test_roundtrip[full]"), meta
-    assert meta["PROPERTY"] == "roundtrip" and meta["BACKEND"] == "faulty_backends:DropsStateOnSet"
+    assert meta["PROPERTY"] == "roundtrip" and meta["BACKEND"] == "helpers.faulty_backends:DropsStateOnSet"
     assert meta["STEP"] == "osdconform.properties._roundtrip:roundtrip"
     assert not re.search(r"^\s*(import|from) hypothesis", text, re.M), "the script must not need Hypothesis"
 
@@ -92,7 +92,7 @@ def test_script_exits_0_once_the_fault_is_gone(script, tmp_path):
     with open(script) as f:
         text = f.read()
     fixed = tmp_path / "fixed.py"
-    fixed.write_text(text.replace("BACKEND = 'faulty_backends:DropsStateOnSet'", f"BACKEND = {HEALTHY!r}"))
+    fixed.write_text(text.replace("BACKEND = 'helpers.faulty_backends:DropsStateOnSet'", f"BACKEND = {HEALTHY!r}"))
     assert _repro.read_metadata(str(fixed))["BACKEND"] == HEALTHY
     code, out = run_repro(str(fixed))
     assert code == 0, out[-4000:]
@@ -103,7 +103,7 @@ def test_list_shows_the_script(failing_run, script):
     _, repro_dir = failing_run
     code, out = run_repro("--list", str(repro_dir))
     assert code == 0, out
-    assert script in out and "test_roundtrip[full]: roundtrip on faulty_backends:DropsStateOnSet (cpu)" in out
+    assert script in out and "test_roundtrip[full]: roundtrip on helpers.faulty_backends:DropsStateOnSet (cpu)" in out
     code, out = run_repro("--list", str(repro_dir / "nothing-here"))
     assert code == 1 and "no folder" in out
 
@@ -118,7 +118,7 @@ def test_hang_script_times_out_and_names_the_phase(tmp_path):
     )
     path = _repro.write_script(
         str(tmp_path), "suites/test_roundtrip.py::test_roundtrip[full-ddp]", prop="roundtrip",
-        step=properties.roundtrip, scenario=scenario, backend_spec="faulty_backends:HangsOnSet",
+        step=properties.roundtrip, scenario=scenario, backend_spec="helpers.faulty_backends:HangsOnSet",
         options=StateOptions(full=True),
     )
     code, out = run_repro(path, "--timeout", "45", timeout=600)  # generous: a loaded machine

@@ -15,7 +15,8 @@ import sys
 import zipfile
 
 import pytest
-from _suite_runner import ROOT, TESTS
+
+from helpers.suite_runner import ROOT, TESTS
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +76,7 @@ def test_run_passes_pytest_options_through(installed, tmp_path):
 def test_failure_writes_the_reproducer_where_the_user_is(installed, tmp_path):
     code, out = run_installed(
         installed, tmp_path, "test_roundtrip.py::test_roundtrip[full]", "--",
-        "--osd-backend=faulty_backends:DropsStateOnSet", "--osd-world-sizes=1", "--hypothesis-profile=smoke",
+        "--osd-backend=helpers.faulty_backends:DropsStateOnSet", "--osd-world-sizes=1", "--hypothesis-profile=smoke",
         "--hypothesis-seed=0",  # smoke draws 5 random examples, which may all lack state
     )
     assert code == 1, out[-4000:]

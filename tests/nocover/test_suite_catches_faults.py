@@ -1,7 +1,7 @@
-"""The round-trip suite fails on every seeded fault (tests/faulty_backends.py).
+"""The round-trip suite fails on every seeded fault (tests/helpers/faulty_backends.py).
 
 Each case runs the real suite module in a pytest subprocess, as a user would,
-with ``--osd-backend=faulty_backends:<Fault>`` and the ``ci`` profile, and
+with ``--osd-backend=helpers.faulty_backends:<Fault>`` and the ``ci`` profile, and
 checks that the selected test fails, that the failure says what went wrong,
 and that Hypothesis shrank the scenario (so the report is small).  A suite that
 passed any of these would be checking nothing for that fault.
@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from _suite_runner import run_suite
+
+from helpers.suite_runner import run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +89,7 @@ def run_fault(
     # (first use, under a full ``-n auto`` run on 2 cores) was reported hung.
     return run_suite(
         "-p", "no:randomly",
-        f"--osd-backend=faulty_backends:{fault}", f"--osd-world-sizes={world_sizes}",
+        f"--osd-backend=helpers.faulty_backends:{fault}", f"--osd-world-sizes={world_sizes}",
         f"--hypothesis-profile={profile}", f"--osd-timeout={timeout}",
         target=target,
     )

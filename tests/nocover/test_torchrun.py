@@ -17,7 +17,8 @@ import textwrap
 import time
 
 import pytest
-from _suite_runner import ROOT, TESTS
+
+from helpers.suite_runner import ROOT, TESTS
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +60,7 @@ def test_header_says_the_world_size_is_fixed(tmp_path):
 def test_faulty_backend_fails_with_rank_attribution(tmp_path):
     code, out, _ = run_suite(
         2, "--hypothesis-profile=smoke", "--hypothesis-seed=0",
-        "--osd-backend=faulty_backends:CorruptsLastRankShard", f"--osd-repro-dir={tmp_path}",
+        "--osd-backend=helpers.faulty_backends:CorruptsLastRankShard", f"--osd-repro-dir={tmp_path}",
         targets=(SHARDED,),
     )
     assert code == 1, out[-4000:]
@@ -83,7 +84,7 @@ HANG_TIMEOUT = 20
 def test_hang_fails_the_example_then_the_rest_fast_and_every_rank_exits(tmp_path):
     code, out, wall = run_suite(
         2, "--hypothesis-profile=smoke",
-        "--osd-backend=faulty_backends:HangsOnSet", f"--osd-timeout={HANG_TIMEOUT}", f"--osd-repro-dir={tmp_path}",
+        "--osd-backend=helpers.faulty_backends:HangsOnSet", f"--osd-timeout={HANG_TIMEOUT}", f"--osd-repro-dir={tmp_path}",
         targets=(FULL, SHARDED),
     )
     assert code == 1, out[-4000:]

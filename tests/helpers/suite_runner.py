@@ -2,7 +2,7 @@
 
 Used by the tests in tests/nocover that show how the suite behaves on
 seeded faults and expected-failure files.  ``tests/`` is put on the
-subprocess's PYTHONPATH so ``faulty_backends:<Fault>`` resolves there and in
+subprocess's PYTHONPATH so ``helpers.faulty_backends:<Fault>`` resolves there and in
 its spawned ranks.
 """
 
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(TESTS)
 SUITES = os.path.join(ROOT, "suites")
 

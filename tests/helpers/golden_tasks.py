@@ -1,4 +1,4 @@
-"""Rank tasks for the golden-twin tests (``WorldPool.run``; see ``_rank_tasks``)."""
+"""Rank tasks for the golden-twin tests (``WorldPool.run``; see ``helpers.rank_tasks``)."""
 
 from __future__ import annotations
 

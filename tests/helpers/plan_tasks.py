@@ -1,7 +1,7 @@
 """Rank tasks for tests/cover/test_plans.py and tests/cover/test_reference_plans.py.
 
 Module-level functions run on every rank of a `WorldPool` world (see
-``tests/_rank_tasks.py`` for the conventions).  Checks are plain asserts and
+``tests/helpers/rank_tasks.py`` for the conventions).  Checks are plain asserts and
 `assert_osd_equal`, so a failure names the rank and the phase.
 """
 
