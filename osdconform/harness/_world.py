@@ -33,18 +33,21 @@ _LOG_TAIL = 3000  # characters of a rank's log quoted in a failure
 
 #: World directories are ``<tmp>/osdconform-w<size>-p<driver pid>-<random>``.
 WORKDIR_PREFIX = "osdconform-w"
+#: Checkpoint directories of examples are ``<tmp>/osdconform-ckpt-p<driver pid>-<random>``.
+CHECKPOINT_PREFIX = "osdconform-ckpt-"
 
 
 def sweep_stale_workdirs() -> list[str]:
-    """Remove world directories whose driver is gone (it was killed with SIGKILL).
+    """Remove world and checkpoint directories whose driver is gone (it was killed with SIGKILL).
 
-    A driver removes its worlds' directories itself, but a SIGKILLed one
-    cannot; its ranks die with it (``PR_SET_PDEATHSIG``) and cannot either.
+    A driver removes its directories itself, but a SIGKILLed one (an xdist
+    worker killed mid-run, say) cannot; its ranks die with it
+    (``PR_SET_PDEATHSIG``) and cannot either.
     """
     removed = []
     tmp = tempfile.gettempdir()
     for name in os.listdir(tmp):
-        if not name.startswith(WORKDIR_PREFIX):
+        if not name.startswith((WORKDIR_PREFIX, CHECKPOINT_PREFIX)):
             continue
         try:
             pid = int(name.split("-p", 1)[1].split("-", 1)[0])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -24,6 +25,7 @@ import pytest
 from ..backends import StateOptions
 from ..expected_failures import XfailEntry
 from ..harness import RankHang, WorldFailure, WorldPool, active_pool
+from ..harness._world import CHECKPOINT_PREFIX
 from ..scenario import PLAN_KINDS
 from ..strategies import CORE, Space
 from . import _profiles
@@ -143,7 +145,9 @@ class Conformance:
     @contextlib.contextmanager
     def directory(self):
         """A fresh, empty directory for one example's checkpoint, removed afterwards."""
-        path = tempfile.mkdtemp(prefix="osdconform-ckpt-")
+        # The driver's pid in the name: if it is killed, whoever runs next
+        # (or the xdist controller at the end) removes what it left.
+        path = tempfile.mkdtemp(prefix=f"{CHECKPOINT_PREFIX}p{os.getpid()}-")
         try:
             yield path
         finally:

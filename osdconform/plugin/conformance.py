@@ -25,9 +25,10 @@ import pytest
 from ..backends import BackendSpecError, builtin_name, resolve_backend
 from ..expected_failures import XfailFileError, load_xfails, shipped_xfails
 from ..harness import active_pool, device_kind, under_torchrun
+from ..harness._world import sweep_stale_workdirs
 from ..scenario import PLAN_KINDS, PlanSpec, plan_accepts
 from ..strategies import SPACES, space
-from . import _profiles
+from . import _cancel, _profiles
 from ._config import CONFORMANCE_KEY, PROGRESS_MODES, value
 from ._fixture import Conformance
 from ._progress import start_progress
@@ -129,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         or str(config.invocation_params.dir / "osdconform-repro"),
     )
     config.stash[CONFORMANCE_KEY] = conformance
+    _cancel.install()  # SIGTERM cleans up as Ctrl-C does
     conformance.progress = start_progress(config)
     if not hasattr(config, "workerinput"):
         # The process that sees every test's report: the only one, or the xdist controller.
@@ -156,6 +158,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         conformance.close()
         if hasattr(conformance.progress, "close"):
             conformance.progress.close()
+        if not hasattr(config, "workerinput"):
+            # The controller outlives its xdist workers: remove what a killed one left.
+            sweep_stale_workdirs()
+    _cancel.uninstall()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
