@@ -52,6 +52,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--osd-space", "core", "core|full",
            "the scenario space: core (MLPs; SGD/Adam/AdamW; plans none, ddp, fsdp2; the default, "
            "what CI checks) or full (module trees, every torch.optim optimizer, every plan)"),
+    Option("--osd-checkpoint-dir", None, "DIR",
+           "where examples' checkpoint directories are made (default: the system's temporary "
+           "directory); under torchrun with several nodes, a path every node can reach"),
     Option("--osd-repro-dir", None, "DIR",
            "where failing examples' reproducer scripts go (default: ./osdconform-repro)"),
     Option("--osd-coverage", False, None,

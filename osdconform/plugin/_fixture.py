@@ -57,6 +57,8 @@ class Conformance:
     #: The scenario space the run draws (``--osd-space``).
     space: Space = CORE
     repro_dir: str | None = None
+    #: Where checkpoint directories are made (``--osd-checkpoint-dir``; None: the temp dir).
+    checkpoint_dir: str | None = None
     _pool: WorldPool | None = None
     _item: Any = None
     _hung: bool = False
@@ -144,10 +146,14 @@ class Conformance:
 
     @contextlib.contextmanager
     def directory(self):
-        """A fresh, empty directory for one example's checkpoint, removed afterwards."""
+        """A fresh, empty directory for one example's checkpoint, removed afterwards.
+
+        Made under ``--osd-checkpoint-dir`` if given: every rank reads and
+        writes the same path, so with several nodes it must be one they share.
+        """
         # The driver's pid in the name: if it is killed, whoever runs next
         # (or the xdist controller at the end) removes what it left.
-        path = tempfile.mkdtemp(prefix=f"{CHECKPOINT_PREFIX}p{os.getpid()}-")
+        path = tempfile.mkdtemp(prefix=f"{CHECKPOINT_PREFIX}p{os.getpid()}-", dir=self.checkpoint_dir)
         try:
             yield path
         finally:

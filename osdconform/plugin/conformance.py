@@ -18,6 +18,7 @@ expected failures in `osdconform.expected_failures`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -126,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         timeout=value(config, "osd_timeout"),
         xfails=xfails,
         space=drawn_space,
+        checkpoint_dir=_checkpoint_dir(config),
         repro_dir=value(config, "osd_repro_dir")
         or str(config.invocation_params.dir / "osdconform-repro"),
     )
@@ -137,6 +139,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             ResultCollector(config, conformance, value(config, "osd_report")), "osdconform-results"
         )
+
+
+def _checkpoint_dir(config: pytest.Config) -> str | None:
+    path = value(config, "osd_checkpoint_dir")
+    if path is not None and not os.path.isdir(path):
+        raise pytest.UsageError(f"--osd-checkpoint-dir: {path!r} is not a directory")
+    return None if path is None else os.path.abspath(path)
 
 
 def _scaleout_world_sizes(config, sizes, device, scaleout) -> tuple[int, ...]:

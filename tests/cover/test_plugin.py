@@ -47,6 +47,7 @@ def run(pytester, monkeypatch):
         ("--osd-world-sizes=0,2", "--osd-world-sizes: sizes must be >= 1"),
         ("--osd-progress=loud", "--osd-progress: expected one of auto, live, log, off, got 'loud'"),
         ("--osd-device=tpu", "--osd-device: expected one of cpu, cuda, got 'tpu'"),
+        ("--osd-checkpoint-dir=/no/such/dir", "--osd-checkpoint-dir: '/no/such/dir' is not a directory"),
     ],
 )
 def test_bad_option_stops_the_run_with_one_line(run, option, message):

@@ -3,7 +3,8 @@
 * `rank0_saver` (a factory with a required argument): a real storage backend
   that writes on rank 0 only, after sleeping `delay` seconds, and reads on
   every rank.  Without the suite's barrier between save and load the other
-  ranks would look for the file before rank 0 has written it.
+  ranks would look for the file before rank 0 has written it; across two
+  torchrun "nodes", the ranks of the second read what the first wrote.
 * `Impostor`: a third-party backend whose ``name`` is a built-in's
   (``torch-save``); it must not inherit torch-save's shipped expected failures.
 """
@@ -25,10 +26,13 @@ class Rank0Saver:
     name = "rank0-saver"
     capabilities = Capabilities(full=False, sharded=False, checkpoint=True, plans=frozenset({"none"}))
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, under: str | None = None) -> None:
         self.delay = delay
+        self.under = under
 
     def save_checkpoint(self, workload, directory, options):
+        if self.under is not None and os.path.commonpath([self.under, directory]) != self.under:
+            raise AssertionError(f"checkpoint directory {directory} is not under {self.under}")
         parts = [to_canonical(opt.state_dict(), workload.module, opt.param_groups) for opt in workload.optimizers]
         osd = {"state": {}, "param_groups": []}
         for part in parts:
@@ -45,9 +49,12 @@ class Rank0Saver:
             opt.load_state_dict(to_native(part, workload.module, opt.param_groups))
 
 
-def rank0_saver(*, delay: float) -> Rank0Saver:
-    """A factory that needs its argument, so a run shows the spec's arguments arrived."""
-    return Rank0Saver(delay)
+def rank0_saver(*, delay: float, under: str | None = None) -> Rank0Saver:
+    """A factory that needs its argument, so a run shows the spec's arguments arrived.
+
+    With `under`, a save refuses a checkpoint directory outside it (so a run
+    shows ``--osd-checkpoint-dir`` is where checkpoints go)."""
+    return Rank0Saver(delay, under)
 
 
 class Impostor(ReferenceBackend):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -75,6 +76,41 @@ def test_faulty_backend_fails_with_rank_attribution(tmp_path):
                      r"E\s+rank 1: raised OSDMismatch in phase 'compare'", out), out[-4000:]
     assert "exitcode  : 1" in out  # torchrun's own summary: rank 0 returned pytest's exit code
     assert os.listdir(tmp_path) == ["test_roundtrip__test_roundtrip_sharded.py"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_nodes_share_a_checkpoint_directory(tmp_path):
+    """Two torchrun "nodes" of 2 ranks on this machine (c10d rendezvous on localhost): the
+    multi-node path.  Checkpoints go to ``--osd-checkpoint-dir`` (a path every node can
+    reach), rank 0 writes there and the other node's ranks read it; each node has its own
+    temporary directory, as separate machines would."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    port = _free_port()
+    spec = f"helpers.kit_backends:rank0_saver(delay=0.0, under={str(shared)!r})"
+    procs = []
+    for node in range(2):
+        node_tmp = tmp_path / f"node{node}"
+        node_tmp.mkdir()
+        env = dict(os.environ, TMPDIR=str(node_tmp))
+        env["PYTHONPATH"] = os.pathsep.join([TESTS, ROOT, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=2",
+               "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=osdconform-two-nodes",
+               "-m", "osdconform.cli._run", "test_roundtrip.py::test_roundtrip[storage]", "--",
+               "-p", "no:cacheprovider", "--tb=short", "--hypothesis-profile=smoke",
+               f"--osd-backend={spec}", f"--osd-checkpoint-dir={shared}", f"--osd-repro-dir={tmp_path}"]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    out = "\n".join(outs)
+    assert [p.returncode for p in procs] == [0, 0], out[-6000:]
+    assert "WORLD_SIZE=4" in out and re.search(r"\b1 passed\b", out), out[-6000:]
+    assert os.listdir(shared) == []  # every checkpoint directory was made there and removed
 
 
 #: Long enough for a first example (lazy imports of DDP) on a loaded 2-core machine.
