@@ -41,45 +41,45 @@ MAX_OPTIMIZERS = 3
 
 #: Hyperparameters per known optimizer; each is left at torch's default or drawn.
 #: (`LR`, `BETAS`, `EPS`: values the core space draws too.)
-LR = _LR = st.sampled_from([1e-3, 1e-2, 0.1, 0.5])
+LR = st.sampled_from([1e-3, 1e-2, 0.1, 0.5])
 _WD = st.sampled_from([1e-2, 0.1])
-BETAS = _BETAS = st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
-EPS = _EPS = st.sampled_from([1e-8, 1e-6])
+BETAS = st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
+EPS = st.sampled_from([1e-8, 1e-6])
 _ON = st.just(True)
 _HPARAMS: dict[str, dict[str, st.SearchStrategy]] = {
     # SGD: momentum 0 (the default) is plain SGD, which keeps no state;
     # nesterov needs momentum > 0 and dampening 0 (see `_consistent`).
     "sgd": {
-        "lr": _LR,
+        "lr": LR,
         "momentum": st.sampled_from([0.9, 0.5]),
         "dampening": st.sampled_from([0.1]),
         "nesterov": _ON,
         "weight_decay": _WD,
     },
-    "adam": {"lr": _LR, "betas": _BETAS, "eps": _EPS, "weight_decay": _WD, "amsgrad": _ON,
+    "adam": {"lr": LR, "betas": BETAS, "eps": EPS, "weight_decay": _WD, "amsgrad": _ON,
              "decoupled_weight_decay": _ON},
-    "adamw": {"lr": _LR, "betas": _BETAS, "weight_decay": st.sampled_from([0.0, 0.1]), "amsgrad": _ON},
-    "adagrad": {"lr": _LR, "lr_decay": st.sampled_from([0.01]), "weight_decay": _WD,
-                "initial_accumulator_value": st.sampled_from([0.1]), "eps": _EPS},
-    "adadelta": {"lr": st.sampled_from([0.1, 0.5]), "rho": st.sampled_from([0.5]), "eps": _EPS,
+    "adamw": {"lr": LR, "betas": BETAS, "weight_decay": st.sampled_from([0.0, 0.1]), "amsgrad": _ON},
+    "adagrad": {"lr": LR, "lr_decay": st.sampled_from([0.01]), "weight_decay": _WD,
+                "initial_accumulator_value": st.sampled_from([0.1]), "eps": EPS},
+    "adadelta": {"lr": st.sampled_from([0.1, 0.5]), "rho": st.sampled_from([0.5]), "eps": EPS,
                  "weight_decay": _WD},
-    "adamax": {"lr": _LR, "betas": _BETAS, "eps": _EPS, "weight_decay": _WD},
-    "nadam": {"lr": _LR, "betas": _BETAS, "weight_decay": _WD, "momentum_decay": st.sampled_from([0.01]),
+    "adamax": {"lr": LR, "betas": BETAS, "eps": EPS, "weight_decay": _WD},
+    "nadam": {"lr": LR, "betas": BETAS, "weight_decay": _WD, "momentum_decay": st.sampled_from([0.01]),
               "decoupled_weight_decay": _ON},
-    "radam": {"lr": _LR, "betas": _BETAS, "weight_decay": _WD, "decoupled_weight_decay": _ON},
-    "rmsprop": {"lr": _LR, "alpha": st.sampled_from([0.9]), "eps": _EPS, "weight_decay": _WD,
+    "radam": {"lr": LR, "betas": BETAS, "weight_decay": _WD, "decoupled_weight_decay": _ON},
+    "rmsprop": {"lr": LR, "alpha": st.sampled_from([0.9]), "eps": EPS, "weight_decay": _WD,
                 "momentum": st.sampled_from([0.9, 0.5]), "centered": _ON},
-    "rprop": {"lr": _LR, "etas": st.sampled_from([(0.4, 1.5)]), "step_sizes": st.sampled_from([(1e-4, 1.0)])},
+    "rprop": {"lr": LR, "etas": st.sampled_from([(0.4, 1.5)]), "step_sizes": st.sampled_from([(1e-4, 1.0)])},
     # t0 (default 1e6) is the step at which ASGD starts averaging; drawn small
     # so that `ax` and `mu` hold more than their initial values.
-    "asgd": {"lr": _LR, "lambd": st.sampled_from([1e-2]), "alpha": st.sampled_from([0.5]),
+    "asgd": {"lr": LR, "lambd": st.sampled_from([1e-2]), "alpha": st.sampled_from([0.5]),
              "t0": st.sampled_from([0.0, 1.0]), "weight_decay": _WD},
-    "adafactor": {"lr": _LR, "beta2_decay": st.sampled_from([-0.5]), "d": st.sampled_from([2.0]),
+    "adafactor": {"lr": LR, "beta2_decay": st.sampled_from([-0.5]), "d": st.sampled_from([2.0]),
                   "weight_decay": _WD},
     "lbfgs": {"lr": st.sampled_from([0.1, 0.5]), "max_iter": st.sampled_from([1, 3]),
               "history_size": st.sampled_from([2, 5]), "line_search_fn": st.just("strong_wolfe")},
-    "sparseadam": {"lr": _LR, "betas": _BETAS, "eps": _EPS},
-    "muon": {"lr": _LR, "weight_decay": st.sampled_from([0.0, 0.01]), "momentum": st.sampled_from([0.9]),
+    "sparseadam": {"lr": LR, "betas": BETAS, "eps": EPS},
+    "muon": {"lr": LR, "weight_decay": st.sampled_from([0.0, 0.01]), "momentum": st.sampled_from([0.9]),
              "nesterov": st.just(False), "ns_steps": st.sampled_from([1, 3]),
              "adjust_lr_fn": st.sampled_from(["original", "match_rms_adamw"])},
 }
