@@ -12,15 +12,21 @@ from here, so a third-party adapter never reaches into a private module
 `Capabilities`, `StateOptions`), what the methods receive (`Workload`), and
 the converters between ``optimizer.state_dict()``'s index-keyed form and the
 canonical FQN-keyed OSD the suites compare (`to_canonical`, `to_native`,
-`split_osd`).
+`split_osd`).  A training framework's adapter (`Framework`: its own
+``prepare`` and ``train``) also finds here what it needs of the suite's
+training: `apply_planned` (the suite's wrapping of the drawn plan),
+`step_loss` (one step's loss on the suite's data) and `default_train` (the
+suite's own loop).
 """
 
-from ..scenario import Workload
+from ..scenario import Workload, apply_planned, step_loss
+from ..scenario import train as default_train
 from ._native import split_osd, to_canonical, to_native
-from ._protocol import ALL_PLANS, Backend, Capabilities, CheckpointBackend, StateOptions
+from ._protocol import ALL_PLANS, Backend, Capabilities, CheckpointBackend, Framework, StateOptions
 from ._registry import (
     BUILTIN,
     ENTRY_POINT_GROUP,
+    BackendNotInstalled,
     BackendSource,
     BackendSpecError,
     builtin_name,
@@ -36,19 +42,24 @@ __all__ = [
     "BUILTIN",
     "ENTRY_POINT_GROUP",
     "Backend",
+    "BackendNotInstalled",
     "BackendSource",
     "BackendSpecError",
     "Capabilities",
     "CheckpointBackend",
+    "Framework",
     "StateOptions",
     "Workload",
+    "apply_planned",
     "builtin_name",
+    "default_train",
     "entry_point_backends",
     "known_backends",
     "make_backend",
     "parse_spec",
     "resolve_backend",
     "split_osd",
+    "step_loss",
     "to_canonical",
     "to_native",
 ]

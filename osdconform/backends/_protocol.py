@@ -28,10 +28,19 @@ declares ``checkpoint=True`` and implements `CheckpointBackend`'s
 ``save_checkpoint`` / ``load_checkpoint``; the properties that cross a process
 or world boundary (round trip through storage, reshard, resume, corrupted
 files) then go through a real directory on disk.
+
+A framework that owns more than the optimizer state (Accelerate's
+``prepare``, DeepSpeed's engine, Lightning Fabric's ``setup``) implements two
+optional methods, `Framework`'s: ``prepare`` wraps the user's module and
+optimizers its own way (the suite then applies no plan of its own), and
+``train`` runs the training steps through the framework.  The suite still
+builds the scenario, trains the golden twin and judges with the reference
+oracle; the adapter stays small.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -93,7 +102,9 @@ class Capabilities:
       the `StateOptions` knobs it honours;
     * ``get_copies``: a full get returns tensors that do not alias the live
       optimizer (so stepping the optimizer leaves the returned dict alone);
-    * ``plans``: the parallelism plans it works with; ``max_world_size``.
+    * ``plans``: the parallelism plans it works with; ``max_world_size``;
+    * ``gpu_plans``: plans it supports only on CUDA (``--osd-device=cuda``),
+      reported on CPU as "needs a GPU" rather than left out silently.
     """
 
     full: bool = True
@@ -106,6 +117,13 @@ class Capabilities:
     get_copies: bool = False
     plans: frozenset[str] = field(default_factory=lambda: frozenset({"none"}))
     max_world_size: int | None = None
+    gpu_plans: frozenset[str] = frozenset()
+
+    def on(self, device: str) -> Capabilities:
+        """These capabilities on `device` (``cpu`` or ``cuda``): ``gpu_plans`` count on CUDA only."""
+        if device == "cuda" and self.gpu_plans:
+            return dataclasses.replace(self, plans=self.plans | self.gpu_plans)
+        return self
 
     def unsupported(
         self,
@@ -126,6 +144,8 @@ class Capabilities:
             for name in _OPTION_FLAGS:
                 if getattr(options, name) and not getattr(self, name):
                     return f"option {name} not supported"
+        if plan is not None and plan not in self.plans and plan in self.gpu_plans:
+            return f"plan {plan!r} needs a GPU (--osd-device=cuda)"
         if plan is not None and plan not in self.plans:
             return f"plan {plan!r} not supported (supported: {sorted(self.plans)})"
         if world_size is not None and self.max_world_size is not None:
@@ -180,3 +200,32 @@ class CheckpointBackend(Backend, Protocol):
         on every rank, and leave the optimizers as they were.
         """
         ...
+
+
+@runtime_checkable
+class Framework(Protocol):
+    """The optional methods of a backend that is a training framework.
+
+    ``prepare`` is called on every rank right after the suite builds a
+    workload: ``workload.model is workload.module`` (the user's module, on
+    ``workload.device``, no plan applied) and ``workload.optimizers`` are plain
+    ``torch.optim`` optimizers over its parameters.  It returns the workload
+    every other method (and ``train``) gets, typically
+    ``dataclasses.replace(workload, model=..., optimizers=..., framework=...)``.
+    The drawn plan is ``workload.scenario.plan``: the adapter applies it its
+    own way, calls `apply_planned` to have the suite apply it, or declares it
+    unsupported.  The reference oracle keeps reading ``workload.module``'s
+    parameters and ``workload.optimizers``' ``param_groups`` / ``state``, so
+    those must stay keyed by the user's parameters (Accelerate's
+    ``AcceleratedOptimizer`` does; a framework that replaces them hands over
+    a view that does).
+
+    ``train`` runs ``steps`` training steps from step ``first_step`` through
+    the framework (its backward, its step); `step_loss` gives each step's
+    loss on the suite's data.  Without it the suite's own loop steps
+    ``workload.model`` and ``workload.optimizers`` (`default_train`).
+    """
+
+    def prepare(self, workload: Workload) -> Workload: ...
+
+    def train(self, workload: Workload, steps: int, first_step: int) -> None: ...

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Iterable
@@ -42,9 +43,20 @@ BUILTIN: dict[str, str] = {
     "zero": "osdconform.backends.zero:ZeroBackend",
 }
 
+#: osdconform's own framework adapters (``osdconform/adapters``), each an
+#: optional extra.  They are registered by name through the entry-point group
+#: (pyproject.toml), as a third party's would be; this table names their
+#: targets so that their shipped expected failures follow the target, as a
+#: built-in's do (`builtin_name`), installed or run from a clone.
+ADAPTERS: dict[str, str] = {}
+
 
 class BackendSpecError(ValueError):
     """An ``--osd-backend`` value that names no usable backend."""
+
+
+class BackendNotInstalled(BackendSpecError):
+    """A known backend whose framework is not installed (its ``requires``)."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +73,16 @@ def entry_point_backends(entry_points: Iterable[metadata.EntryPoint] | None = No
 
     `entry_points` defaults to the installed ones; passing them lets a caller
     (or a test) resolve a constructed `importlib.metadata.EntryPoint`.
-    Entry points whose name is built-in are ignored (built-ins win).
+    Entry points whose name is built-in, or a shipped adapter's with another
+    target, are ignored (ours win).
     """
     if entry_points is None:
         entry_points = _installed_entry_points()
     found: dict[str, BackendSource] = {}
     for ep in entry_points:
         if ep.group != ENTRY_POINT_GROUP or ep.name in BUILTIN or ep.name in found:
+            continue
+        if ep.name in ADAPTERS and ep.value != ADAPTERS[ep.name]:  # shipped adapters win too
             continue
         dist = getattr(ep, "dist", None)
         dist_name = dist.name if dist is not None else None
@@ -87,6 +102,9 @@ def known_backends(entry_points: Iterable[metadata.EntryPoint] | None = None) ->
     """Every backend known by name: built-ins first, then entry points."""
     known = {name: BackendSource(name, target, "built-in") for name, target in BUILTIN.items()}
     known.update(entry_point_backends(entry_points))
+    for name, target in ADAPTERS.items():  # a clone run without `pip install`: no entry points
+        if known.get(name, BackendSource(name, "", "")).target != target:
+            known[name] = BackendSource(name, target, "shipped adapter")
     return known
 
 
@@ -132,6 +150,8 @@ def _target(base: str, entry_points: Iterable[metadata.EntryPoint] | None = None
         return BUILTIN[base]
     if ":" in base:
         return base
+    if base in ADAPTERS:  # shipped: known by name even where entry points are not installed
+        return ADAPTERS[base]
     registered = entry_point_backends(entry_points)
     if base not in registered:
         names = sorted(BUILTIN) + sorted(registered)
@@ -142,15 +162,15 @@ def _target(base: str, entry_points: Iterable[metadata.EntryPoint] | None = None
 
 
 def builtin_name(spec: str, entry_points: Iterable[metadata.EntryPoint] | None = None) -> str | None:
-    """The built-in backend whose own target `spec` resolves to, else None.
+    """The built-in backend or shipped adapter whose own target `spec` resolves to, else None.
 
-    Only such a spec gets that built-in's shipped expected failures: a
+    Only such a spec gets that backend's shipped expected failures: a
     third-party class that happens to call itself ``torch-dsd`` must not
     inherit torch-dsd's recorded defects (they would hide its own).
     """
     base, _ = parse_spec(spec)
     target = _target(base, entry_points)
-    for name, own in BUILTIN.items():
+    for name, own in {**BUILTIN, **ADAPTERS}.items():
         if own == target:
             return name
     return None
@@ -189,6 +209,12 @@ def _load_target(spec: str, target: str) -> Any:
 
 
 def _checked(spec: str, obj: Any) -> Any:
+    # An adapter imports its framework lazily and names it in ``requires``
+    # ({module: how to install it}), so it can be listed, and refused with
+    # the install line, where the framework is missing.
+    for module, install in getattr(obj, "requires", {}).items():
+        if importlib.util.find_spec(module) is None:
+            raise BackendNotInstalled(f"backend {spec!r} needs {module!r}, which is not installed: {install}")
     if not hasattr(obj, "capabilities"):
         raise BackendSpecError(f"backend {spec!r} has no 'capabilities'; see osdconform.backends.Backend")
     caps = obj.capabilities

@@ -116,7 +116,7 @@ def describe_capabilities(caps) -> dict:
 
 
 def _backends(args: argparse.Namespace) -> int:
-    from ..backends import BackendSpecError, known_backends, resolve_backend
+    from ..backends import BackendNotInstalled, BackendSpecError, known_backends, resolve_backend
 
     rows = []
     status = 0
@@ -124,6 +124,8 @@ def _backends(args: argparse.Namespace) -> int:
         row = {"name": name, "origin": source.origin, "target": source.target}
         try:
             row["capabilities"] = describe_capabilities(resolve_backend(name).capabilities)
+        except BackendNotInstalled as exc:  # an optional extra: listed, not a failure
+            row["not_installed"] = str(exc)
         except BackendSpecError as exc:
             row["error"] = str(exc)
             status = 1
@@ -137,10 +139,16 @@ def _backends(args: argparse.Namespace) -> int:
         if "error" in row:
             print(f"    cannot load: {row['error']}")
             continue
+        if "not_installed" in row:
+            print(f"    not installed: {row['not_installed']}")
+            continue
         caps = dict(row["capabilities"])
         flags = [name for name, value in caps.items() if value is True]
         print(f"    supports: {', '.join(flags) or 'nothing'}")
         print(f"    plans: {', '.join(caps.pop('plans', []))}")
+        gpu = caps.pop("gpu_plans", [])
+        if gpu:
+            print(f"    plans on a GPU only (--osd-device=cuda): {', '.join(gpu)}")
         limit = caps.pop("max_world_size", None)
         print(f"    world sizes: {'any' if limit is None else f'up to {limit}'}")
         for name, value in caps.items():

@@ -73,7 +73,7 @@ class Conformance:
 
     @property
     def capabilities(self):
-        return self.backend.capabilities
+        return self.backend.capabilities.on(self.device)
 
     @property
     def pool(self) -> WorldPool:

@@ -28,8 +28,8 @@ import torch.distributed as dist
 
 from ..backends import make_backend
 from ..compare import assert_osd_equal
-from ..scenario import GroupSpec, OptimizerSpec, Scenario, train
-from ._steps import fresh, load_state, local_snapshot, save_state, source
+from ..scenario import GroupSpec, OptimizerSpec, Scenario
+from ._steps import fresh, load_state, local_snapshot, save_state, source, train_steps
 
 IN_MEMORY_FAULTS = ("shape", "unknown_fqn", "missing_fqn", "missing_state_key", "wrong_optimizer")
 STORAGE_FAULTS = ("truncate_file", "corrupt_file", "wrong_optimizer")
@@ -142,12 +142,12 @@ def _break_files(directory: str, fault: Fault) -> tuple[str, ...]:
 
 def errors(ctx, scenario: Scenario, backend_spec: str, options, directory: str | None, fault: Fault) -> dict:
     backend = make_backend(backend_spec)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     saved = save_state(ctx, backend, src, options, directory)
     target_scenario = other_optimizer(scenario) if fault.kind == "wrong_optimizer" else scenario
-    dst = fresh(ctx, target_scenario)
+    dst = fresh(ctx, target_scenario, backend)
     with ctx.phase("train target"):
-        train(dst, 1)
+        train_steps(backend, dst, 1)
     with ctx.phase(f"inject fault {fault.kind}"):
         if fault.kind in ("truncate_file", "corrupt_file"):
             names = _break_files(directory, fault) if ctx.rank == 0 else ()

@@ -21,7 +21,7 @@ from ._steps import gather, source, summary
 
 def fidelity(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
     backend = make_backend(backend_spec)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     with ctx.phase("get"):
         got = backend.get_optimizer_state(src, options)
     live = gather(ctx, src, "live state")

@@ -22,7 +22,7 @@ def flatten(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
     backend = make_backend(backend_spec)
     flat_options = dataclasses.replace(options, flatten=True)
     nested_options = dataclasses.replace(options, flatten=False)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     with ctx.phase("get flat"):
         flat = backend.get_optimizer_state(src, flat_options)
     with ctx.phase("get nested"):
@@ -33,8 +33,8 @@ def flatten(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
         assert_osd_equal(ref.flatten(nested), flat, context="flatten (reference flattening of the nested get vs flat get)")
         layout = ref.group_layout(src.module, src.optimizers)
         assert_osd_equal(nested, ref.unflatten(flat, layout), context="flatten (nested get vs unflatten of flat get)")
-    from_flat = fresh(ctx, scenario, "build fresh (flat)")
-    from_nested = fresh(ctx, scenario, "build fresh (nested)")
+    from_flat = fresh(ctx, scenario, backend, "build fresh (flat)")
+    from_nested = fresh(ctx, scenario, backend, "build fresh (nested)")
     with ctx.phase("set flat"):
         backend.set_optimizer_state(from_flat, flat, flat_options)
     with ctx.phase("set nested"):

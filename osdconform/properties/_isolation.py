@@ -16,8 +16,8 @@ from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
 from ..reference._sharded_tensor import is_sharded_tensor
-from ..scenario import Scenario, train
-from ._steps import fresh, gather, load_state, save_state, source, summary
+from ..scenario import Scenario
+from ._steps import fresh, gather, load_state, save_state, source, summary, train_steps
 
 
 @torch.no_grad()
@@ -53,9 +53,9 @@ def _scribble(value):
 
 def isolation_after_set(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
     backend = make_backend(backend_spec)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     saved = save_state(ctx, backend, src, options, None)
-    dst = fresh(ctx, scenario)
+    dst = fresh(ctx, scenario, backend)
     load_state(ctx, backend, dst, saved, options, None)
     before = gather(ctx, dst, "loaded")
     with ctx.phase("mutate the source dict"):
@@ -68,13 +68,13 @@ def isolation_after_set(ctx, scenario: Scenario, backend_spec: str, options) -> 
 
 def isolation_after_get(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
     backend = make_backend(backend_spec)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     with ctx.phase("get"):
         got = backend.get_optimizer_state(src, options)
     with ctx.phase("copy"):
         snapshot = ref._gather._copy_value(got)
     with ctx.phase("train after get"):
-        train(src, 1, first_step=scenario.steps)
+        train_steps(backend, src, 1, first_step=scenario.steps)
     with ctx.phase("compare"):
         assert_osd_equal(snapshot, got, context="isolation (returned OSD before vs after stepping the optimizer)")
     return summary(snapshot)

@@ -17,7 +17,7 @@ from ._steps import assert_all_equal, fresh, gather, load_state, save_state, sou
 
 def reshard_save(ctx, scenario: Scenario, backend_spec: str, options, directory: str | None) -> dict | None:
     backend = make_backend(backend_spec)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     saved = save_state(ctx, backend, src, options, directory)
     expected = gather(ctx, src, "source")
     # Everything the driver needs is on rank 0; the others return nothing.
@@ -28,7 +28,7 @@ def reshard_load(
     ctx, scenario: Scenario, backend_spec: str, options, directory: str | None, saved, expected: dict
 ) -> None:
     backend = make_backend(backend_spec)
-    dst = fresh(ctx, scenario)
+    dst = fresh(ctx, scenario, backend)
     load_state(ctx, backend, dst, saved, options, directory)
     loaded = gather(ctx, dst, "loaded")
     with ctx.phase("compare"):

@@ -23,8 +23,8 @@ from .. import reference as ref
 from ..backends import make_backend
 from ..compare import assert_osd_equal
 from ..golden import golden_tolerance
-from ..scenario import Scenario, train
-from ._steps import assert_all_equal, fresh, load_state, save_state, source
+from ..scenario import Scenario
+from ._steps import assert_all_equal, fresh, load_state, save_state, source, train_steps
 
 
 def ddp_rebuckets(scenario: Scenario) -> bool:
@@ -64,11 +64,11 @@ def _lrs(workload) -> dict:
 def _resume(ctx, scenario, backend_spec, options, directory, more_steps, *, check_lrs: bool) -> dict:
     backend = make_backend(backend_spec)
     k = scenario.steps
-    straight = source(ctx, scenario, steps=k + more_steps)
-    src = source(ctx, scenario)
+    straight = source(ctx, scenario, backend, steps=k + more_steps)
+    src = source(ctx, scenario, backend)
     saved = save_state(ctx, backend, src, options, directory)
     scheduler_states = [s.state_dict() for s in src.schedulers]
-    dst = fresh(ctx, scenario)
+    dst = fresh(ctx, scenario, backend)
     with ctx.phase("restore parameters"):
         ref.copy_params(src.module, dst.module)
     load_state(ctx, backend, dst, saved, options, directory)
@@ -79,7 +79,7 @@ def _resume(ctx, scenario, backend_spec, options, directory, more_steps, *, chec
         with ctx.phase("compare learning rates"):
             assert_osd_equal(_lrs(src), _lrs(dst), context="schedulers (source vs restored learning rates)")
     with ctx.phase("train after resume"):
-        train(dst, more_steps, first_step=k)
+        train_steps(backend, dst, more_steps, first_step=k)
     with ctx.phase("reference gather"):
         expected = {"params": ref.full_params(straight.module), **ref.full_osd(straight.module, straight.optimizers)}
         actual = {"params": ref.full_params(dst.module), **ref.full_osd(dst.module, dst.optimizers)}

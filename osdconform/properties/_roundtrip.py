@@ -17,10 +17,10 @@ from ._steps import assert_all_equal, fresh, gather, load_state, save_state, sou
 
 def roundtrip(ctx, scenario: Scenario, backend_spec: str, options, directory: str | None = None) -> dict:
     backend = make_backend(backend_spec)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     first = save_state(ctx, backend, src, options, directory)
     src_live = gather(ctx, src, "source")
-    dst = fresh(ctx, scenario)
+    dst = fresh(ctx, scenario, backend)
     load_state(ctx, backend, dst, first, options, directory)
     pairs = []
     if not options.storage:

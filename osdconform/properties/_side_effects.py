@@ -16,7 +16,7 @@ from ._steps import local_snapshot, save_state, source
 
 def side_effects(ctx, scenario: Scenario, backend_spec: str, options, directory: str | None = None) -> dict:
     backend = make_backend(backend_spec)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     with ctx.phase("snapshot"):
         before = local_snapshot(src)
     save_state(ctx, backend, src, options, directory)

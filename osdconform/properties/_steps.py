@@ -21,21 +21,37 @@ from ..scenario import Scenario, Workload, build_workload, train
 FRESH_SEED_OFFSET = 7919
 
 
-def source(ctx, scenario: Scenario, steps: int | None = None) -> Workload:
+def build(ctx, scenario: Scenario, backend, init_seed: int | None = None) -> Workload:
+    """Fresh objects for `scenario`; a framework backend's ``prepare`` wraps them its own way."""
+    prepare = getattr(backend, "prepare", None)
+    workload = build_workload(
+        scenario, rank=ctx.rank, device=ctx.device, init_seed=init_seed, planned=prepare is None
+    )
+    return workload if prepare is None else prepare(workload)
+
+
+def train_steps(backend, workload: Workload, steps: int, first_step: int = 0) -> None:
+    """`steps` training steps from `first_step`: the backend's ``train`` if it has one, else the suite's."""
+    own = getattr(backend, "train", None)
+    if own is None:
+        train(workload, steps, first_step=first_step)
+    else:
+        own(workload, steps, first_step)
+
+
+def source(ctx, scenario: Scenario, backend, steps: int | None = None) -> Workload:
     """Fresh objects for `scenario`, trained for its steps (or `steps`)."""
     with ctx.phase("build"):
-        src = build_workload(scenario, rank=ctx.rank, device=ctx.device)
+        src = build(ctx, scenario, backend)
     with ctx.phase("train"):
-        train(src, scenario.steps if steps is None else steps)
+        train_steps(backend, src, scenario.steps if steps is None else steps)
     return src
 
 
-def fresh(ctx, scenario: Scenario, name: str = "build fresh") -> Workload:
+def fresh(ctx, scenario: Scenario, backend, name: str = "build fresh") -> Workload:
     """Untrained objects for `scenario`, initialised differently from the source."""
     with ctx.phase(name):
-        return build_workload(
-            scenario, rank=ctx.rank, device=ctx.device, init_seed=scenario.seed + FRESH_SEED_OFFSET
-        )
+        return build(ctx, scenario, backend, init_seed=scenario.seed + FRESH_SEED_OFFSET)
 
 
 def save_state(ctx, backend, workload: Workload, options: StateOptions, directory: str | None):

@@ -59,9 +59,9 @@ def _check(src, dst) -> None:
 
 def types(ctx, scenario: Scenario, backend_spec: str, options, directory: str | None = None) -> dict:
     backend = make_backend(backend_spec)
-    src = source(ctx, scenario)
+    src = source(ctx, scenario, backend)
     saved = save_state(ctx, backend, src, options, directory)
-    dst = fresh(ctx, scenario)
+    dst = fresh(ctx, scenario, backend)
     load_state(ctx, backend, dst, saved, options, directory)
     with ctx.phase("compare types"):
         _check(src, dst)

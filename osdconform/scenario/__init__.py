@@ -8,7 +8,16 @@ why) and `_apply` (building a plan on a rank); `_spec` composes them into
 """
 
 from ._apply import apply_plan
-from ._build import ROWS_PER_RANK, Workload, build_workload, global_batch, local_batch, train
+from ._build import (
+    ROWS_PER_RANK,
+    Workload,
+    apply_planned,
+    build_workload,
+    global_batch,
+    local_batch,
+    step_loss,
+    train,
+)
 from ._catalogue import OPTIMIZER_NAMES, installed_optimizers, unknown_optimizers
 from ._models import (
     AnyModelSpec,
@@ -64,6 +73,7 @@ __all__ = [
     "TensorValue",
     "Workload",
     "apply_plan",
+    "apply_planned",
     "build_model",
     "build_optimizer",
     "build_scheduler",
@@ -72,6 +82,7 @@ __all__ = [
     "installed_optimizers",
     "local_batch",
     "plan_accepts",
+    "step_loss",
     "train",
     "unknown_optimizers",
 ]

@@ -8,7 +8,9 @@ fresh objects, so nothing leaks from one example to the next.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,6 +39,8 @@ class Workload:
     two or more, so an adapter iterates ``optimizers``; ``optimizer`` is a
     shortcut for the one-optimizer case and raises otherwise, rather than
     let an adapter silently checkpoint only the first.
+    ``framework`` is whatever a framework adapter's ``prepare`` keeps (an
+    ``Accelerator``, a DeepSpeed engine); the suite never reads it.
     """
 
     scenario: Scenario
@@ -46,6 +50,7 @@ class Workload:
     device: torch.device
     rank: int
     schedulers: tuple = field(default=())
+    framework: Any = None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -58,25 +63,46 @@ class Workload:
 
 
 def build_workload(
-    scenario: Scenario, *, rank: int, device: torch.device, init_seed: int | None = None
+    scenario: Scenario, *, rank: int, device: torch.device, init_seed: int | None = None, planned: bool = True
 ) -> Workload:
     """Build fresh objects for `scenario` on `rank`.
 
     ``init_seed`` seeds the parameter initialisation (default: the scenario's
     seed); pass another to build "fresh objects with a different seed".
+    ``planned=False`` leaves the plan unapplied (the user's module, plain
+    optimizers) for a framework adapter's ``prepare`` (see `apply_planned`).
     """
     torch.manual_seed(scenario.seed if init_seed is None else init_seed)
     module = build_model(scenario.model, device)
-    model = apply_plan(scenario.plan, module, device, scenario.world_size)
-    params = trainable_params(module)  # by the user's FQNs, whatever the plan wrapped
-    optimizers = tuple(build_optimizer(spec, params) for spec in scenario.optimizers)
-    optimizers = wrap_optimizers(scenario.plan, optimizers)  # ZeRO wraps each one
+    workload = Workload(scenario, module, module, (), device, rank)
+    return apply_planned(workload) if planned else _with_optimizers(workload, wrap=False)
+
+
+def apply_planned(workload: Workload) -> Workload:
+    """`workload` with the suite's own wrapping of its plan, and optimizers built anew over it.
+
+    `build_workload` does this; a framework adapter's ``prepare`` calls it for
+    a plan it leaves to the suite.  The optimizers are rebuilt because some
+    plans replace the parameters (FSDP1 flattens them): call it before any
+    training step.
+    """
+    sc = workload.scenario
+    model = apply_plan(sc.plan, workload.module, workload.device, sc.world_size)
+    return _with_optimizers(dataclasses.replace(workload, model=model), wrap=True)
+
+
+def _with_optimizers(workload: Workload, *, wrap: bool) -> Workload:
+    sc = workload.scenario
+    params = trainable_params(workload.module)  # by the user's FQNs, whatever the plan wrapped
+    optimizers = tuple(build_optimizer(spec, params) for spec in sc.optimizers)
+    if wrap:
+        optimizers = wrap_optimizers(sc.plan, optimizers)  # ZeRO wraps each one
     schedulers = tuple(
         build_scheduler(spec.scheduler, opt)
-        for spec, opt in zip(scenario.optimizers, optimizers)
+        for spec, opt in zip(sc.optimizers, optimizers)
         if spec.scheduler is not None
     )
-    return Workload(scenario, module, model, optimizers, device, rank, schedulers)
+    return dataclasses.replace(workload, optimizers=optimizers, schedulers=schedulers)
 
 
 def global_batch(scenario: Scenario, step: int, device: torch.device):
@@ -92,6 +118,18 @@ def local_batch(scenario: Scenario, step: int, rank: int, device: torch.device):
         start, stop = scenario.plan.batch_rows(rank, scenario.world_size, ROWS_PER_RANK * scenario.world_size)
         return select_rows(x, start, stop)
     return x
+
+
+def step_loss(workload: Workload, step: int) -> torch.Tensor:
+    """The loss of training step `step` on this rank's data, for a framework's own loop.
+
+    Freezes what the model freezes before `step`, then runs ``workload.model``
+    on the rank's part of the batch.  When every parameter that step uses is
+    frozen the loss does not require grad: skip the backward then, as `train`
+    does.
+    """
+    apply_freezes(workload.module, workload.scenario.model, step)
+    return loss(workload.model(local_batch(workload.scenario, step, workload.rank, workload.device)))
 
 
 def _reshard(model: nn.Module) -> None:

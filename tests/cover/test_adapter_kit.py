@@ -25,6 +25,39 @@ def test_everything_an_adapter_needs_is_public():
     for name in ("to_canonical", "to_native", "split_osd"):
         assert getattr(kit, name) is getattr(_native, name) and name in kit.__all__
     assert kit.Workload is Workload and "Workload" in kit.__all__
+    from osdconform import scenario
+
+    assert kit.Framework is _protocol.Framework and "Framework" in kit.__all__
+    assert kit.apply_planned is scenario.apply_planned and kit.step_loss is scenario.step_loss
+    assert kit.default_train is scenario.train
+    assert {"apply_planned", "step_loss", "default_train", "BackendNotInstalled"} <= set(kit.__all__)
+
+
+def test_a_plan_that_needs_a_gpu_is_unsupported_on_cpu_and_says_so():
+    caps = kit.Capabilities(plans=frozenset({"none", "ddp"}), gpu_plans=frozenset({"fsdp1"}))
+    assert caps.unsupported(plan="fsdp1") == "plan 'fsdp1' needs a GPU (--osd-device=cuda)"
+    assert caps.on("cpu").unsupported(plan="fsdp1") is not None
+    assert caps.on("cuda").unsupported(plan="fsdp1") is None
+    assert "not supported" in caps.on("cuda").unsupported(plan="tp")
+
+
+class _NeedsAFramework:
+    """An adapter whose framework is missing: it names the module and how to install it."""
+
+    name = "needs-it"
+    capabilities = kit.Capabilities()
+    requires = {"osdconform_no_such_framework": "pip install 'osdconform[nothing]'"}
+
+    def get_optimizer_state(self, workload, options):
+        raise NotImplementedError
+
+    def set_optimizer_state(self, workload, osd, options):
+        raise NotImplementedError
+
+
+def test_a_backend_whose_framework_is_missing_is_refused_with_the_install_line():
+    with pytest.raises(kit.BackendNotInstalled, match=r"needs 'osdconform_no_such_framework'.*pip install"):
+        resolve_backend(f"{__name__}:_NeedsAFramework")
 
 
 @pytest.mark.parametrize(
@@ -144,3 +177,17 @@ def test_option_tags_and_descriptions_say_the_same_thing():
     sharded = StateOptions(full=False, flatten=True)
     assert sharded.describe() == "sharded+flatten"
     assert sharded.features() == {"form:sharded", "option:flatten"}
+
+
+def test_shipped_adapters_are_registered_as_entry_points_and_named_in_the_registry():
+    import os
+    import tomllib
+
+    from osdconform.backends._registry import ADAPTERS
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    assert project["entry-points"]["osdconform.backends"] == ADAPTERS
+    for name in ADAPTERS:
+        assert name in project["optional-dependencies"], f"adapter {name!r} has no extra"

@@ -8,6 +8,10 @@
   written into a temporary folder as the modules they say they are, pass the
   round trip at world sizes 1 and 2; the storage one also the error suite.
   So an adapter copied from the README works as written.
+* A training framework through the `Framework` hooks (its own wrapping and
+  loop) passes round trip and resume; the same framework with a fault only
+  its own loop has (no optimizer step after a resume) fails resume, so the
+  suite really trains through the adapter's ``train``.
 """
 
 from __future__ import annotations
@@ -64,3 +68,23 @@ def test_readme_adapter_passes_the_suites(tmp_path, monkeypatch, module, attr, t
     )
     assert code == 0 and _passed(out) == passed, out[-4000:]
     assert "failed" not in out and "xfail" not in out, out[-4000:]
+
+
+def test_a_framework_with_its_own_wrapping_and_loop_passes():
+    code, out = run_suite(
+        "--osd-backend=helpers.kit_backends:OwnLoop", "--osd-world-sizes=1,2", "--hypothesis-profile=smoke",
+        "-p", "no:xdist", "-k", "full and not flatten and not cpu_offload and not broadcast",
+        target=("test_roundtrip.py", "test_resume.py"),
+    )
+    assert code == 0 and _passed(out) == 2, out[-4000:]
+    assert "failed" not in out and "xfail" not in out, out[-4000:]
+
+
+def test_a_fault_in_the_frameworks_own_loop_fails_resume():
+    code, out = run_suite(
+        "--osd-backend=helpers.kit_backends:OwnLoopForgetsAfterResume", "--osd-world-sizes=1,2",
+        "--hypothesis-profile=smoke", "-p", "no:xdist", "-k", "full and not flatten and not cpu_offload",
+        target="test_resume.py",
+    )
+    assert code == 1 and "1 failed" in out, out[-4000:]
+    assert "resume (" in out, out[-4000:]
