@@ -103,6 +103,9 @@ class Capabilities:
     * ``get_copies``: a full get returns tensors that do not alias the live
       optimizer (so stepping the optimizer leaves the returned dict alone);
     * ``plans``: the parallelism plans it works with; ``max_world_size``;
+    * ``max_optimizers``: how many optimizers one workload may have (a
+      framework that takes one optimizer says 1; the suite then draws no
+      scenario with more; default: any);
     * ``gpu_plans``: plans it supports only on CUDA (``--osd-device=cuda``),
       reported on CPU as "needs a GPU" rather than left out silently.
     """
@@ -117,6 +120,7 @@ class Capabilities:
     get_copies: bool = False
     plans: frozenset[str] = field(default_factory=lambda: frozenset({"none"}))
     max_world_size: int | None = None
+    max_optimizers: int | None = None
     gpu_plans: frozenset[str] = frozenset()
 
     def on(self, device: str) -> Capabilities:

@@ -114,13 +114,17 @@ class Conformance:
 
     def scenarios(self, options: StateOptions, **kw: Any):
         """Scenarios this backend can run in `options`' form: its world sizes, its plans
-        (of the run's space), and only what the form can represent.
+        (of the run's space), as many optimizers as it takes, and only what the
+        form can represent.
 
         ``**kw`` go to `osdconform.strategies.Space.scenarios` (``min_steps``, ``schedulers``).
         """
         from ..properties import representable
 
         drawn = self.space.scenarios(world_sizes=self.usable_world_sizes(), plan_kinds=self.plans(options), **kw)
+        limit = self.capabilities.max_optimizers
+        if limit is not None:
+            drawn = drawn.filter(lambda sc: len(sc.optimizers) <= limit)
         return drawn.filter(representable(options))
 
     def given(self, *strategies: Any, **kw_strategies: Any) -> Callable[[Callable], Callable]:

@@ -41,6 +41,27 @@ def test_a_plan_that_needs_a_gpu_is_unsupported_on_cpu_and_says_so():
     assert "not supported" in caps.on("cuda").unsupported(plan="tp")
 
 
+def test_a_backend_that_takes_one_optimizer_is_drawn_no_scenario_with_more():
+    from hypothesis import given, settings
+
+    from osdconform.plugin._fixture import Conformance
+
+    class OneOptimizer:
+        capabilities = kit.Capabilities(plans=frozenset({"none"}), max_optimizers=1)
+
+    osd = Conformance(backend_spec="x", backend=OneOptimizer(), world_sizes=(1,), device="cpu",
+                      timeout=1.0, xfails=[], repro_dir="/tmp")
+    seen = []
+
+    @settings(max_examples=30, database=None)
+    @given(osd.scenarios(kit.StateOptions(), schedulers=True))
+    def check(scenario):
+        seen.append(len(scenario.optimizers))
+
+    check()
+    assert seen and set(seen) == {1}
+
+
 class _NeedsAFramework:
     """An adapter whose framework is missing: it names the module and how to install it."""
 
@@ -181,9 +202,10 @@ def test_option_tags_and_descriptions_say_the_same_thing():
 
 def test_shipped_adapters_are_registered_as_entry_points_and_named_in_the_registry():
     import os
-    import tomllib
 
     from osdconform.backends._registry import ADAPTERS
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with open(os.path.join(root, "pyproject.toml"), "rb") as f:
