@@ -2,7 +2,7 @@
 
 One file per built-in backend (``torch-dsd.txt``, ...), each entry a block of
 named fields (``property:``, ``when:``, ``match:``, ``reason:``,
-``reproducer:``, optionally ``space: full``) with the reproducer script it
+``reproducer:``, optionally ``space: full`` and ``torch: <2.14``) with the reproducer script it
 cites under ``repro/``.  `load_xfails` / `shipped_xfails` read them
 (`_entries`, which documents the format); the named conditions their
 predicates may call (``got_grad(s)``, ``dsd_get_creates_state(s)``, ...) live
@@ -11,13 +11,22 @@ xfails``) lists them (`_listing`).
 """
 
 from ._conditions import HELPERS as CONDITIONS
-from ._entries import SHIPPED_DIR, XfailEntry, XfailFileError, load_xfails, parse_xfails, shipped_xfails
+from ._entries import (
+    SHIPPED_DIR,
+    XfailEntry,
+    XfailFileError,
+    installed_torch,
+    load_xfails,
+    parse_xfails,
+    shipped_xfails,
+)
 
 __all__ = [
     "CONDITIONS",
     "SHIPPED_DIR",
     "XfailEntry",
     "XfailFileError",
+    "installed_torch",
     "load_xfails",
     "parse_xfails",
     "shipped_xfails",

@@ -36,12 +36,20 @@ joined to it with one space each)::
   script that fails while the bug exists;
 * ``space`` (optional, ``core`` by default): ``full`` for an entry that only
   scenarios of the full space (``--osd-space=full``) can match, so that a
-  core run does not warn that it matched nothing.
+  core run does not warn that it matched nothing;
+* ``torch`` (optional, every version by default): the torch releases the
+  defect holds for, a PEP 440 specifier set such as ``<2.14`` or
+  ``>=2.6,<2.10`` (compared with the installed release, local tags such as
+  ``+cpu`` dropped).  On any other torch the entry is off: it neither covers
+  an example nor is warned about as matching nothing.
 
 A matching example that fails as described counts as an expected failure and
 the test goes on.  A matching example that passes is an XPASS: under the
 ``ci`` profile it fails the test, so a fixed bug is noticed and its entry
 removed; under the other profiles it is reported at the end of the run.  An
+XPASS of an entry with no upper torch bound says "fixed in torch X?", so an
+upgrade that fixed the bug ends in a bound (``torch: <X``), not a deletion
+that loses the record for older torch.  An
 entry of the space that ran that no example applied to is warned about at the
 end of the run (a stale predicate, e.g. a renamed feature tag, would
 otherwise hide forever).
@@ -60,6 +68,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
 
 from ._conditions import HELPERS
 
@@ -84,6 +95,19 @@ class XfailEntry:
     _code: Any = field(repr=False, default=None)
     #: The space whose scenarios can match it: "core" (and so "full" too) or "full" only.
     space: str = "core"
+    #: The torch releases it holds for (a PEP 440 specifier set; "" for every one).
+    torch: str = ""
+
+    def holds_for(self, torch_version: str) -> bool:
+        """Whether the defect holds for torch `torch_version` (its ``torch`` field)."""
+        return not self.torch or SpecifierSet(self.torch).contains(release(torch_version), prereleases=True)
+
+    def fixed_hint(self, torch_version: str) -> str:
+        """What an XPASS on `torch_version` suggests: a fix in that release, if nothing bounds it above."""
+        if any(spec.operator in ("<", "<=", "==", "~=", "===") for spec in SpecifierSet(self.torch)):
+            return ""
+        version = release(torch_version)
+        return f"fixed in torch {version}? If so, bound the entry: 'torch: <{version}' (keep it for older torch)"
 
     def applies(
         self, prop: str, scenario: Any, options: Any, *, step: str | None = None, fault: Any = None
@@ -107,10 +131,22 @@ class XfailEntry:
         return self.match in str(failure)
 
     def describe(self) -> str:
-        return f"{self.where}: {self.property} where {self.predicate}: {self.reason} ({self.reproducer})"
+        torch = f" on torch {self.torch}" if self.torch else ""
+        return f"{self.where}: {self.property} where {self.predicate}{torch}: {self.reason} ({self.reproducer})"
 
 
-FIELDS = ("property", "when", "match", "reason", "reproducer", "space")
+def release(torch_version: str) -> str:
+    """``2.13.0`` of ``2.13.0+cpu`` or ``2.13.0a0+git1234``: the release an entry's bound compares."""
+    return Version(torch_version).base_version
+
+
+def installed_torch() -> str:
+    import torch
+
+    return torch.__version__
+
+
+FIELDS = ("property", "when", "match", "reason", "reproducer", "space", "torch")
 REQUIRED = FIELDS[:5]
 SPACES = ("core", "full")
 #: The longest predicate a shipped entry may spell out inline.
@@ -168,6 +204,14 @@ def _entry(block: dict[str, list], where: str, source: str) -> XfailEntry:
     space = block.get("space", ["core"])[0]
     if space not in SPACES:
         raise XfailFileError(f"{source}:{block['space'][1]}: space must be one of {', '.join(SPACES)}, got {space!r}")
+    torch_spec = block.get("torch", ["", 0])
+    try:
+        SpecifierSet(torch_spec[0])
+    except InvalidSpecifier:
+        raise XfailFileError(
+            f"{source}:{torch_spec[1]}: torch must be a version specifier set such as '<2.14' "
+            f"or '>=2.6,<2.10', got {torch_spec[0]!r}"
+        ) from None
     predicate, line = block["when"]
     try:
         code = compile(predicate, f"{source}:{line}", "eval")
@@ -177,7 +221,7 @@ def _entry(block: dict[str, list], where: str, source: str) -> XfailEntry:
         ) from None
     value = {name: v for name, (v, _) in block.items()}
     return XfailEntry(value["property"], predicate, value["match"], value["reason"], value["reproducer"], where, code,
-                      space=space)
+                      space=space, torch=torch_spec[0])
 
 
 def load_xfails(path: str | os.PathLike, source: str | None = None) -> list[XfailEntry]:

@@ -64,7 +64,8 @@ def render_markdown(names: Sequence[str]) -> str:
             for e in chosen:
                 repro = e.reproducer
                 link = f"[`{Path(repro).name}`](osdconform/expected_failures/{repro})" if repro.startswith("repro/") else repro
-                lines.append(f"- **{e.property}** (`{_short(e)}`): {e.reason} ({link})")
+                torch = f", torch {e.torch}" if e.torch else ""
+                lines.append(f"- **{e.property}** (`{_short(e)}`{torch}): {e.reason} ({link})")
             lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -79,7 +80,7 @@ def render_text(names: Sequence[str]) -> str:
         for e in entries:
             lines.append(f"  {_short(e)}  {e.property}  [{e.space}]")
             for label, value in (("when", e.predicate), ("match", e.match), ("reason", e.reason),
-                                 ("reproducer", e.reproducer)):
+                                 ("reproducer", e.reproducer), ("torch", e.torch or "every release")):
                 lines.append(f"      {label + ':':12}{value}")
         lines.append("")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pytest
 
 from ..backends import StateOptions
-from ..expected_failures import XfailEntry
+from ..expected_failures import XfailEntry, installed_torch
 from ..harness import RankHang, WorldFailure, WorldPool, active_pool
 from ..harness._world import CHECKPOINT_PREFIX
 from ..scenario import PLAN_KINDS
@@ -227,9 +227,11 @@ class Conformance:
         for entry in entries:
             self._record.xpassed[entry.describe()] += 1
         if _profiles.xpass_is_strict():
+            hints = [e.fixed_hint(installed_torch()) for e in entries]
             raise AssertionError(
                 "XPASS: this example passed though an expected failure covers it; "
-                "remove or narrow the entry:\n" + "\n".join(e.describe() for e in entries)
+                "remove or narrow the entry:\n"
+                + "\n".join(e.describe() + (f"\n  {h}" if h else "") for e, h in zip(entries, hints))
             )
         return result
 

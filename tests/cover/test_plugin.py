@@ -88,6 +88,7 @@ _ENTRY = "property: roundtrip\nwhen: True\nmatch: x\nreason: y\nreproducer: z\n"
         (_ENTRY.replace("match: x", "match:"), "f.txt:3: field 'match' is empty"),
         ("# c\n\n" + _ENTRY.replace("reason: y\n", ""), "f.txt:3: entry lacks field(s) reason"),
         (_ENTRY + "\n" + _ENTRY.replace("True", "1 +"), "f.txt:8: predicate '1 +' is not a Python expression"),
+        (_ENTRY + "torch: newest\n", "f.txt:6: torch must be a version specifier set such as '<2.14'"),
     ],
 )
 def test_malformed_xfails_entries_are_refused_naming_file_and_line(text, message):
@@ -104,6 +105,35 @@ def test_xfails_entries_start_where_their_first_field_is_and_values_continue():
     first, second = parse_xfails(text, "f.txt")
     assert (first.where, first.reason, first.space) == ("f.txt:3", "a long reason goes on", "full")
     assert (second.where, second.space, second.properties) == ("f.txt:13", "core", ("roundtrip",))
+
+
+@pytest.mark.parametrize(
+    "bound, on_2_13, hint_on_2_15",
+    [
+        ("", True, True),
+        ("<2.14", True, False),
+        (">=2.14", False, True),
+        (">=2.6,<2.10", False, False),
+    ],
+)
+def test_an_entry_holds_for_the_torch_releases_its_bound_names(bound, on_2_13, hint_on_2_15):
+    from osdconform.expected_failures import parse_xfails
+
+    (e,) = parse_xfails(_ENTRY + (f"torch: {bound}\n" if bound else ""), "f.txt")
+    assert e.torch == bound
+    assert e.holds_for("2.13.0+cpu") is on_2_13 and e.holds_for("2.13.0a0+git123") is on_2_13
+    hint = e.fixed_hint("2.15.0+cu128")
+    assert bool(hint) is hint_on_2_15
+    if hint:
+        assert hint.startswith("fixed in torch 2.15.0? If so, bound the entry: 'torch: <2.15.0'")
+
+
+def test_entries_bounded_to_other_torch_releases_are_not_loaded(run, pytester):
+    text = _ENTRY + "\n" + _ENTRY + "torch: <1.0\n" + "\n" + _ENTRY + "torch: >=1.0\n"
+    xfails = pytester.makefile(".txt", xfails=text)
+    result = run(f"--osd-xfails={xfails}")
+    assert result.ret == 0
+    assert any("2 expected-failure entries" in line for line in result.outlines), result.outlines
 
 
 def test_cuda_device_without_gpu_is_a_usage_error(run):

@@ -88,6 +88,19 @@ def test_an_entry_that_now_passes_is_an_xpass_and_fails(tmp_path):
     assert code == 1, out[-4000:]
     assert "XPASS: this example passed though an expected failure covers it" in out, out[-4000:]
     assert "xfails.txt:1: roundtrip where s.world_size == 1" in out, out[-4000:]
+    # No torch bound above: the upgrade may have fixed it, and the message says how to record that.
+    assert re.search(r"fixed in torch \d+\.\d+\.\d+\? If so, bound the entry: 'torch: <", out), out[-4000:]
+
+
+def test_an_entry_bounded_to_other_torch_releases_is_off(tmp_path):
+    """The same entry, for torch < 1.0 only: on this torch it covers nothing, so no XPASS."""
+    code, out = run(
+        "reference",
+        entry("roundtrip", "s.world_size == 1", "anything", "a bug of old torch", "n/a") + "torch: <1.0\n",
+        tmp_path,
+    )
+    assert code == 0 and re.search(r"\b1 passed\b", out), out[-4000:]
+    assert "XPASS" not in out and "matched no example" not in out, out[-4000:]
 
 
 # --------------------------------------------------------------------------- outside ci: XPASS
