@@ -123,11 +123,23 @@ class Capabilities:
     max_optimizers: int | None = None
     gpu_plans: frozenset[str] = frozenset()
 
-    def on(self, device: str) -> Capabilities:
-        """These capabilities on `device` (``cpu`` or ``cuda``): ``gpu_plans`` count on CUDA only."""
+    #: Plans the installed torch cannot run on the device: ((kind, reason), ...); set by `on`.
+    refused: tuple[tuple[str, str], ...] = ()
+
+    def on(self, device: str, release: str | None = None) -> Capabilities:
+        """These capabilities on `device` (``cpu`` or ``cuda``) with torch `release` (default: installed).
+
+        ``gpu_plans`` count on CUDA only; plans that torch release cannot run
+        there (`osdconform.scenario.release_refusals`) are refused with the
+        release that can.
+        """
+        from ..scenario import release_refusals
+
+        caps = self
         if device == "cuda" and self.gpu_plans:
-            return dataclasses.replace(self, plans=self.plans | self.gpu_plans)
-        return self
+            caps = dataclasses.replace(caps, plans=self.plans | self.gpu_plans)
+        refused = {k: why for k, why in release_refusals(device, release).items() if k in caps.plans}
+        return dataclasses.replace(caps, refused=tuple(sorted(refused.items()))) if refused else caps
 
     def unsupported(
         self,
@@ -148,6 +160,8 @@ class Capabilities:
             for name in _OPTION_FLAGS:
                 if getattr(options, name) and not getattr(self, name):
                     return f"option {name} not supported"
+        if plan is not None and plan in dict(self.refused):
+            return dict(self.refused)[plan]
         if plan is not None and plan not in self.plans and plan in self.gpu_plans:
             return f"plan {plan!r} needs a GPU (--osd-device=cuda)"
         if plan is not None and plan not in self.plans:

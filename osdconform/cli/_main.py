@@ -123,7 +123,8 @@ def _backends(args: argparse.Namespace) -> int:
     for name, source in known_backends().items():
         row = {"name": name, "origin": source.origin, "target": source.target}
         try:
-            row["capabilities"] = describe_capabilities(resolve_backend(name).capabilities)
+            # On the CPU with the installed torch: what this machine's runs can draw.
+            row["capabilities"] = describe_capabilities(resolve_backend(name).capabilities.on("cpu"))
         except BackendNotInstalled as exc:  # an optional extra: listed, not a failure
             row["not_installed"] = str(exc)
         except BackendSpecError as exc:
@@ -146,13 +147,15 @@ def _backends(args: argparse.Namespace) -> int:
         flags = [name for name, value in caps.items() if value is True]
         print(f"    supports: {', '.join(flags) or 'nothing'}")
         print(f"    plans: {', '.join(caps.pop('plans', []))}")
+        for _kind, why in caps.pop("refused", []):
+            print(f"    refused on this torch: {why}")
         gpu = caps.pop("gpu_plans", [])
         if gpu:
             print(f"    plans on a GPU only (--osd-device=cuda): {', '.join(gpu)}")
         limit = caps.pop("max_world_size", None)
         print(f"    world sizes: {'any' if limit is None else f'up to {limit}'}")
         for name, value in caps.items():
-            if not isinstance(value, bool):
+            if not isinstance(value, bool) and value is not None:
                 print(f"    {name}: {value}")
     print("\nAny other backend: --osd-backend=package.module:attr, or register a name in the "
           "'osdconform.backends' entry-point group; either may take keyword literals for a "

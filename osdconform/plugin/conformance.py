@@ -191,8 +191,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"osdconform: {len(OPTIMIZER_NAMES) - len(unknown)} optimizers of torch.optim covered"
         + (f"; NOT KNOWN to osdconform (drawn with torch's defaults, unsharded plans only): "
            f"{', '.join(unknown)}" if unknown else ""),
-    ] + ([f"osdconform: scale-out under torchrun: world size fixed at WORLD_SIZE={c.world_sizes[0]}; "
-          "rank 0 drives, the other ranks serve"] if active_pool() is not None else [])
+    ] + [f"osdconform: refused on this torch: {why}" for _, why in c.capabilities.refused] + (
+        [f"osdconform: scale-out under torchrun: world size fixed at WORLD_SIZE={c.world_sizes[0]}; "
+          "rank 0 drives, the other ranks serve"] if active_pool() is not None else []
+    )
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ from ._models import (
 from ._optimizers import GroupSpec, OptimizerSpec, TensorValue, build_optimizer
 from ._plans import PLAN_KINDS, PlanSpec
 from ._refusals import accepts as plan_accepts
+from ._releases import installed_release, release_refusals
 from ._schedulers import SCHEDULER_KINDS, SchedulerSpec, build_scheduler
 from ._spec import Scenario
 
@@ -81,7 +82,9 @@ __all__ = [
     "global_batch",
     "installed_optimizers",
     "local_batch",
+    "installed_release",
     "plan_accepts",
+    "release_refusals",
     "step_loss",
     "train",
     "unknown_optimizers",

@@ -62,6 +62,21 @@ def test_a_backend_that_takes_one_optimizer_is_drawn_no_scenario_with_more():
     assert seen and set(seen) == {1}
 
 
+@pytest.mark.parametrize(
+    "device, release, refused",
+    [("cpu", "2.6.0", {"fsdp2", "fsdp2+tp"}), ("cpu", "2.7.1", set()), ("cuda", "2.6.0", set())],
+)
+def test_plans_an_older_torch_cannot_run_are_refused_with_the_release_that_can(device, release, refused):
+    caps = kit.Capabilities(plans=frozenset({"none", "fsdp2", "fsdp2+tp"}))
+    on = caps.on(device, release)
+    assert {kind for kind, _ in on.refused} == refused
+    for kind in refused:
+        assert on.unsupported(plan=kind).startswith(f"plan {kind!r} on cpu needs torch >= 2.7 (installed {release})")
+    assert on.unsupported(plan="none") is None
+    # A plan the backend does not declare is not "refused by torch": it stays unsupported as before.
+    assert kit.Capabilities().on("cpu", "2.6.0").refused == ()
+
+
 class _NeedsAFramework:
     """An adapter whose framework is missing: it names the module and how to install it."""
 

@@ -255,3 +255,34 @@ def test_shipped_reproducer_fails_while_the_bug_exists(script):
         f"remove its entries and the script\n{out[-2000:]}"
     )
     assert proc.returncode == 1, f"{script.name} crashed (exit {proc.returncode}) instead of reproducing:\n{out[-3000:]}"
+
+
+def _floor_probes():
+    from osdconform.scenario._releases import FLOORS
+
+    found = {}
+    for (kind, device), (floor, why) in FLOORS.items():
+        match = re.search(r"probe: expected_failures/(floors/\w+\.py)", why)
+        if match:
+            found[match.group(1)] = (floor, kind, device)
+    return sorted(found.items())
+
+
+@pytest.mark.parametrize("probe, floor", _floor_probes(), ids=lambda v: v if isinstance(v, str) else "")
+def test_release_floors_agree_with_their_probes_on_the_installed_torch(probe, floor):
+    """Each plan refused below a torch release has a probe that trains it: on the installed
+    torch the probe must succeed exactly when the release is at or above the floor."""
+    import subprocess
+    import sys
+
+    from packaging.version import Version
+
+    from osdconform.scenario import installed_release
+
+    release, (first, kind, device) = installed_release(), floor
+    proc = subprocess.run([sys.executable, str(SHIPPED_DIR / probe)], capture_output=True, text=True, timeout=300)
+    expected = 0 if Version(release) >= Version(first) else 1
+    assert proc.returncode == expected, (
+        f"{probe} exited {proc.returncode} on torch {release}; the floor of {kind} on {device} is {first}:\n"
+        + proc.stdout[-2000:] + proc.stderr[-2000:]
+    )
