@@ -30,8 +30,12 @@ Plans: ``none`` and ``ddp`` (one process or Accelerate's DDP; under ``none``
 with several ranks, replicas that train alone, Accelerate is not given the
 model: it would make it DDP).  Accelerate's FSDP and DeepSpeed need a GPU:
 on CPU Accelerate runs several processes as DDP whatever plugin it is given,
-so FSDP is reported as needing a GPU (``gpu_plans``), where ``prepare``
-builds it with Accelerate's ``FullyShardedDataParallelPlugin``.
+so FSDP is reported as needing a GPU (``gpu_plans``).  On CUDA ``prepare``
+builds it with Accelerate's ``FullyShardedDataParallelPlugin`` (the plan's
+version and options; the root is the only unit, the plan's ``shard`` units
+are not applied), and the in-memory full OSD goes through torch's
+``get/set_optimizer_state_dict``, as Accelerate's own FSDP saving does.  That
+path has not been run on a GPU yet (see README).
 """
 
 from __future__ import annotations
@@ -45,8 +49,8 @@ import torch.distributed as dist
 
 from osdconform.backends import Capabilities, split_osd, step_loss, to_canonical, to_native
 
-#: Accelerate's FSDP version per plan (its plugin's ``fsdp_version``).
-FSDP_VERSIONS = {"fsdp1": 1, "fsdp2": 2}
+#: Plans Accelerate builds with its FSDP plugin, on CUDA only.
+FSDP_PLANS = frozenset({"fsdp1", "fsdp2"})
 
 
 def _set_launch_environment() -> None:
@@ -59,7 +63,18 @@ def _set_launch_environment() -> None:
     os.environ.setdefault("LOCAL_WORLD_SIZE", str(dist.get_world_size()))
 
 
-def _new_accelerator(workload, fsdp_version: int | None):
+def _fsdp_plugin(plan):
+    """Accelerate's FSDP plugin for an FSDP plan: its version and options; the root is the only unit."""
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    if plan.kind == "fsdp1":
+        return FullyShardedDataParallelPlugin(
+            fsdp_version=1, sharding_strategy=plan.sharding_strategy, use_orig_params=plan.use_orig_params
+        )
+    return FullyShardedDataParallelPlugin(fsdp_version=2, reshard_after_forward=plan.reshard_after_forward)
+
+
+def _new_accelerator(workload):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import DistributedDataParallelKwargs
@@ -73,10 +88,8 @@ def _new_accelerator(workload, fsdp_version: int | None):
         # Unused branches and parameters frozen mid-run get no gradient: DDP must look for them.
         "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=True)],
     }
-    if fsdp_version is not None:
-        from accelerate.utils import FullyShardedDataParallelPlugin
-
-        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(fsdp_version=fsdp_version)
+    if workload.scenario.plan.kind in FSDP_PLANS:
+        kwargs["fsdp_plugin"] = _fsdp_plugin(workload.scenario.plan)
     try:
         return Accelerator(**kwargs)
     finally:
@@ -93,12 +106,12 @@ class AccelerateBackend:
         sharded=False,
         checkpoint=True,
         plans=frozenset({"none", "ddp"}),
-        gpu_plans=frozenset(FSDP_VERSIONS),
+        gpu_plans=FSDP_PLANS,
     )
 
     def prepare(self, workload):
         kind = workload.scenario.plan.kind
-        accelerator = _new_accelerator(workload, FSDP_VERSIONS.get(kind))
+        accelerator = _new_accelerator(workload)
         optimizers = list(workload.optimizers)
         if kind == "none" and accelerator.num_processes > 1:
             # Independent replicas: Accelerate would wrap the model in DDP, so it gets the optimizers only.
@@ -150,6 +163,11 @@ class AccelerateBackend:
         return closure
 
     def get_optimizer_state(self, workload, options) -> dict[str, Any]:
+        if workload.scenario.plan.kind in FSDP_PLANS:  # sharded state: gathered as Accelerate's FSDP saving does
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+            return get_optimizer_state_dict(workload.model, _torch_optimizers(workload),
+                                            options=StateDictOptions(full_state_dict=True))
         osd: dict[str, Any] = {"state": {}, "param_groups": []}
         for opt in workload.optimizers:
             part = to_canonical(opt.state_dict(), workload.module, opt.param_groups)
@@ -158,6 +176,12 @@ class AccelerateBackend:
         return osd
 
     def set_optimizer_state(self, workload, osd: dict[str, Any], options) -> None:
+        if workload.scenario.plan.kind in FSDP_PLANS:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(workload.model, _torch_optimizers(workload), osd,
+                                     options=StateDictOptions(full_state_dict=True))
+            return
         parts = split_osd(osd, [len(opt.param_groups) for opt in workload.optimizers])
         # Convert every part before loading any, so a bad FQN changes nothing.
         natives = [to_native(part, workload.module, opt.param_groups) for opt, part in zip(workload.optimizers, parts)]
@@ -169,3 +193,8 @@ class AccelerateBackend:
 
     def load_checkpoint(self, workload, directory: str, options) -> None:
         workload.framework.load_state(directory)
+
+
+def _torch_optimizers(workload) -> list:
+    """The user's torch optimizers inside the ``AcceleratedOptimizer`` s (torch's state-dict API wants them)."""
+    return [getattr(opt, "optimizer", opt) for opt in workload.optimizers]
