@@ -25,6 +25,6 @@ def test_accelerate_adapter_passes_a_smoke_run():
         "-k", "full or storage", target=("test_roundtrip.py", "test_resume.py", "test_errors.py"),
     )
     assert code == 0, out[-4000:]
-    assert "failed" not in out, out[-4000:]
+    assert not re.search(r"\d+ failed", out), out[-4000:]  # "failed as expected" lines are xfails
     passed = re.search(r"(\d+) passed", out)
     assert passed and int(passed.group(1)) >= 5, out[-4000:]  # roundtrip, resume, errors: full and storage

@@ -30,6 +30,6 @@ def test_safetensors_adapter_passes_a_smoke_run():
         "-k", "storage", target=STORAGE_SUITES,
     )
     assert code == 0, out[-4000:]
-    assert "failed" not in out, out[-4000:]
+    assert not re.search(r"\d+ failed", out), out[-4000:]  # "failed as expected" lines are xfails
     passed = re.search(r"(\d+) passed", out)
     assert passed and int(passed.group(1)) == len(STORAGE_SUITES), out[-4000:]  # storage+async_save: unsupported
