@@ -232,6 +232,27 @@ def test_every_reproducer_script_is_used_by_an_entry_or_a_plan_refusal():
     assert not unused, f"reproducers no entry (or plan refusal) names: {unused}"
 
 
+def _missing_frameworks(backends: set[str]) -> list[str]:
+    """The frameworks that the shipped adapters among `backends` need and this environment lacks.
+
+    Empty if any of them has everything (a script cited by a built-in's entries always runs)."""
+    import importlib.util
+
+    from osdconform.backends._registry import ADAPTERS
+
+    lacking = []
+    for name in sorted(backends):
+        if name not in ADAPTERS:
+            return []
+        module, _, attr = ADAPTERS[name].partition(":")
+        adapter = getattr(importlib.import_module(module), attr)  # imports no framework (lazy)
+        need = [m for m in getattr(adapter, "requires", {}) if importlib.util.find_spec(m) is None]
+        if not need:
+            return []
+        lacking += need
+    return sorted(set(lacking))
+
+
 @pytest.mark.parametrize("script", SHIPPED_REPROS, ids=lambda p: p.stem)
 def test_shipped_reproducer_fails_while_the_bug_exists(script):
     """Each reproducer exits 1 on this torch; exit 0 means torch fixed it: drop the entry.
@@ -244,9 +265,15 @@ def test_shipped_reproducer_fails_while_the_bug_exists(script):
     cited only by entries bounded to other torch releases (their ``torch:``
     field) is not run: its bug is not expected on this one.
     """
-    citing = [e for p in SHIPPED for e in load_xfails(p) if (p.parent / e.reproducer).resolve() == script.resolve()]
-    if citing and not any(e.holds_for(torch.__version__) for e in citing):
-        pytest.skip(f"its entries hold for other torch releases ({', '.join(e.torch for e in citing)})")
+    citing = [
+        (p, e) for p in SHIPPED for e in load_xfails(p) if (p.parent / e.reproducer).resolve() == script.resolve()
+    ]
+    if citing and not any(e.holds_for(torch.__version__) for _, e in citing):
+        pytest.skip(f"its entries hold for other torch releases ({', '.join(e.torch for _, e in citing)})")
+    missing = _missing_frameworks({p.stem for p, _ in citing})
+    if citing and missing:
+        # Its ImportError would exit 1 too: that is no reproduction.
+        pytest.skip(f"needs {', '.join(missing)}, not installed (an adapter's extra)")
     for _attempt in range(2):
         env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
         proc = subprocess.run(
