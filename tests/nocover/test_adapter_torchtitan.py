@@ -29,7 +29,7 @@ def test_the_torchtitan_adapter_passes_a_smoke_run():
         timeout=1800,
     )
     assert code == 0, out[-4000:]
-    assert "failed" not in out, out[-4000:]
+    assert not re.search(r"\b\d+ failed\b", out), out[-4000:]  # "N example(s) failed as expected" is fine
     passed = re.search(r"(\d+) passed", out)
     # roundtrip: full, sharded, full+flatten, sharded+flatten, storage, storage+async_save;
     # flatten: 2; resume: 3; errors: 2.
