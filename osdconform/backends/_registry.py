@@ -51,6 +51,7 @@ BUILTIN: dict[str, str] = {
 ADAPTERS: dict[str, str] = {
     "safetensors": "osdconform.adapters.safetensors:SafetensorsBackend",
     "accelerate": "osdconform.adapters.accelerate:AccelerateBackend",
+    "torchtitan": "osdconform.adapters.torchtitan:TorchTitanBackend",
 }
 
 

@@ -245,6 +245,19 @@ NAMED = (
 )
 
 
+def missing_fqn_drops_a_group_head(s: Any, pick: int) -> bool:
+    """Whether the ``missing_fqn`` fault with this ``pick`` drops the first
+    parameter of its param group (`properties._errors`: the pick-th FQN of all
+    optimizers' groups, in order): a loader that reads a group's
+    hyperparameters through its first parameter only (torchtitan's) notices
+    just that one."""
+    fqns = [f for opt in s.optimizers for g in opt.groups for f in g.params]
+    if not fqns:
+        return False
+    dropped = fqns[pick % len(fqns)]
+    return any(g.params[:1] == (dropped,) for opt in s.optimizers for g in opt.groups)
+
+
 #: What predicates see besides ``s``, ``o``, ``step`` and ``fault``.
 HELPERS = {
     f.__name__: f
@@ -258,5 +271,6 @@ HELPERS = {
         uneven_strided_params,
         fsdp1_offload_mixes_state,
         fsdp1_unit_partly_in_state,
+        missing_fqn_drops_a_group_head,
     )
 } | {f.__name__: f for f in NAMED}

@@ -22,8 +22,13 @@ BACKENDS = sorted(p.stem for p in SHIPPED_DIR.glob("*.txt"))
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_space_markings_of_the_shipped_entries_are_honest(backend):
+    from osdconform.backends import BackendNotInstalled
+
     entries = shipped_xfails(backend)
-    witnessed = core_witnesses(backend, entries)
+    try:
+        witnessed = core_witnesses(backend, entries)
+    except BackendNotInstalled as exc:  # a framework adapter's extra is not installed here
+        pytest.skip(str(exc))
     no_witness = [e.where for e in entries if e.space == "core" and e.where not in witnessed]
     assert not no_witness, f"no core example matches these core entries (mark them 'space: full'?): {no_witness}"
     matched = [e.where for e in entries if e.space == "full" and e.where in witnessed]

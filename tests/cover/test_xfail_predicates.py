@@ -254,3 +254,18 @@ def test_no_shipped_predicate_is_longer_than_a_short_expression():
             assert not any(isinstance(n, comprehensions) for n in ast.walk(tree)), (
                 f"{entry.where}: a comprehension; name this condition in _conditions"
             )
+
+
+@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(ost.full_scenarios(), st.integers(0, 50))
+def test_missing_fqn_drops_a_group_head_says_what_the_fault_drops(scenario, pick):
+    """The helper agrees with the errors property's own fault on the canonical OSD's groups."""
+    from osdconform.expected_failures._conditions import missing_fqn_drops_a_group_head
+    from osdconform.properties._errors import Fault, _break_osd
+
+    groups = [list(g.params) for opt in scenario.optimizers for g in opt.groups]
+    if not any(groups):
+        return
+    osd = {"state": {}, "param_groups": [{"params": list(g)} for g in groups]}
+    (dropped,) = _break_osd(osd, Fault("missing_fqn", pick))
+    assert missing_fqn_drops_a_group_head(scenario, pick) == any(g[:1] == [dropped] for g in groups)

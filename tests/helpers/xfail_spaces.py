@@ -40,7 +40,9 @@ def _examples(entry, forms) -> Iterable[tuple]:
     for options in forms:
         faults = [None]
         if "errors" in entry.properties:
-            faults = [Fault(k) for k in (STORAGE_FAULTS if options.storage else IN_MEMORY_FAULTS)]
+            # Two picks: where a fault strikes can matter (missing_fqn_drops_a_group_head).
+            faults = [Fault(k, pick) for k in (STORAGE_FAULTS if options.storage else IN_MEMORY_FAULTS)
+                      for pick in (0, 1)]
         for fault in faults:
             for step in STEPS:
                 yield options, fault, step
