@@ -21,8 +21,13 @@ Plans, through Lightning's own strategies:
   DDP: unused branches and frozen parameters get no gradient);
 * ``fsdp2`` (``fully_shard`` on the drawn units, then the root; HSDP on a 2-D
   mesh): ``ModelParallelStrategy`` with a ``parallelize_fn``, Lightning's
-  FSDP2 strategy, which works on CPU.  Its checkpoint is a distributed
-  (``torch.distributed.checkpoint``) folder, Lightning's default.
+  FSDP2 strategy, which works on CPU.  Its checkpoint is one full file
+  (``save_distributed_checkpoint=False``) by default: the only form every
+  strategy here loads, so a checkpoint crosses plans (reshard) as it crosses
+  world sizes; ``fabric.load`` under DDP or a single device cannot read
+  Lightning's distributed checkpoint folder (its docs say to consolidate it
+  first).  ``lightning(distributed_checkpoint=True)`` tests that folder
+  (``torch.distributed.checkpoint``), Lightning's default, instead.
 
 Lightning's ``FSDPStrategy`` (FSDP1) refuses to run without CUDA; it is not
 supported here (the reference needs what the suite's own FSDP1 wrapping
@@ -62,8 +67,11 @@ class LightningBackend:
         full=False, sharded=False, checkpoint=True, plans=frozenset({"none", "ddp", "fsdp2"})
     )
 
+    def __init__(self, distributed_checkpoint: bool = False) -> None:
+        self.distributed_checkpoint = distributed_checkpoint
+
     def prepare(self, workload):
-        fabric, parallelize = _fabric(workload)
+        fabric, parallelize = _fabric(workload, self.distributed_checkpoint)
         parallelize.plan = workload.scenario.plan
         model = fabric.setup_module(workload.module)
         # Optimizers after the wrapping, as Fabric's docs say: fully_shard replaced the parameters.
@@ -148,7 +156,7 @@ class _Parallelize:
         return module
 
 
-def _fabric(workload):
+def _fabric(workload, distributed_checkpoint: bool):
     """The launched Fabric for `workload`'s plan, made once per world, plan kind and mesh (see module doc)."""
     import torch.distributed as dist
     from lightning.fabric import Fabric
@@ -156,7 +164,7 @@ def _fabric(workload):
 
     sc, device = workload.scenario, workload.device
     mesh = sc.plan.mesh_shape(sc.world_size) if sc.plan.mesh_2d else (sc.world_size, 1)
-    key = (dist.group.WORLD, sc.plan.kind, mesh, str(device))
+    key = (dist.group.WORLD, sc.plan.kind, mesh, str(device), distributed_checkpoint)
     if key not in _FABRICS:
         parallelize = _Parallelize()
         if sc.plan.kind == "none":
@@ -169,6 +177,7 @@ def _fabric(workload):
                                        process_group_backend=backend, find_unused_parameters=True)
             else:
                 strategy = ModelParallelStrategy(parallelize, data_parallel_size=mesh[0], tensor_parallel_size=mesh[1],
+                                                 save_distributed_checkpoint=distributed_checkpoint,
                                                  process_group_backend=backend)
                 strategy.parallel_devices, strategy.cluster_environment = devices, _environment()
         fabric = Fabric(strategy=strategy)
