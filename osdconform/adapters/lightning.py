@@ -25,8 +25,8 @@ Plans, through Lightning's own strategies:
   (``save_distributed_checkpoint=False``) by default: the only form every
   strategy here loads, so a checkpoint crosses plans (reshard) as it crosses
   world sizes; ``fabric.load`` under DDP or a single device cannot read
-  Lightning's distributed checkpoint folder (its docs say to consolidate it
-  first).  ``lightning(distributed_checkpoint=True)`` tests that folder
+  Lightning's distributed checkpoint folder (it must be consolidated first,
+  ``python -m lightning.fabric.utilities.consolidate_checkpoint``).  ``lightning(distributed_checkpoint=True)`` tests that folder
   (``torch.distributed.checkpoint``), Lightning's default, instead.
 
 Lightning's ``FSDPStrategy`` (FSDP1) refuses to run without CUDA; it is not
@@ -54,7 +54,7 @@ from osdconform.backends import Capabilities, rebuild_optimizers, step_loss
 #: ``fabric.save``'s path under the suite's directory: a file, or a folder under ModelParallelStrategy.
 CHECKPOINT = "checkpoint"
 
-#: Launched Fabrics of this process: (world group, plan kind, mesh shape, device) -> (Fabric, parallelize).
+#: Launched Fabrics of this process: (world group, plan, mesh shape, device, distributed) -> (Fabric, parallelize).
 _FABRICS: dict = {}
 
 
