@@ -15,11 +15,12 @@ canonical FQN-keyed OSD the suites compare (`to_canonical`, `to_native`,
 `split_osd`).  A training framework's adapter (`Framework`: its own
 ``prepare`` and ``train``) also finds here what it needs of the suite's
 training: `apply_planned` (the suite's wrapping of the drawn plan),
-`step_loss` (one step's loss on the suite's data) and `default_train` (the
-suite's own loop).
+`step_loss` (one step's loss on the suite's data), `default_train` (the
+suite's own loop) and `rebuild_optimizers` (the optimizers built anew over
+parameters the framework's wrapping replaced).
 """
 
-from ..scenario import Workload, apply_planned, step_loss
+from ..scenario import Workload, apply_planned, rebuild_optimizers, step_loss
 from ..scenario import train as default_train
 from ._native import split_osd, to_canonical, to_native
 from ._protocol import ALL_PLANS, Backend, Capabilities, CheckpointBackend, Framework, StateOptions
@@ -57,6 +58,7 @@ __all__ = [
     "known_backends",
     "make_backend",
     "parse_spec",
+    "rebuild_optimizers",
     "resolve_backend",
     "split_osd",
     "step_loss",

@@ -52,6 +52,7 @@ ADAPTERS: dict[str, str] = {
     "safetensors": "osdconform.adapters.safetensors:SafetensorsBackend",
     "accelerate": "osdconform.adapters.accelerate:AccelerateBackend",
     "torchtitan": "osdconform.adapters.torchtitan:TorchTitanBackend",
+    "lightning": "osdconform.adapters.lightning:LightningBackend",
 }
 
 

@@ -221,6 +221,14 @@ def offload_mixes_dsd_saved_state(s: Any) -> bool:
 
 
 #: The named conditions of the shipped entries (each a whole, documented clause).
+def groups_not_in_module_order(s: Any) -> bool:
+    """The optimizers' parameters, group after group, are not the model's parameters in
+    their order: state keyed by index, re-keyed by ``module.parameters()``'s order (as
+    FSDP's ``rekey_optim_state_dict`` does without the optimizer), lands on other parameters."""
+    order = [f for opt in s.optimizers for g in opt.groups for f in g.params]
+    return order != list(s.model.param_shapes())
+
+
 NAMED = (
     adam_or_adamw,
     sgd_dampening_or_weight_decay,
@@ -242,6 +250,7 @@ NAMED = (
     two_weights_or_biases_in_a_group,
     offload_mixes_trained_state,
     offload_mixes_dsd_saved_state,
+    groups_not_in_module_order,
 )
 
 

@@ -15,6 +15,7 @@ from ._build import (
     build_workload,
     global_batch,
     local_batch,
+    rebuild_optimizers,
     step_loss,
     train,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "build_workload",
+    "rebuild_optimizers",
     "global_batch",
     "installed_optimizers",
     "local_batch",

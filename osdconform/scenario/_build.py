@@ -91,6 +91,19 @@ def apply_planned(workload: Workload) -> Workload:
     return _with_optimizers(dataclasses.replace(workload, model=model), wrap=True)
 
 
+def rebuild_optimizers(workload: Workload) -> Workload:
+    """`workload` with its optimizers (and LR schedulers) built anew over ``workload.module``'s parameters now.
+
+    For a framework adapter whose wrapping replaces the parameters (FSDP2's
+    ``fully_shard`` swaps each for a DTensor), so that optimizers built before
+    it hold parameters the model no longer trains: such frameworks tell users
+    to wrap the model first and create the optimizers after (Fabric's
+    ``setup_module`` then ``setup_optimizers``).  Same specs, same FQNs; no
+    plan-specific optimizer wrapping (ZeRO).  Call it before any training step.
+    """
+    return _with_optimizers(workload, wrap=False)
+
+
 def _with_optimizers(workload: Workload, *, wrap: bool) -> Workload:
     sc = workload.scenario
     params = trainable_params(workload.module)  # by the user's FQNs, whatever the plan wrapped

@@ -31,6 +31,29 @@ def test_everything_an_adapter_needs_is_public():
     assert kit.apply_planned is scenario.apply_planned and kit.step_loss is scenario.step_loss
     assert kit.default_train is scenario.train
     assert {"apply_planned", "step_loss", "default_train", "BackendNotInstalled"} <= set(kit.__all__)
+    assert kit.rebuild_optimizers is scenario.rebuild_optimizers and "rebuild_optimizers" in kit.__all__
+
+
+def test_rebuild_optimizers_follows_parameters_a_framework_replaced():
+    """A wrapping that swaps the parameters (as fully_shard does) leaves the built optimizers
+    stale; rebuilt ones hold the module's parameters now, same groups, schedulers on them."""
+    import torch
+
+    from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, Scenario, SchedulerSpec, build_workload
+
+    spec = OptimizerSpec("adam", (GroupSpec(("layers.0.weight",), (("lr", 0.5),)), GroupSpec(("layers.1.weight",))),
+                         scheduler=SchedulerSpec("StepLR"))
+    scenario = Scenario(seed=0, world_size=1, model=MLPSpec(dims=(2, 3, 1), bias=(False, False)), optimizers=(spec,))
+    workload = build_workload(scenario, rank=0, device=torch.device("cpu"), planned=False)
+    layer = workload.module.get_submodule("layers.0")
+    layer.weight = torch.nn.Parameter(layer.weight.detach().clone())  # the framework's new parameter
+    stale = workload.optimizers[0].param_groups[0]["params"][0]
+    assert stale is not layer.weight
+    rebuilt = kit.rebuild_optimizers(workload)
+    groups = rebuilt.optimizers[0].param_groups
+    assert groups[0]["params"][0] is layer.weight and groups[0]["lr"] == 0.5
+    assert groups[1]["params"][0] is workload.module.get_submodule("layers.1").weight
+    assert [s.optimizer for s in rebuilt.schedulers] == list(rebuilt.optimizers)
 
 
 def test_a_plan_that_needs_a_gpu_is_unsupported_on_cpu_and_says_so():
