@@ -137,7 +137,13 @@ def _break_files(directory: str, fault: Fault) -> tuple[str, ...]:
         with open(target, "r+b") as fh:
             fh.seek(size // 3)
             fh.write(b"\xde\xad\xbe\xef" * max(1, min(64, size // 12)))
-    return (os.path.basename(target), os.path.relpath(target, directory), directory)
+    # What naming the file means: its path, or the checkpoint directory (unique
+    # to this example), or its path under that directory when it has a folder
+    # of its own.  Not its bare name: "checkpoint" or "optimizer.bin" also
+    # appear in error texts that say nothing of where the file is (torch's
+    # weights_only message mentions "the checkpoint").
+    rel = os.path.relpath(target, directory)
+    return (target, directory, *((rel,) if os.sep in rel else ()))
 
 
 def errors(ctx, scenario: Scenario, backend_spec: str, options, directory: str | None, fault: Fault) -> dict:
