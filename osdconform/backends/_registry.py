@@ -48,7 +48,9 @@ BUILTIN: dict[str, str] = {
 #: (pyproject.toml), as a third party's would be; this table names their
 #: targets so that their shipped expected failures follow the target, as a
 #: built-in's do (`builtin_name`), installed or run from a clone.
-ADAPTERS: dict[str, str] = {}
+ADAPTERS: dict[str, str] = {
+    "deepspeed": "osdconform.adapters.deepspeed:DeepSpeedBackend",
+}
 
 
 class BackendSpecError(ValueError):
