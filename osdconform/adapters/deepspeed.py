@@ -56,6 +56,8 @@ from osdconform.backends import Capabilities, step_loss
 #: The tag every checkpoint is saved under (DeepSpeed's default is the step count).
 TAG = "osdconform"
 DEFAULT_STAGE = 2
+#: What ``save_checkpoint`` copies beside a ZeRO checkpoint (see `DeepSpeedBackend.save_checkpoint`).
+RECOVERY_SCRIPTS = ("zero_to_fp32.py", "zero_to_torch.py")
 
 
 class ZeroOptimizerView:
@@ -194,9 +196,22 @@ class DeepSpeedBackend:
 
     def save_checkpoint(self, workload, directory: str, options) -> None:
         workload.framework.save_checkpoint(directory, tag=TAG)
+        if workload.rank == 0:
+            # ZeRO checkpoints get copies of DeepSpeed's offline conversion
+            # scripts beside them (zero_to_fp32.py, 38 KB), which load_checkpoint
+            # never reads.  The error suite damages a checkpoint's largest
+            # file to see that the load refuses it: with a small model that
+            # would be a script, not the state.  So they are left out.
+            for script in RECOVERY_SCRIPTS:
+                path = os.path.join(directory, script)
+                if os.path.exists(path):
+                    os.remove(path)
 
     def load_checkpoint(self, workload, directory: str, options) -> None:
         engine = workload.framework
-        path, _ = engine.load_checkpoint(directory, tag=TAG, load_optimizer_states=True)
+        try:
+            path, _ = engine.load_checkpoint(directory, tag=TAG, load_optimizer_states=True)
+        except Exception as exc:  # torch.load's message names no file; say which checkpoint
+            raise RuntimeError(f"cannot load the DeepSpeed checkpoint under {directory}: {exc}") from exc
         if path is None:  # DeepSpeed only logs a warning when there is nothing to load
             raise FileNotFoundError(f"no DeepSpeed checkpoint with tag {TAG!r} under {directory}")
