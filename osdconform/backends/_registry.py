@@ -53,6 +53,7 @@ ADAPTERS: dict[str, str] = {
     "accelerate": "osdconform.adapters.accelerate:AccelerateBackend",
     "torchtitan": "osdconform.adapters.torchtitan:TorchTitanBackend",
     "lightning": "osdconform.adapters.lightning:LightningBackend",
+    "deepspeed": "osdconform.adapters.deepspeed:DeepSpeedBackend",
 }
 
 
