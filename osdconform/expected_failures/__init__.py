@@ -12,9 +12,11 @@ xfails``) lists them (`_listing`).
 
 from ._conditions import HELPERS as CONDITIONS
 from ._entries import (
+    PROBLEM_SEPARATOR,
     SHIPPED_DIR,
     XfailEntry,
     XfailFileError,
+    explaining,
     installed_torch,
     load_xfails,
     parse_xfails,
@@ -23,9 +25,11 @@ from ._entries import (
 
 __all__ = [
     "CONDITIONS",
+    "PROBLEM_SEPARATOR",
     "SHIPPED_DIR",
     "XfailEntry",
     "XfailFileError",
+    "explaining",
     "installed_torch",
     "load_xfails",
     "parse_xfails",

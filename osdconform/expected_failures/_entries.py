@@ -135,6 +135,25 @@ class XfailEntry:
         return f"{self.where}: {self.property} where {self.predicate}{torch}: {self.reason} ({self.reproducer})"
 
 
+#: Between the problems of one failing example: a property that checks several
+#: things (``errors``: the message, then the state after the failed load)
+#: reports every check that fails, and each must be explained on its own, so a
+#: known defect cannot hide another found in the same example.
+PROBLEM_SEPARATOR = "\n-- and also --\n"
+
+
+def explaining(entries: list[XfailEntry], failure: BaseException | str) -> list[XfailEntry]:
+    """The entries that explain `failure`: one per problem in it, or none if any problem is unexplained."""
+    found: list[XfailEntry] = []
+    for part in str(failure).split(PROBLEM_SEPARATOR):
+        entry = next((e for e in entries if e.match in part), None)
+        if entry is None:
+            return []
+        if entry not in found:
+            found.append(entry)
+    return found
+
+
 def release(torch_version: str) -> str:
     """``2.13.0`` of ``2.13.0+cpu`` or ``2.13.0a0+git1234``: the release an entry's bound compares."""
     return Version(torch_version).base_version

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pytest
 
 from ..backends import StateOptions
-from ..expected_failures import XfailEntry, installed_torch
+from ..expected_failures import XfailEntry, explaining, installed_torch
 from ..harness import RankHang, WorldFailure, WorldPool, active_pool
 from ..harness._world import CHECKPOINT_PREFIX
 from ..scenario import PLAN_KINDS
@@ -208,10 +208,11 @@ class Conformance:
         except WorldFailure as failure:
             if isinstance(failure, RankHang):
                 self._hung = True
-            explained = next((e for e in entries if e.explains(failure)), None)
+            explained = explaining(entries, failure)  # every problem of the failure, or none
             self._count(prop, features, "xfailed" if explained else "failed", start, entries)
-            if explained is not None:
-                self._record.xfailed[explained.describe()] += 1
+            if explained:
+                for entry in explained:
+                    self._record.xfailed[entry.describe()] += 1
                 return None
             if not getattr(failure, "not_run", False):
                 self._write_reproducer(prop, fn, scenario, options, failure, extra)

@@ -28,6 +28,7 @@ import torch.distributed as dist
 
 from ..backends import make_backend
 from ..compare import assert_osd_equal
+from ..expected_failures import PROBLEM_SEPARATOR
 from ..scenario import GroupSpec, OptimizerSpec, Scenario
 from ._steps import fresh, load_state, local_snapshot, save_state, source, train_steps
 
@@ -179,12 +180,21 @@ def errors(ctx, scenario: Scenario, backend_spec: str, options, directory: str |
             f"errors ({fault.kind}): the load accepted a broken state without raising"
         )
     with ctx.phase("compare"):
-        if names:
-            assert any(n in message for n in names), (
+        # Every check runs and every failing one is reported (PROBLEM_SEPARATOR
+        # between them), so an expected failure for one cannot hide another.
+        problems = []
+        if names and not any(n in message for n in names):
+            problems.append(
                 f"errors ({fault.kind}): the exception does not name the offending key or file "
                 f"(any of {list(names)}): {message[:500]}"
             )
         after = local_snapshot(dst)
-        assert_osd_equal(before["osd"], after["osd"], context=f"errors ({fault.kind}): optimizer before vs after the failed load")
-        assert_osd_equal(before["params"], after["params"], context=f"errors ({fault.kind}): parameters before vs after the failed load")
+        for what in ("osd", "params"):
+            label = "optimizer" if what == "osd" else "parameters"
+            try:
+                assert_osd_equal(before[what], after[what], context=f"errors ({fault.kind}): {label} before vs after the failed load")
+            except AssertionError as mismatch:
+                problems.append(str(mismatch))
+        if problems:
+            raise AssertionError(PROBLEM_SEPARATOR.join(problems))
     return {"message": message[:200]}

@@ -128,6 +128,21 @@ def test_an_entry_holds_for_the_torch_releases_its_bound_names(bound, on_2_13, h
         assert hint.startswith("fixed in torch 2.15.0? If so, bound the entry: 'torch: <2.15.0'")
 
 
+def test_a_failure_of_several_problems_is_explained_only_if_each_problem_is():
+    from osdconform.expected_failures import PROBLEM_SEPARATOR, explaining, parse_xfails
+
+    name, state = parse_xfails(
+        _ENTRY.replace("match: x", "match: does not name") + "\n"
+        + _ENTRY.replace("match: x", "match: optimizer before vs after"), "f.txt",
+    )
+    both = f"rank 0: errors (corrupt_file): the exception does not name the file{PROBLEM_SEPARATOR}" \
+           "errors (corrupt_file): optimizer before vs after the failed load: OSD mismatch"
+    assert explaining([name, state], both) == [name, state]
+    assert explaining([name], both) == []  # the second problem is unexplained: a real failure
+    assert explaining([state], both) == []
+    assert explaining([name], "errors (corrupt_file): the exception does not name the file") == [name]
+
+
 def test_entries_bounded_to_other_torch_releases_are_not_loaded(run, pytester):
     text = _ENTRY + "\n" + _ENTRY + "torch: <1.0\n" + "\n" + _ENTRY + "torch: >=1.0\n"
     xfails = pytester.makefile(".txt", xfails=text)
