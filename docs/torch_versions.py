@@ -1,6 +1,6 @@
 """Write docs/torch-versions.md from the JSON reports of ci-profile runs on several torch releases.
 
-    python docs/torch_versions.py REPORT.json ... -o docs/torch-versions.md
+    python docs/torch_versions.py REPORT.json ... --notes docs/torch-versions-notes.md -o docs/torch-versions.md
 
 Each report is one ``pytest suites --hypothesis-profile=ci --osd-backend=B
 --osd-report=FILE`` run (the ``torch-<release>`` tox envs run them all);
@@ -38,7 +38,7 @@ def _cell(c: dict | None) -> str:
     return " ".join(parts) or "-"
 
 
-def render(reports: list[dict], command: str) -> str:
+def render(reports: list[dict], command: str, notes: str = "") -> str:
     by_release: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in reports:
         by_release[Version(r["torch"]).base_version][r["backend"]] = r
@@ -54,6 +54,8 @@ def render(reports: list[dict], command: str) -> str:
         "torch release does not support (skipped as unsupported, the reason in the run).",
         "",
     ]
+    if notes:
+        lines += [notes.strip(), ""]
     for release in releases:
         runs = by_release[release]
         lines += [f"## torch {release}", ""]
@@ -67,10 +69,12 @@ def render(reports: list[dict], command: str) -> str:
                 lines.append(f"| {prop} | " + " | ".join(_cell(c) for c in cells) + " |")
         status = ["green" if runs[b]["exit_status"] == 0 else f"exit {runs[b]['exit_status']}" for b in names]
         lines += ["| *run* | " + " | ".join(status) + " |", ""]
+    # An entry is known by its file and text, not its line: lines move as entries are added.
     hits: dict[str, dict[str, int]] = defaultdict(dict)
     for release in releases:
         for r in by_release[release].values():
             for entry, n in r["expected_failures"]["xfailed"].items():
+                entry = re.sub(r"\.txt:\d+: ", ".txt: ", entry, count=1)
                 hits[entry][release] = hits[entry].get(release, 0) + n
     lines += [
         "## Recorded defects on each release",
@@ -91,20 +95,20 @@ def render(reports: list[dict], command: str) -> str:
 
 
 def _entry_key(entry: str):
-    where = entry.split(": ", 1)[0]
-    m = re.search(r"([\w.-]+)\.txt:(\d+)$", where)
-    return (m.group(1), int(m.group(2))) if m else (where, 0)
+    return entry
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+")
     parser.add_argument("-o", "--output", default="docs/torch-versions.md")
+    parser.add_argument("--notes", help="a Markdown file of findings to put before the tables")
     parser.add_argument("--command", default="`tox -e torch-<release> -- --osd-report=...`",
                         help="how the reports were made, for the page's header")
     args = parser.parse_args()
     reports = [json.loads(Path(p).read_text()) for p in args.reports]
-    Path(args.output).write_text(render(reports, args.command))
+    notes = Path(args.notes).read_text() if args.notes else ""
+    Path(args.output).write_text(render(reports, args.command, notes))
 
 
 if __name__ == "__main__":
