@@ -166,6 +166,8 @@ REPLACED_INLINE = {
         ' for end in ("weight", "bias"))',
     "offload_mixes_trained_state(s)":
         "[1 for opt in s.optimizers if fsdp1_offload_mixes_state(s, opt, state_after_training(s, opt))]",
+    "groups_not_in_module_order(s)":
+        "[f for opt in s.optimizers for g in opt.groups for f in g.params] != [f for f in s.model.param_shapes()]",
     "offload_mixes_dsd_saved_state(s)":
         "[1 for opt in s.optimizers if fsdp1_offload_mixes_state(s, opt, dsd_saved_state(s, opt))]",
 }
