@@ -160,7 +160,7 @@ def _target(base: str, entry_points: Iterable[metadata.EntryPoint] | None = None
         return ADAPTERS[base]
     registered = entry_point_backends(entry_points)
     if base not in registered:
-        names = sorted(BUILTIN) + sorted(registered)
+        names = sorted(BUILTIN) + sorted(set(registered) | set(ADAPTERS))
         raise BackendSpecError(
             f"unknown backend {base!r}: use a known name ({', '.join(names)}) or package.module:attr"
         )

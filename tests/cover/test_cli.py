@@ -23,7 +23,7 @@ import pytest
 
 from helpers.installed_backend import install_entry_point_backend
 from osdconform.backends import BackendSpecError, entry_point_backends, known_backends, resolve_backend
-from osdconform.backends._registry import BUILTIN
+from osdconform.backends._registry import ADAPTERS, BUILTIN
 from osdconform.backends.reference import ReferenceBackend
 from osdconform.cli import main
 from osdconform.reporting._report import RunReport
@@ -120,7 +120,7 @@ def test_registry_resolves_an_entry_point_name():
     assert set(entry_point_backends(eps)) == {"mine"}  # built-ins win; other groups ignored
     known = known_backends(eps)
     assert known["mine"].origin == "entry point" and known["torch-dsd"].origin == "built-in"
-    names = re.escape(", ".join([*sorted(BUILTIN), "mine"]))
+    names = re.escape(", ".join([*sorted(BUILTIN), *sorted({*ADAPTERS, "mine"})]))  # shipped adapters too
     with pytest.raises(BackendSpecError, match=rf"unknown backend 'nope': use a known name \({names}\)"):
         resolve_backend("nope", entry_points=eps)
     broken = [_constructed("broken", "no_such_module_xyz:Thing")]

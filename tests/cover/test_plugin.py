@@ -14,7 +14,7 @@ import re
 import pytest
 
 from helpers.installed_backend import install_entry_point_backend
-from osdconform.backends._registry import BUILTIN
+from osdconform.backends._registry import ADAPTERS, BUILTIN
 from osdconform.plugin import CONFORMANCE_PLUGIN
 
 USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
@@ -263,7 +263,8 @@ def test_unknown_backend_lists_entry_point_names(run, pytester):
     result = run("--osd-backend=nope")
     assert result.ret == USAGE_ERROR
     assert any(
-        f"unknown backend 'nope': use a known name ({', '.join(sorted(BUILTIN))}, fake-backend)" in l
+        f"unknown backend 'nope': use a known name ({', '.join(sorted(BUILTIN))}, "
+        f"{', '.join(sorted({*ADAPTERS, 'fake-backend'}))})" in l
         for l in result.errlines
     ), result.errlines
 
