@@ -21,7 +21,9 @@ def test_reshard(osd, form):
     if len(sizes) < 2:
         pytest.skip(f"needs two world sizes, got {list(sizes)}")
 
-    @osd.given(ost.reshard_pairs(world_sizes=sizes, plan_kinds=osd.plans(options), space=osd.space))
+    @osd.given(
+        ost.reshard_pairs(world_sizes=sizes, plan_kinds=osd.plans(options), space=osd.space, device=osd.device)
+    )
     def check(pair):
         saved_at, loaded_at = pair
         with osd.directory() as directory:

@@ -16,7 +16,7 @@ joined to it with one space each)::
 
 * ``property``: the suite property it applies to (``roundtrip``, ``fidelity``,
   ``reshard``, ``resume``, ``flatten``, ``types``, ``isolation``,
-  ``side_effects``, ``errors``, ``schedulers``), or several separated by
+  ``side_effects``, ``errors``, ``schedulers``, ``cross_device``), or several separated by
   commas (one defect seen by several properties);
 * ``when``: the predicate, a Python expression (no builtins but ``len``,
   ``any``, ``all``, ``sum``, ``min``, ``max``, ``sorted``, ``set``) over
@@ -41,7 +41,10 @@ joined to it with one space each)::
   defect holds for, a PEP 440 specifier set such as ``<2.14`` or
   ``>=2.6,<2.10`` (compared with the installed release, local tags such as
   ``+cpu`` dropped).  On any other torch the entry is off: it neither covers
-  an example nor is warned about as matching nothing.
+  an example nor is warned about as matching nothing;
+* ``device`` (optional, every device by default): ``cpu`` or ``cuda``, for a
+  defect seen on that ``--osd-device`` only (a CUDA kernel's, say); on the
+  other device the entry is off, as for ``torch``.
 
 A matching example that fails as described counts as an expected failure and
 the test goes on.  A matching example that passes is an XPASS: under the
@@ -97,10 +100,16 @@ class XfailEntry:
     space: str = "core"
     #: The torch releases it holds for (a PEP 440 specifier set; "" for every one).
     torch: str = ""
+    #: The ``--osd-device`` it holds on ("" for every one).
+    device: str = ""
 
     def holds_for(self, torch_version: str) -> bool:
         """Whether the defect holds for torch `torch_version` (its ``torch`` field)."""
         return not self.torch or SpecifierSet(self.torch).contains(release(torch_version), prereleases=True)
+
+    def holds_on(self, device: str) -> bool:
+        """Whether the defect holds on ``--osd-device`` `device` (its ``device`` field)."""
+        return not self.device or self.device == device
 
     def fixed_hint(self, torch_version: str) -> str:
         """What an XPASS on `torch_version` suggests: a fix in that release, if nothing bounds it above."""
@@ -132,7 +141,10 @@ class XfailEntry:
 
     def describe(self) -> str:
         torch = f" on torch {self.torch}" if self.torch else ""
-        return f"{self.where}: {self.property} where {self.predicate}{torch}: {self.reason} ({self.reproducer})"
+        device = f" on {self.device}" if self.device else ""
+        return (
+            f"{self.where}: {self.property} where {self.predicate}{torch}{device}: {self.reason} ({self.reproducer})"
+        )
 
 
 #: Between the problems of one failing example: a property that checks several
@@ -165,9 +177,11 @@ def installed_torch() -> str:
     return torch.__version__
 
 
-FIELDS = ("property", "when", "match", "reason", "reproducer", "space", "torch")
+FIELDS = ("property", "when", "match", "reason", "reproducer", "space", "torch", "device")
 REQUIRED = FIELDS[:5]
 SPACES = ("core", "full")
+#: The values of the ``device`` field (``--osd-device``'s).
+DEVICE_NAMES = ("cpu", "cuda")
 #: The longest predicate a shipped entry may spell out inline.
 MAX_PREDICATE = 100
 
@@ -231,6 +245,11 @@ def _entry(block: dict[str, list], where: str, source: str) -> XfailEntry:
             f"{source}:{torch_spec[1]}: torch must be a version specifier set such as '<2.14' "
             f"or '>=2.6,<2.10', got {torch_spec[0]!r}"
         ) from None
+    device = block.get("device", ["", 0])
+    if device[0] and device[0] not in DEVICE_NAMES:
+        raise XfailFileError(
+            f"{source}:{device[1]}: device must be one of {', '.join(DEVICE_NAMES)}, got {device[0]!r}"
+        )
     predicate, line = block["when"]
     try:
         code = compile(predicate, f"{source}:{line}", "eval")
@@ -240,7 +259,7 @@ def _entry(block: dict[str, list], where: str, source: str) -> XfailEntry:
         ) from None
     value = {name: v for name, (v, _) in block.items()}
     return XfailEntry(value["property"], predicate, value["match"], value["reason"], value["reproducer"], where, code,
-                      space=space, torch=torch_spec[0])
+                      space=space, torch=torch_spec[0], device=device[0])
 
 
 def load_xfails(path: str | os.PathLike, source: str | None = None) -> list[XfailEntry]:

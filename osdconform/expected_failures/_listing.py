@@ -65,6 +65,7 @@ def render_markdown(names: Sequence[str]) -> str:
                 repro = e.reproducer
                 link = f"[`{Path(repro).name}`](osdconform/expected_failures/{repro})" if repro.startswith("repro/") else repro
                 torch = f", torch {e.torch}" if e.torch else ""
+                torch += f", on {e.device}" if e.device else ""
                 lines.append(f"- **{e.property}** (`{_short(e)}`{torch}): {e.reason} ({link})")
             lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -82,6 +83,8 @@ def render_text(names: Sequence[str]) -> str:
             for label, value in (("when", e.predicate), ("match", e.match), ("reason", e.reason),
                                  ("reproducer", e.reproducer), ("torch", e.torch or "every release")):
                 lines.append(f"      {label + ':':12}{value}")
+            if e.device:
+                lines.append(f"      {'device:':12}{e.device} only")
         lines.append("")
     return "\n".join(lines)
 

@@ -30,6 +30,16 @@ as `_build.train` does (`_closure`).
 
 The twin runs in any process (the driver, a rank) and needs no process group;
 it computes with one intra-op thread, as ranks do.
+
+Devices and optimizer flags: the twin trains on the device it is given, and
+the fidelity property gives it the rank's own (``ctx.device``), with the
+scenario's optimizers exactly as drawn, ``fused`` and ``capturable``
+included.  So under ``--osd-device=cuda`` the twin runs the same CUDA
+kernels (fused Adam's ``_fused_adam_``, capturable's device-side ``step``)
+as the ranks, and is compared within the same tolerance as on CPU.  Training
+it on the CPU instead would need those flags dropped (``capturable`` alone
+does not run there) or CPU fused kernels, whose rounding differs from CUDA's:
+the comparison would then measure two kernels, not the backend's checkpoint.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ side, `ScaleOutMember`, is in ``_member.py``).  Both kinds of world word their
 failures and check their health after a rank raised with ``_failures.py``.
 """
 
-from ._devices import DEVICES, DeviceKind, device_kind
+from ._devices import CPU_ONLY_ENV, DEVICES, DeviceKind, device_kind
 from ._errors import (
     PropertyViolation,
     RankCrash,
@@ -35,6 +35,7 @@ from ._worker import RankContext
 from ._world import World
 
 __all__ = [
+    "CPU_ONLY_ENV",
     "DEVICES",
     "DeviceKind",
     "PropertyViolation",

@@ -46,6 +46,13 @@ class _CudaNccl(DeviceKind):
         return torch.device("cuda", local_rank)
 
 
+#: The environment of a CPU world that must see no GPU, as on a machine without one
+#: (`WorldPool`'s ``env``): the cross-device suite loads a CUDA checkpoint there, so a
+#: load that needs CUDA (``torch.load`` of CUDA tensors without ``map_location``)
+#: fails as it would on a CPU-only machine.  Set in each rank before torch first
+#: asks for a device (CUDA reads it when it initialises).
+CPU_ONLY_ENV: dict[str, str] = {"CUDA_VISIBLE_DEVICES": ""}
+
 DEVICES: dict[str, DeviceKind] = {
     "cpu": _CpuGloo("cpu", "gloo"),
     "cuda": _CudaNccl("cuda", "nccl"),

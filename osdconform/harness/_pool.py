@@ -42,8 +42,11 @@ class WorldPool:
         timeout: float = 60.0,
         startup_timeout: float = 120.0,
         health_timeout: float = 15.0,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """`env`: environment variables every rank sets at start (e.g. `CPU_ONLY_ENV`)."""
         self.device = device
+        self.env = dict(env or {})
         self.timeout = timeout
         self.startup_timeout = startup_timeout
         self.health_timeout = health_timeout
@@ -67,7 +70,7 @@ class WorldPool:
             world = None
         if world is None:
             self._kind.check(size)
-            world = World(size, device=self.device, startup_timeout=self.startup_timeout)
+            world = World(size, device=self.device, startup_timeout=self.startup_timeout, env=self.env)
             self._worlds[size] = world
             self.spawned += 1
         return world

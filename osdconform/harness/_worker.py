@@ -54,6 +54,9 @@ class RankConfig:
     log_path: str
     workdir: str
     pg_timeout_s: float
+    #: Environment variables set in the rank before torch touches a device
+    #: (``CUDA_VISIBLE_DEVICES=""``: a CPU world that sees no GPU, `WorldPool`'s ``env``).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 class RankContext:
@@ -125,6 +128,7 @@ def _report(ctx: RankContext | None, rank: int, exc: BaseException) -> RankRepor
 def rank_main(config: RankConfig, conn: Any, phase_slot: Any, parent_pid: int) -> None:
     """Entry point of a rank process (spawned by `World`)."""
     die_with_parent(parent_pid)
+    os.environ.update(dict(config.env))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect_output(config.log_path)
     try:

@@ -85,6 +85,7 @@ class World:
         device: str = "cpu",
         startup_timeout: float = 120.0,
         pg_timeout: float = 600.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         import torch.distributed as dist
 
@@ -113,6 +114,7 @@ class World:
                     log_path=os.path.join(self.workdir, f"rank{rank}.log"),
                     workdir=self.workdir,
                     pg_timeout_s=pg_timeout,
+                    env=tuple(sorted((env or {}).items())),
                 )
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(

@@ -24,7 +24,7 @@ import pytest
 
 from ..backends import StateOptions
 from ..expected_failures import XfailEntry, explaining, installed_torch
-from ..harness import RankHang, WorldFailure, WorldPool, active_pool
+from ..harness import CPU_ONLY_ENV, RankHang, WorldFailure, WorldPool, active_pool
 from ..harness._world import CHECKPOINT_PREFIX
 from ..scenario import PLAN_KINDS
 from ..strategies import CORE, Space
@@ -60,6 +60,8 @@ class Conformance:
     #: Where checkpoint directories are made (``--osd-checkpoint-dir``; None: the temp dir).
     checkpoint_dir: str | None = None
     _pool: WorldPool | None = None
+    #: Pools on a device other than the run's (`pool_on`: the cross-device suite).
+    _other_pools: dict[str, WorldPool] = field(default_factory=dict)
     _item: Any = None
     _hung: bool = False
     _slowest_pass: float = 0.0
@@ -81,6 +83,24 @@ class Conformance:
             # Under torchrun, rank 0 runs the examples on the scale-out world.
             self._pool = active_pool() or WorldPool(device=self.device, timeout=self.timeout)
         return self._pool
+
+    def pool_on(self, device: str | None = None) -> WorldPool:
+        """The pool whose worlds run on `device` (default: the run's, `pool`).
+
+        Another device than the run's is for the cross-device suite (save
+        in a world on one device, load in a world on the other); it needs a
+        world of spawned ranks, so not under torchrun's scale-out world.  A
+        CPU world there sees no GPU (`CPU_ONLY_ENV`): it stands for a machine
+        without one.
+        """
+        if device is None or device == self.device:
+            return self.pool
+        if active_pool() is not None:
+            pytest.skip(f"a world on {device} beside torchrun's world on {self.device}: run without torchrun")
+        if device not in self._other_pools:
+            env = CPU_ONLY_ENV if device == "cpu" else None
+            self._other_pools[device] = WorldPool(device=device, timeout=self.timeout, env=env)
+        return self._other_pools[device]
 
     def require(self, *, options: StateOptions | None = None, plan: str | None = None) -> None:
         """Skip the test as *unsupported* if the backend does not declare this combination."""
@@ -117,10 +137,12 @@ class Conformance:
         (of the run's space), as many optimizers as it takes, and only what the
         form can represent.
 
-        ``**kw`` go to `osdconform.strategies.Space.scenarios` (``min_steps``, ``schedulers``).
+        ``**kw`` go to `osdconform.strategies.Space.scenarios` (``min_steps``, ``schedulers``,
+        ``device``: by default the run's, which decides the optimizer flags drawn).
         """
         from ..properties import representable
 
+        kw.setdefault("device", self.device)
         drawn = self.space.scenarios(world_sizes=self.usable_world_sizes(), plan_kinds=self.plans(options), **kw)
         limit = self.capabilities.max_optimizers
         if limit is not None:
@@ -172,6 +194,7 @@ class Conformance:
         *extra: Any,
         timeout: float | None = None,
         fault: Any = None,
+        device: str | None = None,
     ) -> list[Any] | None:
         """Run property step `fn` on every rank for `scenario`; fail as the property fails.
 
@@ -179,7 +202,8 @@ class Conformance:
         `timeout` caps the per-example timeout (for steps that should fail
         fast, such as loads that must raise); `fault` is the fault the
         example injects (``errors``), which expected-failure predicates see
-        as ``fault`` (and the step's name as ``step``).  An example covered by
+        as ``fault`` (and the step's name as ``step``).  `device` runs the
+        step in a world on that device instead of the run's (`pool_on`).  An example covered by
         an expected-failures entry must fail as the entry says (it then
         returns None).  If it passes, that is an XPASS: it fails the test
         under the ``ci`` profile, and is reported at the end of the run
@@ -201,7 +225,7 @@ class Conformance:
         start = time.monotonic()
         try:
             limit = self._example_timeout()
-            result = self.pool.run(
+            result = self.pool_on(device).run(
                 scenario.world_size, fn, scenario, self.backend_spec, options, *extra,
                 timeout=limit if timeout is None else min(limit, timeout),
             )
@@ -215,7 +239,7 @@ class Conformance:
                     self._record.xfailed[entry.describe()] += 1
                 return None
             if not getattr(failure, "not_run", False):
-                self._write_reproducer(prop, fn, scenario, options, failure, extra)
+                self._write_reproducer(prop, fn, scenario, options, failure, extra, device)
             raise
         except Exception:
             self._count(prop, features, "failed", start, entries)
@@ -241,7 +265,7 @@ class Conformance:
         if self.progress is not None:
             self.progress.example(outcome)
 
-    def _write_reproducer(self, prop, fn, scenario, options, failure, extra: tuple = ()) -> None:
+    def _write_reproducer(self, prop, fn, scenario, options, failure, extra: tuple = (), device=None) -> None:
         """Write this example's standalone reproducer (see `_repro`) and note its path.
 
         One file per test: each failing replay overwrites it, so the file ends
@@ -256,7 +280,7 @@ class Conformance:
         try:
             path = _repro.write_script(
                 self.repro_dir, self._item.nodeid, prop=prop, step=fn, scenario=scenario,
-                backend_spec=self.backend_spec, options=options, extra=extra, device=self.device,
+                backend_spec=self.backend_spec, options=options, extra=extra, device=device or self.device,
                 failure=str(failure), timeout=self.timeout,
             )
         except Exception as exc:  # noqa: BLE001 (a reproducer is a courtesy)
@@ -299,3 +323,6 @@ class Conformance:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        for pool in self._other_pools.values():
+            pool.close()
+        self._other_pools.clear()

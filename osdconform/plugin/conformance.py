@@ -117,9 +117,9 @@ def pytest_configure(config: pytest.Config) -> None:
         # third-party backend whose ``name`` happens to be a built-in's.
         shipped = builtin_name(spec)
         xfails = load_xfails(path) if path else shipped_xfails(shipped) if shipped else []
-        # Entries bounded to other torch releases are off on this one (neither
-        # covering an example nor warned about as matching nothing).
-        xfails = [e for e in xfails if e.holds_for(installed_torch())]
+        # Entries bounded to other torch releases, or to the other device, are
+        # off on this one (neither covering an example nor warned about as matching nothing).
+        xfails = [e for e in xfails if e.holds_for(installed_torch()) and e.holds_on(device)]
     except XfailFileError as exc:
         raise pytest.UsageError(f"--osd-xfails: {exc}") from None
     conformance = Conformance(

@@ -10,8 +10,12 @@ Shared steps (build, train, get/save, set/load, compare) are in `_steps`.
 3. `reshard_save` / `reshard_load`   7. `isolation_after_set`, `isolation_after_get`
 4. `resume` (10: with schedulers and several optimizers)   8. `side_effects`
 9. `errors` with a `Fault`
+
+Beside them, `cross_device_save` / `cross_device_load`: a storage checkpoint
+saved on one device and loaded on the other (``suites/test_devices.py``; CUDA only).
 """
 
+from ._devices import cross_device_load, cross_device_save, placed, scenario_on
 from ._errors import IN_MEMORY_FAULTS, STORAGE_FAULTS, Fault, errors
 from ._fidelity import fidelity
 from ._flatten import flatten
@@ -30,17 +34,21 @@ __all__ = [
     "IN_MEMORY_FAULTS",
     "STORAGE_FAULTS",
     "Fault",
+    "cross_device_load",
+    "cross_device_save",
     "errors",
     "fidelity",
     "flatten",
     "forms",
     "isolation_after_get",
     "isolation_after_set",
+    "placed",
     "reshard_load",
     "reshard_save",
     "representable",
     "resume",
     "roundtrip",
+    "scenario_on",
     "schedulers",
     "side_effects",
     "types",

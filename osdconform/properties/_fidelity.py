@@ -7,6 +7,10 @@ data (within the tolerance of the model's dtypes, `golden_tolerance`, since
 reductions run in another order).  The reference gathers *after* the
 backend's get, so a get that changes the optimizer (a side effect: property 8)
 is not blamed on the gather; it shows as a difference from the twin.
+
+With ``cpu_offload`` the backend hands over every tensor on the CPU, so the
+gather is compared once moved there (`placed`); on CPU runs that changes
+nothing, on CUDA it is the option's contract.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from ..backends import make_backend
 from ..compare import assert_osd_equal
 from ..golden import golden_full_osd, golden_tolerance
 from ..scenario import Scenario
+from ._devices import placed
 from ._steps import gather, source, summary
 
 
@@ -25,7 +30,8 @@ def fidelity(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
     with ctx.phase("get"):
         got = backend.get_optimizer_state(src, options)
     live = gather(ctx, src, "live state")
-    expected = ref.flatten(live) if options.flatten else live
+    expected = placed(live, "cpu") if options.cpu_offload else live
+    expected = ref.flatten(expected) if options.flatten else expected
     with ctx.phase("compare"):
         if options.cpu_offload and ctx.rank != 0:
             # torch's documented cpu_offload contract: only rank 0 receives the dict.

@@ -13,8 +13,14 @@ The rules below were found by trying every combination on torch 2.13 (CPU):
 
 * ``capturable=True`` asserts that params live on CUDA/XPU/HPU/... for every
   optimizer except with ``fused=True`` (Adam, AdamW), so on CPU it is drawn
-  only together with ``fused``;
+  only together with ``fused``;  on CUDA (`flags_problem` with
+  ``device="cuda"``) it is drawn alone too, for every optimizer whose
+  constructor takes it (`CUDA_FLAGS`: read from torch's signatures and
+  ``_get_capturable_supported_devices``, not yet run on a GPU here);
 * ``fused`` exists for SGD, Adam, AdamW, Adagrad and excludes ``foreach``;
+  torch registers ``_fused_adagrad_`` for CPU only (its docstring says "CPU
+  and CUDA", its dispatch table in 2.13 names only CPU), so on CUDA fused
+  Adagrad is not drawn;
   fused SGD / Adagrad have no DTensor sharding rule (``aten._fused_sgd_`` /
   ``_fused_adagrad_``), so they cannot run on sharded parameters;
 * ``differentiable=True`` is never drawn: it makes ``step`` differentiable,
@@ -81,6 +87,17 @@ _FOREACH_MAX = frozenset({"foreach", "maximize"})
 _FUSED = frozenset({"foreach", "fused", "maximize"})
 _FUSED_CAPTURABLE = _FUSED | {"capturable"}
 _FUSED_SHARDED = "its fused kernel has no DTensor sharding rule in torch 2.13 (NotImplementedError)"
+
+#: Flags that hold on CUDA beyond those on CPU (``OptimizerKind.flags``), and flags
+#: that do not.  ``capturable`` alone: every optimizer whose constructor takes
+#: it (torch 2.13's signatures); ``fused`` Adagrad: no CUDA kernel (module doc).
+CUDA_FLAGS: dict[str, frozenset[str]] = {
+    name: frozenset({"capturable"})
+    for name in ("adam", "adamw", "adadelta", "adamax", "nadam", "radam", "rmsprop", "asgd", "rprop")
+}
+NOT_ON_CUDA: dict[str, frozenset[str]] = {"adagrad": frozenset({"fused"})}
+#: The devices `flags_problem` knows; None there means "some device" (the loosest rules).
+DEVICES = ("cpu", "cuda")
 
 #: Optimizers the suite covers, by short name (the lower-cased class name).
 KNOWN: dict[str, OptimizerKind] = {
@@ -171,17 +188,43 @@ def constructor_defaults(name: str) -> dict[str, Any]:
     }
 
 
-def flags_problem(name: str, flags: Sequence[str]) -> str | None:
-    """Why `flags` are not a valid combination for `name` on CPU, or None."""
+def kind_flags(name: str, device: str | None = "cpu") -> frozenset[str]:
+    """The flags `name` takes on `device` (None: on some device, the union)."""
+    on_cpu = kind_of(name).flags
+    on_cuda = (on_cpu | CUDA_FLAGS.get(name, frozenset())) - NOT_ON_CUDA.get(name, frozenset())
+    if device is None:
+        return on_cpu | on_cuda
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose from {DEVICES}")
+    return on_cuda if device == "cuda" else on_cpu
+
+
+def flags_problem(name: str, flags: Sequence[str], device: str | None = "cpu") -> str | None:
+    """Why `flags` are not a valid combination for `name` on `device`, or None.
+
+    ``device=None`` asks whether they are valid on *some* device: an
+    `OptimizerSpec` holds no device, so it accepts what CUDA accepts (a
+    scenario with ``capturable`` alone fails to train on CPU, in torch's words).
+    """
     kind = kind_of(name)
-    bad = sorted(set(flags) - kind.flags)
+    bad = sorted(set(flags) - kind_flags(name, device))
     if bad:
-        return f"{kind.cls_name} does not take flag(s) {bad} here"
+        where = "on any device" if device is None else f"on {device}"
+        return f"{kind.cls_name} does not take flag(s) {bad} {where}"
     if "fused" in flags and "foreach" in flags:
         return "fused and foreach exclude each other"
-    if "capturable" in flags and "fused" not in flags:
+    if device != "cuda" and device is not None and "capturable" in flags and "fused" not in flags:
         return "capturable needs CUDA-like devices unless fused (CPU only here)"
     return None
+
+
+def flags_on(name: str, flags: Sequence[str], device: str) -> tuple[str, ...]:
+    """`flags` less those `name` cannot take on `device` (``capturable`` alone on CPU,
+    fused Adagrad on CUDA): the same optimizer as a user sets it up on the other device."""
+    kept = tuple(f for f in flags if f in kind_flags(name, device))
+    if flags_problem(name, kept, device) is not None and "capturable" in kept:
+        kept = tuple(f for f in kept if f != "capturable")
+    return kept
 
 
 def tensor_lr_problem(name: str, flags: Sequence[str]) -> str | None:

@@ -75,7 +75,8 @@ class OptimizerSpec:
 
     def __post_init__(self) -> None:
         kind = kind_of(self.name)
-        problem = flags_problem(self.name, self.flags)
+        # No device here: what some device accepts (see `flags_problem`).
+        problem = flags_problem(self.name, self.flags, device=None)
         if problem:
             raise ValueError(f"{self.name} with flags {self.flags}: {problem}")
         if not self.groups:

@@ -7,9 +7,14 @@ hyperparameters; plans ``none``, ``ddp``, ``fsdp2``, or, for a backend that
 runs none of those (the ``fsdp1`` and ``zero`` backends), ``fsdp1`` and
 ``zero`` in their default form.  Every property of every
 built-in backend is checked green on it, and torch's defects in it are
-recorded.  The whole space (`_scenario.full_scenarios`: module trees, every
-torch.optim optimizer, every plan) is drawn with ``--osd-space=full``; see
-the README for what is known to fail there.
+recorded.  On CUDA (``--osd-device=cuda``) the optimizer also takes
+``fused`` and/or ``capturable`` where torch allows them (`CUDA_CORE_FLAGS`):
+the device-only bugs are there (``step`` on the wrong device after a load,
+pytorch/pytorch#103256, #104767, #124133).  On CPU no flag is drawn and
+nothing is drawn for them, so CPU draws are what they were.  The whole space
+(`_scenario.full_scenarios`: module trees, every torch.optim optimizer,
+every plan) is drawn with ``--osd-space=full``; see the README for what is
+known to fail there.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from hypothesis import strategies as st
 
 from ..scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario, plan_accepts
 from ._models import mlp_models
-from ._optimizers import BETAS, EPS, LR, hparams, partition
+from ._optimizers import BETAS, EPS, LR, flag_sets, hparams, partition, substitute
 from ._schedulers import scheduler_specs
 from ._schedulers import schedulers as maybe_scheduler
 
@@ -47,6 +52,23 @@ _HPARAMS = {
     "adam": {"lr": LR, "betas": BETAS, "weight_decay": _WD, "eps": EPS},
     "adamw": {"lr": LR, "betas": BETAS, "weight_decay": st.sampled_from([1e-2, 0.0, 0.1])},
 }
+
+
+#: The flag sets the core space draws on CUDA, per optimizer: those of ``fused`` and
+#: ``capturable`` torch takes there, the empty one first (so flags shrink away).
+CUDA_CORE_FLAGS: dict[str, list[tuple[str, ...]]] = {
+    name: [f for f in flag_sets(name, device="cuda") if set(f) <= {"fused", "capturable"}]
+    for name in CORE_OPTIMIZERS
+}
+
+
+def core_flags(name: str, choice: int, plan_kind: str, device: str) -> tuple[str, ...]:
+    """The flags of the core optimizer `name`: none on CPU; on CUDA the `choice`-th of
+    `CUDA_CORE_FLAGS`, less what `plan_kind` cannot run (fused SGD under FSDP2)."""
+    if device != "cuda":
+        return ()
+    options = CUDA_CORE_FLAGS[name]
+    return substitute(name, options[choice % len(options)], plan_kind)[1]
 
 
 def core_plan_kinds(plan_kinds: Sequence[str]) -> list[str]:
@@ -139,11 +161,13 @@ def core_scenarios(
     max_steps: int = 3,
     min_steps: int = 0,
     schedulers: bool = False,
+    device: str = "cpu",
 ) -> Scenario:
     """Whole core scenarios; the model is drawn last (see `_scenario.full_scenarios`).
 
     With ``schedulers=True``, only scenarios with LR schedulers or several
-    optimizers (property 10).
+    optimizers (property 10).  `device` is where the ranks train: on
+    ``cuda`` the (first) optimizer's flags are drawn (`core_flags`).
     """
     kinds = core_plan_kinds(plan_kinds)
     if not kinds:
@@ -154,6 +178,8 @@ def core_scenarios(
     sizes = sorted(w for w in world_sizes if plan_accepts(PlanSpec(kind), w) is None)
     world_size = draw(st.sampled_from(sizes))
     name = draw(st.sampled_from(CORE_OPTIMIZERS))
+    # Drawn on CUDA only, so that CPU runs draw exactly the sequence they always did.
+    flag_choice = draw(st.integers(0, 3)) if device == "cuda" else 0
     assignment = draw(st.tuples(*[st.integers(0, MAX_GROUPS - 1)] * (2 * MAX_LAYERS)))
     # Every class's hyperparameters are drawn, so shrinking the class moves no later draw.
     group_hparams = {n: draw(st.tuples(*[_hparams(n)] * MAX_GROUPS)) for n in CORE_OPTIMIZERS}[name]
@@ -166,7 +192,9 @@ def core_scenarios(
     choices = draw(_scheduler_choices()) if schedulers else None
     model = draw(core_models())
     plan = _fit_plan(kind, own, model)
-    optimizer = OptimizerSpec(name, partition(model.param_fqns(), assignment, group_hparams))
+    optimizer = OptimizerSpec(
+        name, partition(model.param_fqns(), assignment, group_hparams), core_flags(name, flag_choice, kind, device)
+    )
     optimizers = _with_schedulers(choices, optimizer, model.param_fqns()) if schedulers else (optimizer,)
     return Scenario(
         seed=seed,

@@ -11,6 +11,11 @@ Every choice shrinks toward its simplest value: one optimizer (the first of
 `OPTIMIZER_NAMES`: plain SGD, which keeps no state), no flags, no scheduler,
 one group with torch's defaults, parameters in model order, no empty group,
 no custom key, float lr.
+
+Flags depend on the device the ranks train on (``device``, the run's
+``--osd-device``): on ``cuda`` ``capturable`` is drawn alone too, and fused
+Adagrad is not (`scenario._catalogue.flags_problem`).  On ``cpu`` the draws
+are exactly what they were before devices were known here.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from ..scenario._catalogue import (
     accepts_param,
     constructor_defaults,
     flags_problem,
+    kind_flags,
     kind_of,
     tensor_lr_problem,
 )
@@ -111,14 +117,14 @@ def runs_under(name: str, plan_kind: str | None) -> bool:
     return not (_sharded(plan_kind) and kind_of(name).sharded)
 
 
-def flag_sets(name: str, plan_kind: str | None = None) -> list[tuple[str, ...]]:
-    """Every valid flag combination for `name` (under `plan_kind`), the empty one first."""
+def flag_sets(name: str, plan_kind: str | None = None, device: str = "cpu") -> list[tuple[str, ...]]:
+    """Every valid flag combination for `name` (under `plan_kind`, on `device`), the empty one first."""
     kind = kind_of(name)
-    flags = sorted(kind.flags)
+    flags = sorted(kind_flags(name, device))
     out = []
     for r in range(len(flags) + 1):
         for combo in itertools.combinations(flags, r):
-            if flags_problem(name, combo) is None and not (
+            if flags_problem(name, combo, device) is None and not (
                 _sharded(plan_kind) and "fused" in combo and kind.fused_sharded
             ):
                 out.append(combo)
@@ -135,8 +141,8 @@ def substitute(name: str, flags: tuple[str, ...], plan_kind: str | None) -> tupl
     step sharded parameters (`OptimizerKind.sharded` says why) is replaced by
     a runnable one, picked by its position so that each runnable optimizer
     is about as likely as before; a fused kernel without a sharding rule
-    (`OptimizerKind.fused_sharded`) loses ``fused`` (and ``capturable``, which
-    needs it on CPU); under a plan that mixes DTensor and plain parameters
+    (`OptimizerKind.fused_sharded`: SGD, Adagrad, which take no ``capturable``)
+    loses ``fused``; under a plan that mixes DTensor and plain parameters
     (`MIXED_TENSOR_PLANS`) ``foreach`` and ``fused`` go too.
     """
     if not runs_under(name, plan_kind):
@@ -233,10 +239,10 @@ class OptimizerBlueprint:
 
 
 @st.composite
-def single_optimizer_blueprints(draw) -> SingleOptimizerBlueprint:
-    """Any optimizer with any valid flags (`fit_optimizers` fits them to the plan)."""
+def single_optimizer_blueprints(draw, device: str = "cpu") -> SingleOptimizerBlueprint:
+    """Any optimizer with any flags valid on `device` (`fit_optimizers` fits them to the plan)."""
     name = draw(optimizer_names())
-    flags = draw(st.sampled_from(flag_sets(name)))
+    flags = draw(st.sampled_from(flag_sets(name, device=device)))
     scheduler = draw(schedulers())
     n_groups = 1 if kind_of(name).one_group else MAX_GROUPS
     group_hp = draw(st.tuples(*[hparams(name)] * n_groups))
@@ -249,14 +255,14 @@ def _numbers(n: int, upper: int) -> st.SearchStrategy[tuple[int, ...]]:
 
 
 @st.composite
-def optimizer_blueprints(draw) -> OptimizerBlueprint:
-    """A blueprint for the scenario's optimizers, whatever the plan (see `substitute`)."""
+def optimizer_blueprints(draw, device: str = "cpu") -> OptimizerBlueprint:
+    """A blueprint for the scenario's optimizers on `device`, whatever the plan (see `substitute`)."""
     # Several optimizers about one time in three: a backend's defect with them
     # should not absorb most examples.
-    first = draw(single_optimizer_blueprints())
+    first = draw(single_optimizer_blueprints(device))
     more = []
     if draw(_sometimes(3)):
-        more = draw(st.lists(single_optimizer_blueprints(), min_size=1, max_size=MAX_OPTIMIZERS - 1))
+        more = draw(st.lists(single_optimizer_blueprints(device), min_size=1, max_size=MAX_OPTIMIZERS - 1))
     return OptimizerBlueprint(
         optimizers=(first, *more),
         owner=draw(_numbers(MAX_PARAMS, MAX_OPTIMIZERS)),
@@ -343,10 +349,12 @@ def partition(fqns: Sequence[str], assignment: Sequence[int], group_hparams: Seq
 
 
 @st.composite
-def optimizers(draw, model: AnyModelSpec, plan_kind: str | None = None) -> tuple[OptimizerSpec, ...]:
-    """The optimizers of a scenario over `model` (rejects the rare blueprint that fits no parameter)."""
+def optimizers(
+    draw, model: AnyModelSpec, plan_kind: str | None = None, device: str = "cpu"
+) -> tuple[OptimizerSpec, ...]:
+    """The optimizers of a scenario over `model` on `device` (rejects the rare blueprint that fits no parameter)."""
     from hypothesis import assume
 
-    specs = fit_optimizers(draw(optimizer_blueprints()), model, plan_kind)
+    specs = fit_optimizers(draw(optimizer_blueprints(device)), model, plan_kind)
     assume(specs)
     return specs

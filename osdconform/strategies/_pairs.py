@@ -13,13 +13,23 @@ from ._space import CORE, Space
 
 @st.composite
 def reshard_pairs(
-    draw, *, world_sizes: Sequence[int], plan_kinds: Sequence[str], min_steps: int = 1, space: Space = CORE
+    draw,
+    *,
+    world_sizes: Sequence[int],
+    plan_kinds: Sequence[str],
+    min_steps: int = 1,
+    space: Space = CORE,
+    device: str = "cpu",
 ) -> tuple[Scenario, Scenario]:
     """(saved at W1 with P1, loaded at W2 with P2) of `space`: same model, optimizers, seed; W1 != W2.
 
+    `device`: where the ranks train (optimizer flags are drawn for it).
+
     W2 shrinks toward the smallest other size, P2 toward the first kind given.
     """
-    first = draw(space.scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, min_steps=min_steps))
+    first = draw(
+        space.scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, min_steps=min_steps, device=device)
+    )
     others = sorted(w for w in world_sizes if w != first.world_size)
     if not others:
         raise ValueError(f"resharding needs two world sizes, got {list(world_sizes)}")

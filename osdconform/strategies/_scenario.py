@@ -36,8 +36,12 @@ def full_scenarios(
     plan_kinds: Sequence[str] = PLAN_KINDS,
     max_steps: int = MAX_STEPS,
     min_steps: int = 0,
+    device: str = "cpu",
 ) -> Scenario:
     """Whole scenarios.  World sizes shrink toward the first given (keep it the smallest).
+
+    `device` is where the ranks will train (``--osd-device``): optimizer
+    flags are drawn as torch allows them there (`_optimizers.flag_sets`).
 
     The model is drawn *last*: every other dimension first draws a blueprint
     at the largest size any model can need, then is cut to the model (see
@@ -53,7 +57,7 @@ def full_scenarios(
     # most plans shard).  Neither blueprint depends on the plan kind (both
     # are fitted to it), so shrinking the kind toward ``none`` (first in
     # every list) moves no later draw.
-    optimizer_bp = draw(optimizer_blueprints())
+    optimizer_bp = draw(optimizer_blueprints(device))
     first = optimizer_bp.optimizers[0].name
     kind = draw(st.sampled_from([k for k in runnable if _runs(first, k)] or runnable))
     sizes = [w for w in world_sizes if plan_accepts(PlanSpec(kind), w) is None]

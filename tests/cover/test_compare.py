@@ -57,7 +57,7 @@ class TestMismatchMessages(expecttest.TestCase):
     @unittest.skipUnless(torch.cuda.is_available(), "needs a second device kind; CI is CPU only")
     def test_device(self):
         e = torch.zeros(2)
-        self.assertExpectedInline(self.message(_osd(e), _osd(e.cuda())), """""")
+        self.assertExpectedInline(self.message(_osd(e), _osd(e.cuda())), """OSD mismatch at state['layers.0.weight']['exp_avg']: device differs: expected cpu, actual cuda:0""")
 
     def test_missing_key(self):
         e = {"state": {"a": {"step": 1, "exp_avg": 2}}, "param_groups": []}

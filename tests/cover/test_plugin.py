@@ -89,6 +89,7 @@ _ENTRY = "property: roundtrip\nwhen: True\nmatch: x\nreason: y\nreproducer: z\n"
         ("# c\n\n" + _ENTRY.replace("reason: y\n", ""), "f.txt:3: entry lacks field(s) reason"),
         (_ENTRY + "\n" + _ENTRY.replace("True", "1 +"), "f.txt:8: predicate '1 +' is not a Python expression"),
         (_ENTRY + "torch: newest\n", "f.txt:6: torch must be a version specifier set such as '<2.14'"),
+        (_ENTRY + "device: gpu\n", "f.txt:6: device must be one of cpu, cuda, got 'gpu'"),
     ],
 )
 def test_malformed_xfails_entries_are_refused_naming_file_and_line(text, message):
@@ -128,6 +129,15 @@ def test_an_entry_holds_for_the_torch_releases_its_bound_names(bound, on_2_13, h
         assert hint.startswith("fixed in torch 2.15.0? If so, bound the entry: 'torch: <2.15.0'")
 
 
+@pytest.mark.parametrize("device, on_cpu, on_cuda", [("", True, True), ("cuda", False, True), ("cpu", True, False)])
+def test_an_entry_holds_on_the_device_it_names(device, on_cpu, on_cuda):
+    from osdconform.expected_failures import parse_xfails
+
+    (e,) = parse_xfails(_ENTRY + (f"device: {device}\n" if device else ""), "f.txt")
+    assert (e.device, e.holds_on("cpu"), e.holds_on("cuda")) == (device, on_cpu, on_cuda)
+    assert (" on cuda:" in e.describe()) is (device == "cuda")
+
+
 def test_a_failure_of_several_problems_is_explained_only_if_each_problem_is():
     from osdconform.expected_failures import PROBLEM_SEPARATOR, explaining, parse_xfails
 
@@ -144,7 +154,7 @@ def test_a_failure_of_several_problems_is_explained_only_if_each_problem_is():
 
 
 def test_entries_bounded_to_other_torch_releases_are_not_loaded(run, pytester):
-    text = _ENTRY + "\n" + _ENTRY + "torch: <1.0\n" + "\n" + _ENTRY + "torch: >=1.0\n"
+    text = _ENTRY + "\n" + _ENTRY + "torch: <1.0\n" + "\n" + _ENTRY + "torch: >=1.0\n" + "\n" + _ENTRY + "device: cuda\n"
     xfails = pytester.makefile(".txt", xfails=text)
     result = run(f"--osd-xfails={xfails}")
     assert result.ret == 0
@@ -158,7 +168,9 @@ def test_cuda_device_without_gpu_is_a_usage_error(run):
         pytest.skip("this machine has a GPU")
     result = run("--osd-device=cuda")
     assert result.ret == USAGE_ERROR
-    assert any("torch sees no CUDA device" in l for l in result.errlines), result.errlines
+    # One clear line, before any world is spawned (as for every bad option).
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert errors == ["ERROR: --osd-device=cuda: torch sees no CUDA device on this machine"], result.errlines
 
 
 PROFILE_PROBE = """

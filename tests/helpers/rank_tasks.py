@@ -215,3 +215,11 @@ class FailsToUnpickle:
 
     def __reduce__(self):
         return (_refuse_to_load, ("FailsToUnpickle cannot be rebuilt on a rank",))
+
+
+# -- devices ---------------------------------------------------------------------
+
+
+def cuda_seen(ctx) -> tuple[str | None, bool]:
+    """The rank's CUDA_VISIBLE_DEVICES and whether its torch finds a GPU (`WorldPool`'s ``env``)."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES"), torch.cuda.is_available()
