@@ -8,6 +8,7 @@ every name a predicate may call.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._training import (
@@ -200,6 +201,7 @@ def dsd_set_creates_state_the_checkpoint_lacks(s: Any) -> bool:
     )
 
 
+
 def two_weights_or_biases_in_a_group(s: Any) -> bool:
     """Some param group holds two weights or two biases: state of the same rank
     in one group, so a missing entry of one can be noticed from its peer."""
@@ -254,6 +256,66 @@ NAMED = (
 )
 
 
+# -- Conditions of the entries found on older torch (issue 15) ---------------
+# Written as named conditions from the start (no inline predicate before them);
+# tests/cover/test_release_conditions.py checks each on the scenarios that found it.
+
+def checkpoint_lacks_state_of_params_trainable_at_build(s: Any) -> bool:
+    """Some optimizer's checkpoint holds no state at all (its stateful groups'
+    parameters were frozen at build, or never used and frozen by the end of
+    training) although one of those parameters is trainable at build: the
+    fresh optimizer a torch-dsd set loads into gives it state by its
+    zero-gradient step, and the set keeps it."""
+    frozen = s.model.frozen_after()
+    return any(
+        not dsd_saved_state(s, opt) and any(frozen.get(f) != 0 for f in stateful_params(opt))
+        for opt in s.optimizers
+    )
+
+
+
+def fsdp1_adagrad_param_empty_on_a_rank(s: Any) -> bool:
+    """Under FSDP1 (sharded, original parameters), an Adagrad parameter has no
+    element on some rank: each unit's parameters (in registration order) are
+    flattened, padded to a multiple of the world size and cut into equal
+    chunks, so a parameter whose range misses a rank's chunk is an empty view
+    there (a one-element Embedding over three ranks)."""
+    if not ("plan:fsdp1" in s.features and s.world_size > 1 and s.plan.use_orig_params):
+        return False
+    if s.plan.sharding_strategy not in ("FULL_SHARD", "SHARD_GRAD_OP"):
+        return False
+    shapes = s.model.param_shapes()
+    adagrad = {f for opt in s.optimizers if opt.name == "adagrad" for f in opt.param_fqns()}
+    units: dict[str, list[str]] = {}
+    for fqn in s.model.param_fqns():
+        units.setdefault(s.plan.fsdp_unit(fqn), []).append(fqn)
+    for fqns in units.values():
+        sizes = [math.prod(shapes[f]) for f in fqns]
+        chunk = -(-sum(sizes) // s.world_size)
+        start = 0
+        for fqn, size in zip(fqns, sizes):
+            stop = start + size
+            if fqn in adagrad and any(stop <= r * chunk or start >= (r + 1) * chunk for r in range(s.world_size)):
+                return True
+            start = stop
+    return False
+
+
+def dsd_split_maps_an_empty_group_wrongly(s: Any) -> bool:
+    """An empty param group before others, and a checkpoint that holds state:
+    ``_split_optim_state_dict`` maps the empty group to the last loaded group
+    (a reused loop variable).  An OSD without any state it returns unchanged
+    (``all()`` of its empty state keys is true), so then nothing is lost."""
+    return "empty group before others" in s.features and dsd_saves_state(s)
+
+
+#: The conditions above, by name (besides `NAMED`).
+RELEASES = (
+    checkpoint_lacks_state_of_params_trainable_at_build,
+    fsdp1_adagrad_param_empty_on_a_rank,
+    dsd_split_maps_an_empty_group_wrongly,
+)
+
 def missing_fqn_drops_a_group_head(s: Any, pick: int) -> bool:
     """Whether the ``missing_fqn`` fault with this ``pick`` drops the first
     parameter of its param group (`properties._errors`: the pick-th FQN of all
@@ -282,4 +344,4 @@ HELPERS = {
         fsdp1_unit_partly_in_state,
         missing_fqn_drops_a_group_head,
     )
-} | {f.__name__: f for f in NAMED}
+} | {f.__name__: f for f in NAMED + RELEASES}

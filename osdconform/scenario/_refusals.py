@@ -103,6 +103,10 @@ def accepts(
         frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
         if frozen >= set(model.param_fqns()):
             return "DDP refuses a module with no parameter that requires grad"
+    if model is not None:
+        from ._releases import release_model_refusal  # older torch (it imports this module)
+
+        return release_model_refusal(plan, model, steps)
     return None
 
 

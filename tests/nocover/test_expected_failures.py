@@ -289,13 +289,15 @@ def test_shipped_reproducer_fails_while_the_bug_exists(script):
 
 
 def _floor_probes():
-    from osdconform.scenario._releases import FLOORS
+    from osdconform.scenario._releases import FLOORS, MODEL_FLOORS
 
     found = {}
-    for (kind, device), (floor, why) in FLOORS.items():
+    floors = [(floor, why, f"{kind} on {device}") for (kind, device), (floor, why) in FLOORS.items()]
+    floors += [(floor.first, floor.why, floor.applies.__name__) for floor in MODEL_FLOORS]
+    for floor, why, what in floors:
         match = re.search(r"probe: expected_failures/(floors/\w+\.py)", why)
         if match:
-            found[match.group(1)] = (floor, kind, device)
+            found[match.group(1)] = (floor, what)
     return sorted(found.items())
 
 
@@ -310,10 +312,13 @@ def test_release_floors_agree_with_their_probes_on_the_installed_torch(probe, fl
 
     from osdconform.scenario import installed_release
 
-    release, (first, kind, device) = installed_release(), floor
-    proc = subprocess.run([sys.executable, str(SHIPPED_DIR / probe)], capture_output=True, text=True, timeout=300)
+    release, (first, what) = installed_release(), floor
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    proc = subprocess.run(
+        [sys.executable, str(SHIPPED_DIR / probe)], capture_output=True, text=True, timeout=300, env=env
+    )
     expected = 0 if Version(release) >= Version(first) else 1
     assert proc.returncode == expected, (
-        f"{probe} exited {proc.returncode} on torch {release}; the floor of {kind} on {device} is {first}:\n"
+        f"{probe} exited {proc.returncode} on torch {release}; the floor of {what} is {first}:\n"
         + proc.stdout[-2000:] + proc.stderr[-2000:]
     )
