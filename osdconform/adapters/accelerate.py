@@ -114,9 +114,12 @@ class AccelerateBackend:
         accelerator = _new_accelerator(workload)
         optimizers = list(workload.optimizers)
         if kind == "none" and accelerator.num_processes > 1:
-            # Independent replicas: Accelerate would wrap the model in DDP, so it gets the optimizers only.
+            # Independent replicas: Accelerate would wrap the model in DDP.  evaluation_mode
+            # skips the wrapping but still registers the model, so save_state writes it as under
+            # every other plan (without it a checkpoint of plan none lacked the model file, and
+            # loading it under ddp failed: a reshard from world 4 to world 2 met that).
+            model = accelerator.prepare_model(workload.module, evaluation_mode=True)
             prepared = accelerator.prepare(*optimizers)
-            model = workload.module
         else:
             model, *prepared = accelerator.prepare(workload.module, *optimizers)
         prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
