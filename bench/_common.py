@@ -77,7 +77,7 @@ class StandInCtx:
 
 
 # The floor's ranks die with their parent exactly as osdconform's do.
-die_with_parent = _worker.die_with_parent
+die_with_parent = _worker.die_with_driver
 
 
 # -- the floor: a bare warm world, no dispatch --------------------------------

@@ -9,7 +9,9 @@ first place they differ; `assert_osd_equal` raises `OSDMismatch` naming it:
 
 Tensors are compared bit for bit by default (so ``-0.0 != 0.0`` and NaN equals
 the same NaN); pass ``tolerance`` (see `DTYPE_TOLERANCE`) where reduction order
-legitimately differs.  Types are compared strictly: a tensor ``lr`` is not a
+legitimately differs (it also applies, at float64's entry, to Python floats in
+per-parameter state: they are computed, like LBFGS's ``prev_loss``; floats in
+``param_groups`` are hyperparameters and stay exact).  Types are compared strictly: a tensor ``lr`` is not a
 float ``lr``, a tuple ``betas`` is not a list.  DTensors compare their
 placements, mesh and global shape, then this rank's local shard.
 """
@@ -130,7 +132,15 @@ def _diff(e: Any, a: Any, path: str, tol) -> Difference | None:
             if d is not None:
                 return d
         return None
-    if isinstance(e, float):
+    if isinstance(e, float) and tol is not None and torch.float64 in tol and path.startswith("state"):
+        # A float in per-parameter state was computed (LBFGS's ``prev_loss`` is a
+        # loss's ``.item()``), so it rounds like a tensor; a float in param_groups
+        # is a hyperparameter, and stays exact.
+        rtol, atol = tol[torch.float64]
+        same = math.isclose(e, a, rel_tol=rtol, abs_tol=atol) or (math.isnan(e) and math.isnan(a))
+        if not same:
+            return Difference(path, f"values differ beyond rtol={rtol}, atol={atol}: expected {e!r}, actual {a!r}")
+    elif isinstance(e, float):
         same = (e == a and math.copysign(1, e) == math.copysign(1, a)) or (
             math.isnan(e) and math.isnan(a)
         )

@@ -116,6 +116,6 @@ class WorldPool:
 @atexit.register
 def _close_all_pools() -> None:
     # The last line of defence for a driver that exits without closing its
-    # pools (ranks also die with their driver: see `_worker.die_with_parent`).
+    # pools (ranks also die with their driver: see `_worker.die_with_driver`).
     for pool in list(_LIVE_POOLS):
         pool.close()

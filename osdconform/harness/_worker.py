@@ -18,10 +18,13 @@ import ctypes
 import faulthandler
 import os
 import pickle
+import select
 import shutil
 import signal
 import sys
 import tempfile
+import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -99,16 +102,48 @@ class RankContext:
                 self._tmpdir = None
 
 
-def die_with_parent(parent_pid: int | None) -> None:
-    """Ask Linux to SIGKILL this process when the driver dies, even by SIGKILL."""
+def die_with_driver(driver_pid: int) -> None:
+    """End this rank when its driver dies, even by SIGKILL.
+
+    Started with ``spawn``, the rank's parent is the driver: Linux SIGKILLs it
+    when the parent dies (``PR_SET_PDEATHSIG``).  Forked from the fork server
+    (``_start.py``), its parent is the server, which outlives the driver as
+    long as any of its children live (multiprocessing hands each child the
+    server's "alive" pipe); so the rank watches the driver itself, from a
+    thread that waits on a pidfd of it (a poll where there is none).  The
+    server then exits with its last child.  If the driver is already gone,
+    exit now."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
-    if parent_pid is not None and os.getppid() != parent_pid:  # died before prctl took effect
+    if not _alive(driver_pid):  # died before prctl took effect
         os._exit(1)
+    if os.getppid() != driver_pid:
+        threading.Thread(target=_exit_when_gone, args=(driver_pid,), name="osdconform-driver-watch", daemon=True).start()
+
+
+def _exit_when_gone(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel or not Linux): poll
+        while _alive(pid):
+            time.sleep(0.5)
+    else:
+        select.select([fd], [], [])  # readable once the process has exited
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _redirect_output(log_path: str) -> Any:
@@ -126,8 +161,8 @@ def _report(ctx: RankContext | None, rank: int, exc: BaseException) -> RankRepor
 
 
 def rank_main(config: RankConfig, conn: Any, phase_slot: Any, parent_pid: int) -> None:
-    """Entry point of a rank process (spawned by `World`)."""
-    die_with_parent(parent_pid)
+    """Entry point of a rank process (started by `World`; `parent_pid` is the driver's pid)."""
+    die_with_driver(parent_pid)
     os.environ.update(dict(config.env))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect_output(config.log_path)

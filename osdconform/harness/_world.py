@@ -3,7 +3,8 @@
 The driver (the pytest process, or an xdist worker) owns the rendezvous: a
 ``TCPStore`` it opens on port 0, so the OS picks a free port and parallel
 drivers never collide, and no rendezvous file is left behind.  Ranks are
-started with the ``spawn`` method (the driver has threads; fork is unsafe).
+forked from a server that has imported torch already, never from the driver
+(it has threads; forking it is unsafe): see ``_start.py``.
 
 `World.run` sends one task to every rank and waits for all of them, watching
 three things at once: the answers, the rank processes (a death is noticed at
@@ -15,7 +16,6 @@ first error the others get a short grace period, then count as hung.
 from __future__ import annotations
 
 import ctypes
-import multiprocessing as mp
 import os
 import pickle
 import shutil
@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from ._errors import PropertyViolation, RankCrash, RankError, RankHang, RankReport, WorldStartError
 from ._failures import hang_message, rank_error, rank_statuses
+from ._start import start_context
 from ._worker import PHASE_BYTES, RankConfig, Task, rank_main
 
 _LOG_TAIL = 3000  # characters of a rank's log quoted in a failure
@@ -86,7 +87,9 @@ class World:
         startup_timeout: float = 120.0,
         pg_timeout: float = 600.0,
         env: dict[str, str] | None = None,
+        start_method: str | None = None,
     ) -> None:
+        """`start_method`: ``forkserver`` or ``spawn`` (default: `_start.start_method`)."""
         import torch.distributed as dist
 
         self.size = size
@@ -96,7 +99,7 @@ class World:
         self._store = dist.TCPStore(
             "127.0.0.1", 0, is_master=True, wait_for_workers=False
         )
-        ctx = mp.get_context("spawn")
+        ctx = start_context(start_method)
         self._conns: list[Any] = []
         self._procs: list[Any] = []
         # Each rank writes its current phase into its own shared slot; the

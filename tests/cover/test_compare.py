@@ -172,6 +172,17 @@ class TestComparisonSemantics(expecttest.TestCase):
         self.assertIsNotNone(first_difference(0.0, -0.0))
         self.assertIsNone(first_difference(torch.tensor(0.0), torch.tensor(-0.0), tolerance=DTYPE_TOLERANCE))
 
+    def test_tolerance_covers_computed_floats_in_state_not_hyperparameters(self):
+        # LBFGS's prev_loss is a loss's .item(): it rounds with the reduction order.
+        e = {"state": {"w": {"prev_loss": 1.0803587191521302e-11}}, "param_groups": [{"lr": 0.1}]}
+        a = {"state": {"w": {"prev_loss": 1.078889321631804e-11}}, "param_groups": [{"lr": 0.1}]}
+        self.assertIsNone(first_difference(e, a, tolerance=DTYPE_TOLERANCE))
+        self.assertIsNotNone(first_difference(e, a))
+        far = {"state": {"w": {"prev_loss": 1.5}}, "param_groups": [{"lr": 0.1}]}
+        self.assertIn("beyond rtol", first_difference(e, far, tolerance=DTYPE_TOLERANCE).what)
+        lr = {"state": e["state"], "param_groups": [{"lr": 0.1 + 1e-12}]}
+        self.assertIsNotNone(first_difference(e, lr, tolerance=DTYPE_TOLERANCE))
+
     def test_tolerance_is_relative_to_the_tensors_scale(self):
         """Normwise: a small element may be off by more than its own rtol, not by
         more than rtol of the tensor's largest entry (see `DTYPE_TOLERANCE`)."""

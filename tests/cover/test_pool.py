@@ -56,6 +56,14 @@ def _proc_state(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[0]
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def _gone(pid: int) -> bool:
     """No longer running: reaped, or a zombie (all of whose threads have exited)."""
     state = _proc_state(pid)
@@ -86,6 +94,11 @@ def _wait_exited(child: int, timeout: float = 5.0) -> None:
     files, behind it; ``waitid`` reports the child only once all are gone.
     """
     deadline = time.monotonic() + timeout
+    if _parent(child) != os.getpid():
+        # Forked from the fork server (harness/_start.py), not our child: its
+        # parent reaps it; gone from /proc (or a zombie with no thread) is exited.
+        assert _wait_gone([child], timeout) == [], f"process {child} did not exit"
+        return
     while os.waitid(os.P_PID, child, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
         assert time.monotonic() < deadline, f"process {child} did not exit"
         time.sleep(0.02)

@@ -206,6 +206,29 @@ def echo(ctx, value):
     return value
 
 
+# -- how ranks start (harness/_start.py) -----------------------------------------
+
+#: Set by `leave_a_mark` in one world; a world that starts clean never sees it.
+MARK = None
+
+
+def leave_a_mark(ctx, value):
+    """Change this module's state and torch's in the rank; return what it was before."""
+    global MARK
+    before = (MARK, torch.get_default_dtype())
+    MARK = value
+    torch.set_default_dtype(torch.float64)
+    return before
+
+
+def parent_of_rank(ctx) -> tuple[int, int]:
+    """(the rank's parent pid, how many threads that parent runs)."""
+    ppid = os.getppid()
+    with open(f"/proc/{ppid}/status") as f:
+        threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    return ppid, threads
+
+
 def _refuse_to_load(why: str):
     raise RuntimeError(why)
 
