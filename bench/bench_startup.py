@@ -45,7 +45,6 @@ METHODS = ("spawn", "forkserver")
 
 def _ready_seconds(size: int, method: str) -> float:
     from helpers import rank_tasks as rt
-
     from osdconform.harness import World
 
     start = time.perf_counter()
