@@ -21,6 +21,7 @@ failures and check their health after a rank raised with ``_failures.py``.
 
 from ._devices import CPU_ONLY_ENV, DEVICES, DeviceKind, device_kind
 from ._errors import (
+    HangSignature,
     PropertyViolation,
     RankCrash,
     RankError,
@@ -35,6 +36,7 @@ from ._worker import RankContext
 from ._world import World
 
 __all__ = [
+    "HangSignature",
     "CPU_ONLY_ENV",
     "DEVICES",
     "DeviceKind",

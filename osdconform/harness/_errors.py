@@ -56,7 +56,25 @@ class PropertyViolation(RankError, AssertionError):
 
 
 class RankHang(WorldFailure, AssertionError):
-    """Ranks did not answer within the per-example timeout; the world was respawned."""
+    """Ranks did not answer within the per-example timeout; the world was respawned.
+
+    `signature`: the ranks that did not answer and the phase each was in, which
+    is what a repeat of the same hang shows again (`World.run`'s ``repeat``)."""
+
+    def __init__(self, message: str, signature: "HangSignature | None" = None) -> None:
+        super().__init__(message)
+        self.signature = signature
+
+
+@dataclass(frozen=True)
+class HangSignature:
+    """What a hang looked like: which ranks had not answered, and the phase of each."""
+
+    phases: tuple[tuple[int, str], ...]  # (rank, phase), by rank
+
+    @property
+    def ranks(self) -> frozenset[int]:
+        return frozenset(r for r, _ in self.phases)
 
 
 class RankCrash(WorldFailure, AssertionError):

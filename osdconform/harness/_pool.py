@@ -81,13 +81,16 @@ class WorldPool:
         fn: Callable[..., Any],
         *args: Any,
         timeout: float | None = None,
+        repeat: Any = None,
         **kwargs: Any,
     ) -> list[Any]:
-        """Run ``fn(ctx, *args, **kwargs)`` on every rank of the world of `size`."""
+        """Run ``fn(ctx, *args, **kwargs)`` on every rank of the world of `size`.
+
+        `repeat`: ``(HangSignature, seconds)``, a hang to recognise early (`World.run`)."""
         with self._lock:
             world = self.world(size)
             try:
-                return world.run(fn, args, kwargs, timeout=timeout or self.timeout)
+                return world.run(fn, args, kwargs, timeout=timeout or self.timeout, repeat=repeat)
             except RankError:
                 self._check_health(world)
                 raise

@@ -100,8 +100,16 @@ class ScaleOutPool:
         return self._lost
 
     def run(
-        self, size: int, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any
+        self,
+        size: int,
+        fn: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = None,
+        repeat: Any = None,
+        **kwargs: Any,
     ) -> list[Any]:
+        # `repeat` (recognising a repeated hang early) is WorldPool's; here a hang
+        # ends the scale-out world, so there is no second one to recognise.
         with self._lock:
             if self.closed:
                 raise RuntimeError("this scale-out pool is closed")

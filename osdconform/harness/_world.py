@@ -25,7 +25,7 @@ import time
 from multiprocessing.connection import wait
 from typing import Any, Callable
 
-from ._errors import PropertyViolation, RankCrash, RankError, RankHang, RankReport, WorldStartError
+from ._errors import HangSignature, PropertyViolation, RankCrash, RankError, RankHang, RankReport, WorldStartError
 from ._failures import hang_message, rank_error, rank_statuses
 from ._start import start_context
 from ._worker import PHASE_BYTES, RankConfig, Task, rank_main
@@ -170,12 +170,18 @@ class World:
         *,
         timeout: float = 60.0,
         grace: float = 5.0,
+        repeat: "tuple[HangSignature, float] | None" = None,
     ) -> list[Any]:
         """Run ``fn(ctx, *args, **kwargs)`` on every rank; return the values by rank.
 
         Raises `PropertyViolation` / `RankError` if a rank raised, `RankHang` if
         ranks did not answer in time, `RankCrash` if a rank died.  After a hang
         or a crash the world is closed (the pool respawns it).
+
+        ``repeat=(signature, seconds)``: a hang seen before.  When exactly its
+        ranks are still out, each in its phase, for `seconds` on end while
+        every other rank has answered, the example is that hang again and
+        fails then, not at `timeout` (`_collect`).
         """
         if self.closed:
             raise RuntimeError("this world is closed")
@@ -191,7 +197,7 @@ class World:
                     # The rank is dead or dying; the collect loop's sentinel
                     # watch reports it as a crash in phase 'dispatch'.
                     pass
-            return self._collect(timeout, grace)
+            return self._collect(timeout, grace, repeat)
         except (RankError, PropertyViolation):
             raise  # every rank answered: the world is still usable
         except BaseException:
@@ -200,18 +206,34 @@ class World:
             self.close(graceful=False)
             raise
 
-    def _collect(self, timeout: float, grace: float) -> list[Any]:
+    def _collect(self, timeout: float, grace: float, repeat=None) -> list[Any]:
         start = time.monotonic()
         deadline = start + timeout
         pending = set(range(self.size))
         values: dict[int, Any] = {}
         errors: dict[int, RankReport] = {}
         dead: dict[int, str] = {}
+        repeated_since: float | None = None  # since when the hang of `repeat` shows again
         while pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            remaining = deadline - now
+            if repeat is not None and not errors and not dead and self._shows(repeat[0], pending):
+                repeated_since = repeated_since if repeated_since is not None else now
+                if now - repeated_since >= repeat[1]:
+                    raise RankHang(
+                        self._hang_message(pending, errors, now - start)
+                        + f"\n[recognised as a repeat of this test's earlier hang: the same ranks in the same "
+                        f"phases for {repeat[1]:.1f} s while every other rank had answered]",
+                        self._signature(pending),
+                    )
+                remaining = min(remaining, repeated_since + repeat[1] - now)
+            else:
+                repeated_since = None
+                if repeat is not None:
+                    remaining = min(remaining, 0.2)  # look again soon
+            if remaining <= 0 and now >= deadline:
                 break
-            for rank, kind, payload in self._receive(pending, remaining):
+            for rank, kind, payload in self._receive(pending, max(remaining, 0.0)):
                 if kind == "done":
                     values[rank] = payload
                     pending.discard(rank)
@@ -227,7 +249,7 @@ class World:
         if dead:
             raise RankCrash(self._crash_message(dead, errors, pending))
         if pending:
-            raise RankHang(self._hang_message(pending, errors, time.monotonic() - start))
+            raise RankHang(self._hang_message(pending, errors, time.monotonic() - start), self._signature(pending))
         if errors:
             raise self._error(errors, values)
         return [values[r] for r in range(self.size)]
@@ -273,6 +295,15 @@ class World:
                 return
 
     # -- failure messages ------------------------------------------------------
+
+    def _signature(self, pending: set[int]) -> HangSignature:
+        phases = self.phases
+        return HangSignature(tuple((r, phases[r]) for r in sorted(pending)))
+
+    def _shows(self, signature: HangSignature, pending: set[int]) -> bool:
+        """Whether the ranks still out are exactly `signature`'s, each in its phase."""
+        phases = self.phases
+        return set(pending) == signature.ranks and all(phases[r] == p for r, p in signature.phases)
 
     @property
     def phases(self) -> list[str]:

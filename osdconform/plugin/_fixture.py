@@ -35,6 +35,11 @@ HANG_RETRY_FACTOR = 4.0
 #: Seconds; 5 s let examples of a world of 4 that shared 2 cores with another
 #: xdist worker's world time out while merely waiting for a core.
 HANG_RETRY_FLOOR = 20.0
+#: A later example shows the test's first hang again (its ranks out, each in its
+#: phase, every other rank done) for this long (at least; also 2x the slowest
+#: pass) and fails then; the final replay Hypothesis reports waits longer.
+HANG_REPEAT_SECONDS = 2.0
+HANG_REPEAT_FINAL_SECONDS = 15.0
 
 
 def _is_final_replay() -> bool:
@@ -64,6 +69,7 @@ class Conformance:
     _other_pools: dict[str, WorldPool] = field(default_factory=dict)
     _item: Any = None
     _hung: bool = False
+    _hang_signature: Any = None  # the first hang of the current test (`_hang_repeat`)
     _slowest_pass: float = 0.0
     _record: ItemRecord = field(default_factory=ItemRecord)
     #: Where examples are counted for the progress line (None: no progress shown).
@@ -228,10 +234,12 @@ class Conformance:
             result = self.pool_on(device).run(
                 scenario.world_size, fn, scenario, self.backend_spec, options, *extra,
                 timeout=limit if timeout is None else min(limit, timeout),
+                repeat=self._hang_repeat(),
             )
         except WorldFailure as failure:
             if isinstance(failure, RankHang):
                 self._hung = True
+                self._hang_signature = self._hang_signature or getattr(failure, "signature", None)
             explained = explaining(entries, failure)  # every problem of the failure, or none
             self._count(prop, features, "xfailed" if explained else "failed", start, entries)
             if explained:
@@ -303,9 +311,27 @@ class Conformance:
             return self.timeout
         return min(self.timeout, max(HANG_RETRY_FLOOR, HANG_RETRY_FACTOR * self._slowest_pass))
 
+    def _hang_repeat(self) -> Any:
+        """``(signature, seconds)`` of this test's first hang, to recognise a repeat of it
+        (`harness.World.run`), or None before any hang.
+
+        Shrinking a hang replays it dozens of times; each replay used to wait
+        out `_example_timeout`.  A replay in which the same ranks sit in the
+        same phases while every other rank has answered is that hang again:
+        it fails after `HANG_REPEAT_SECONDS` (or twice the slowest passing
+        example), the final replay after `HANG_REPEAT_FINAL_SECONDS` (or four
+        times it).  A replay that hangs some other way still waits the timeout.
+        """
+        if self._hang_signature is None:
+            return None
+        if _is_final_replay():
+            return self._hang_signature, max(HANG_REPEAT_FINAL_SECONDS, 4 * self._slowest_pass)
+        return self._hang_signature, max(HANG_REPEAT_SECONDS, 2 * self._slowest_pass)
+
     def _start_item(self, item: Any) -> None:
         self._item = item
         self._hung = False
+        self._hang_signature = None
         self._slowest_pass = 0.0
         self._record = ItemRecord()
 

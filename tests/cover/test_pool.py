@@ -159,6 +159,25 @@ def test_hang_is_reported_with_stacks_and_the_world_respawned(pool):
     assert not set(new) & set(old)
 
 
+def test_a_repeat_of_a_hang_fails_early_and_another_hang_waits_the_timeout(pool):
+    with pytest.raises(RankHang) as first:
+        pool.run(2, rt.sleep_on, 1, 3600, "stuck")
+    signature = first.value.signature
+    assert signature is not None and signature.phases == ((1, "stuck"),)
+    start = time.monotonic()
+    with pytest.raises(RankHang) as again:
+        pool.run(2, rt.sleep_on, 1, 3600, "stuck", repeat=(signature, 0.5))
+    assert time.monotonic() - start < TIMEOUT - 2, "a repeat waited the timeout"
+    assert "recognised as a repeat of this test's earlier hang" in str(again.value)
+    # Another phase, or another rank, is not that hang: it waits the timeout.
+    start = time.monotonic()
+    with pytest.raises(RankHang) as other:
+        pool.run(2, rt.sleep_on, 0, 3600, "stuck", repeat=(signature, 0.5))
+    assert time.monotonic() - start >= TIMEOUT and "recognised" not in str(other.value)
+    # A slow example that only passes through the phase is not cut short.
+    assert pool.run(2, rt.sleep_on, 1, 1.5, "stuck", repeat=(signature, 2.5)) == [0, 1]
+
+
 # -- (c), (d) a rank dies: reported with how, the world replaced --------------------
 
 
