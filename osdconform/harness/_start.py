@@ -42,11 +42,14 @@ START_METHODS = ("forkserver", "spawn")
 
 #: What the fork server imports once, so that no rank imports it again: torch, the
 #: rank code, and what the first task of a property would import (torch's state-dict
-#: APIs pull in FSDP, DTensor and DCP; ~0.7 s more a rank).  Nothing here touches a
-#: device or starts a thread.
+#: APIs pull in FSDP, DTensor and DCP, ~0.7 s a rank; a first FSDP2 step imports
+#: torch._dynamo, ~1 s more).  Nothing here touches a device or starts a thread
+#: (tests/cover/test_start.py checks that the server runs one thread).
 PRELOAD = [
     "torch",
     "torch.distributed",
+    "torch._dynamo",
+    "torch.distributed.optim",
     "torch.distributed.checkpoint.state_dict",
     "osdconform.harness._worker",
     "osdconform.harness._devices",

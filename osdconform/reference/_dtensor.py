@@ -116,11 +116,20 @@ def _all_gather_dim(
 ) -> torch.Tensor:
     sizes = chunk_sizes(whole, k)
     padded_len = max(sizes)
-    pad_shape = list(piece.shape)
-    pad_shape[dim] = padded_len
-    padded = piece.new_zeros(pad_shape)
-    padded.narrow(dim, 0, piece.shape[dim]).copy_(piece)
+    if piece.shape[dim] == padded_len:
+        padded = piece  # nothing to pad: send the piece itself, no copy
+    else:
+        pad_shape = list(piece.shape)
+        pad_shape[dim] = padded_len
+        padded = piece.new_zeros(pad_shape)
+        padded.narrow(dim, 0, piece.shape[dim]).copy_(piece)
     wire = _to_wire(padded)
+    if dim == 0 and padded_len > 0 and all(n == padded_len for n in sizes):
+        # Even pieces along dim 0: gather straight into the whole tensor (its chunks
+        # are contiguous), so the peak holds it once, not receive buffers and a cat.
+        whole_wire = wire.new_empty((k * wire.shape[0], *wire.shape[1:]))  # in wire units
+        dist.all_gather(list(whole_wire.chunk(k)), wire, group=group)
+        return _from_wire(whole_wire, piece.dtype)
     bufs = [torch.empty_like(wire) for _ in range(k)]
     dist.all_gather(bufs, wire, group=group)
     parts = [_from_wire(b, piece.dtype).narrow(dim, 0, n) for b, n in zip(bufs, sizes)]

@@ -17,7 +17,8 @@ of an empty group (it has no FQN to carry them); `unflatten` gives such a group
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import math
+from typing import Any, Sequence
 
 from ..compare import first_difference
 from ._gather import PARAM_GROUPS, PARAMS, STATE
@@ -55,11 +56,12 @@ def unflatten(flat: dict[str, Any], layout: Sequence[Sequence[str]]) -> dict:
     fqns = [fqn for group in layout for fqn in group]
     state: dict[str, dict[str, Any]] = {}
     group_hp: dict[str, dict[str, Any]] = {fqn: {} for fqn in fqns}
+    known = frozenset(fqns)
     for key, value in flat.items():
         section, _, rest = key.partition(".")
         if section not in (STATE, PARAM_GROUPS):
             raise FlatKeyError(f"flat key {key!r} is neither state.* nor param_groups.*")
-        fqn = _longest_prefix(rest, fqns)
+        fqn = _longest_prefix(rest, known)
         if fqn is None:
             raise FlatKeyError(f"flat key {key!r} names no parameter of the optimizer")
         name = rest[len(fqn) + 1 :]
@@ -82,12 +84,17 @@ def unflatten(flat: dict[str, Any], layout: Sequence[Sequence[str]]) -> dict:
     return {STATE: state, PARAM_GROUPS: groups}
 
 
-def _longest_prefix(rest: str, fqns: Iterable[str]) -> str | None:
-    best = None
-    for fqn in fqns:
-        if rest.startswith(fqn + ".") and (best is None or len(fqn) > len(best)):
-            best = fqn
-    return best
+def _longest_prefix(rest: str, fqns: frozenset[str]) -> str | None:
+    """The longest FQN of `fqns` that `rest` starts with, followed by a dot.
+
+    Tries `rest`'s own dotted prefixes, longest first, against the set: a key
+    costs its number of dots, not the number of parameters (a scan of every
+    FQN per key made `unflatten` quadratic; bench/bench_growth.py)."""
+    end = len(rest)
+    while (end := rest.rfind(".", 0, end)) > 0:
+        if rest[:end] in fqns:
+            return rest[:end]
+    return None
 
 
 def _nest(target: dict, path: list[str], value: Any) -> None:
@@ -97,5 +104,22 @@ def _nest(target: dict, path: list[str], value: Any) -> None:
 
 
 def _same_hparams(a: dict, b: dict) -> bool:
-    # Strict, NaN-aware equality (a NaN hyperparameter equals itself here).
+    # Strict, NaN-aware equality (a NaN hyperparameter equals itself here).  Most
+    # groups hold plain numbers and tuples: compare those directly (a group of
+    # many parameters is checked once per parameter), the rest with `first_difference`.
+    if a.keys() == b.keys() and all(_plainly_equal(a[k], b[k]) for k in a):
+        return True
     return first_difference(a, b) is None
+
+
+def _plainly_equal(x: Any, y: Any) -> bool:
+    """Equal by value and type, for bools, ints, strings, None, non-NaN floats of one
+    sign and tuples/lists of those; False for anything else (tensors, NaN), which
+    `first_difference` then judges."""
+    if type(x) is not type(y):
+        return False
+    if isinstance(x, (tuple, list)):
+        return len(x) == len(y) and all(_plainly_equal(u, v) for u, v in zip(x, y))
+    if isinstance(x, float):
+        return x == y and math.copysign(1.0, x) == math.copysign(1.0, y)
+    return isinstance(x, (bool, int, str, type(None))) and x == y
