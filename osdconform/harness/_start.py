@@ -18,6 +18,9 @@ What ``spawn`` gave is kept:
   (``_devices.DeviceKind.setup``) and reads ``CUDA_VISIBLE_DEVICES`` then.
 * No state leaks between worlds: every rank is a fork of the server, never of
   an earlier rank, so a world starts from the same clean state as the first.
+* A rank sees the driver's environment as it is when its world starts (`World`
+  sends it; the server's own is from when it started), as a spawned rank did.
+  Only what torch reads while it is imported comes from the server's start.
 * Ranks still die with their driver, even a SIGKILLed one: each watches the
   driver's pid (`_worker.die_with_driver`), and the server exits once the
   driver and its last rank are gone.

@@ -57,8 +57,10 @@ class RankConfig:
     log_path: str
     workdir: str
     pg_timeout_s: float
-    #: Environment variables set in the rank before torch touches a device
-    #: (``CUDA_VISIBLE_DEVICES=""``: a CPU world that sees no GPU, `WorldPool`'s ``env``).
+    #: The rank's whole environment, set before torch touches a device: the driver's
+    #: as it is when the world starts (a rank forked from the fork server would
+    #: otherwise have the server's, from when it started), plus `WorldPool`'s ``env``
+    #: (``CUDA_VISIBLE_DEVICES=""``: a CPU world that sees no GPU).
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -163,7 +165,9 @@ def _report(ctx: RankContext | None, rank: int, exc: BaseException) -> RankRepor
 def rank_main(config: RankConfig, conn: Any, phase_slot: Any, parent_pid: int) -> None:
     """Entry point of a rank process (started by `World`; `parent_pid` is the driver's pid)."""
     die_with_driver(parent_pid)
-    os.environ.update(dict(config.env))
+    if config.env:
+        os.environ.clear()
+        os.environ.update(dict(config.env))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect_output(config.log_path)
     try:

@@ -117,7 +117,7 @@ class World:
                     log_path=os.path.join(self.workdir, f"rank{rank}.log"),
                     workdir=self.workdir,
                     pg_timeout_s=pg_timeout,
-                    env=tuple(sorted((env or {}).items())),
+                    env=tuple(sorted({**os.environ, **(env or {})}.items())),
                 )
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(

@@ -58,3 +58,12 @@ def test_an_unknown_start_method_is_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match="unknown start method 'fork'.*forkserver"):
         start_method()
     assert start_method("spawn") == "spawn"
+
+
+def test_a_rank_sees_the_drivers_environment_of_now_not_the_servers(world_of_two, monkeypatch):
+    monkeypatch.setenv("OSDCONFORM_TEST_GONE", "set before the server started")
+    world_of_two("forkserver").close()  # the server is running now (if it was not already)
+    monkeypatch.setenv("OSDCONFORM_TEST_LATE", "set after")
+    monkeypatch.delenv("OSDCONFORM_TEST_GONE")
+    seen = world_of_two("forkserver").run(rt.env_of_rank, ("OSDCONFORM_TEST_LATE", "OSDCONFORM_TEST_GONE"))
+    assert seen == [{"OSDCONFORM_TEST_LATE": "set after", "OSDCONFORM_TEST_GONE": None}] * 2

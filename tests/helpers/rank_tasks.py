@@ -221,6 +221,10 @@ def leave_a_mark(ctx, value):
     return before
 
 
+def env_of_rank(ctx, *names: str) -> dict[str, str | None]:
+    return {n: os.environ.get(n) for n in names}
+
+
 def parent_of_rank(ctx) -> tuple[int, int]:
     """(the rank's parent pid, how many threads that parent runs)."""
     ppid = os.getppid()
