@@ -65,12 +65,6 @@ def empty_group_dsd_refuses(s: Any) -> bool:
     return "empty group" in s.features and ("several optimizers" in s.features or "several empty groups" in s.features)
 
 
-def empty_group_lr_moves(s: Any) -> bool:
-    """An empty group that is not the last, whose lr a scheduler moves: the
-    group torch-dsd's set maps it to wrongly then shows a different lr."""
-    return "empty group before others" in s.features and s.optimizers[0].empty_group_lr_moves(s.steps)
-
-
 def dsd_set_misses_stateless_group_params(s: Any) -> bool:
     """A parameter of a group without state (plain SGD) that a strict torch-dsd
     set demands state for (`dsd_set_misses_state`)."""
@@ -237,7 +231,6 @@ NAMED = (
     tuple_hparams_outside_fsdp1,
     stateless_optimizer_without_state,
     empty_group_dsd_refuses,
-    empty_group_lr_moves,
     dsd_set_misses_stateless_group_params,
     dsd_set_misses_stateful_params,
     optimizer_without_state_with_a_dim,

@@ -15,6 +15,7 @@ from .. import reference as ref
 from ..backends import StateOptions
 from ..compare import assert_osd_equal
 from ..scenario import Scenario, Workload, build_workload, train
+from ._other_values import give_other_values
 
 #: Fresh objects are initialised with this offset from the scenario seed, so
 #: they differ from the source in every parameter.
@@ -49,9 +50,12 @@ def source(ctx, scenario: Scenario, backend, steps: int | None = None) -> Worklo
 
 
 def fresh(ctx, scenario: Scenario, backend, name: str = "build fresh") -> Workload:
-    """Untrained objects for `scenario`, initialised differently from the source."""
+    """Untrained objects for `scenario`, initialised differently from the source,
+    their param groups holding other values than the scenario's (`give_other_values`)."""
     with ctx.phase(name):
-        return build(ctx, scenario, backend, init_seed=scenario.seed + FRESH_SEED_OFFSET)
+        workload = build(ctx, scenario, backend, init_seed=scenario.seed + FRESH_SEED_OFFSET)
+        give_other_values(workload.optimizers)
+        return workload
 
 
 def save_state(ctx, backend, workload: Workload, options: StateOptions, directory: str | None):

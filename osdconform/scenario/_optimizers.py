@@ -196,41 +196,6 @@ class OptimizerSpec:
                 tags.add("params out of model order")
         return frozenset(tags)
 
-    def empty_group_lr_moves(self, steps: int) -> bool:
-        """Whether the scheduler, after `steps` steps, has moved the lr of an empty group
-        that other groups follow, away from where it stands right after the scheduler is built.
-
-        For expected-failure predicates: a backend that leaves such a group's
-        hyperparameters as a fresh optimizer has them is only seen doing so
-        when they differ.  The lr of a group depends on its scheduler and
-        steps alone, so a stand-in SGD with one parameter per group replays it.
-        """
-        if self.scheduler is None or steps == 0:
-            return False
-        import warnings
-
-        from ._schedulers import build_scheduler
-
-        groups = []
-        for g in self.groups:
-            hp = self.effective_hparams(g)
-            lr = hp.get("lr", 1e-3)
-            extra = {k: v for k, v in g.kwargs().items() if k not in constructor_defaults(self.name)}
-            groups.append({"params": [torch.nn.Parameter(torch.zeros(1))], **extra,
-                           "lr": lr.build() if isinstance(lr, TensorValue) else lr})
-        stand_in = torch.optim.SGD(groups)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sched = build_scheduler(self.scheduler, stand_in)
-            start = [float(g["lr"]) for g in stand_in.param_groups]
-            for _ in range(steps):
-                sched.step()
-        end = [float(g["lr"]) for g in stand_in.param_groups]
-        last = len(self.groups) - 1
-        return any(
-            not g.params and i < last and start[i] != end[i] for i, g in enumerate(self.groups)
-        )
-
     def describe(self) -> str:
         flags = f" [{', '.join(self.flags)}]" if self.flags else ""
         sched = f", scheduler {self.scheduler.describe()}" if self.scheduler else ""

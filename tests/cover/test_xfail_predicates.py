@@ -122,8 +122,6 @@ REPLACED_INLINE = {
         '"no-state optimizer" in s.features and ("no state yet" in s.features or "stateful group" not in s.features)',
     "empty_group_dsd_refuses(s)":
         '"empty group" in s.features and ("several optimizers" in s.features or "several empty groups" in s.features)',
-    "empty_group_lr_moves(s)":
-        '"empty group before others" in s.features and s.optimizers[0].empty_group_lr_moves(s.steps)',
     "dsd_set_misses_stateless_group_params(s)":
         "[f for opt in s.optimizers for g in opt.groups if not opt.group_keeps_state(g) for f in g.params"
         " if f in dsd_set_misses_state(s)]",
