@@ -9,11 +9,12 @@ passed any of these would be checking nothing for that fault.
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 
-from helpers.suite_runner import run_suite
+from helpers.suite_runner import ROOT, run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -82,15 +83,39 @@ CASES = [
 ]
 
 
+#: Faults of the corpus (tests/faults/), each over a real backend whose shipped
+#: expected failures apply: a fast, representative subset of the kill matrix
+#: (``python tests/faults/kill_matrix.py`` runs them all, outside CI).
+CORPUS_CASES = [
+    # (fault, suite test id, world sizes, space, text the failure must contain)
+    pytest.param(
+        "LrNotLoaded", "test_roundtrip.py::test_roundtrip[full]", "1", "core",
+        r"OSD mismatch at param_groups\[\d+\]\['lr'\]: values differ",
+        id="torch-dsd-lr-not-loaded-seen-as-the-target-holds-another",
+    ),
+    pytest.param(
+        "CustomGroupKeysNotSaved", "test_roundtrip.py::test_roundtrip[storage]", "1", "full",
+        r"OSD mismatch at param_groups\[\d+\]\['(name|tag|initial_lr)'\]: values differ",
+        id="torch-save-custom-keys-not-saved",
+    ),
+    pytest.param(
+        "StepCastToFloat64", "test_roundtrip.py::test_roundtrip[full]", "1", "core",
+        r"OSD mismatch at state\['[\w.]+'\]\['step'\]: dtype differs",
+        id="torch-dsd-step-cast-to-float64",
+    ),
+]
+
+
 def run_fault(
-    fault: str, target: str, world_sizes: str, *, profile: str = "ci", timeout: float = 20
+    fault: str, target: str, world_sizes: str, *, profile: str = "ci", timeout: float = 20,
+    module: str = "helpers.faulty_backends", extra: tuple[str, ...] = (),
 ) -> tuple[int, str]:
     # 20 s: with 10 s, a world-4 rank still importing torch.distributed.optim
     # (first use, under a full ``-n auto`` run on 2 cores) was reported hung.
     return run_suite(
         "-p", "no:randomly",
-        f"--osd-backend=helpers.faulty_backends:{fault}", f"--osd-world-sizes={world_sizes}",
-        f"--hypothesis-profile={profile}", f"--osd-timeout={timeout}",
+        f"--osd-backend={module}:{fault}", f"--osd-world-sizes={world_sizes}",
+        f"--hypothesis-profile={profile}", f"--osd-timeout={timeout}", *extra,
         target=target,
     )
 
@@ -104,6 +129,20 @@ def test_suite_catches_fault(fault, target, world_sizes, expected):
     # The shrunk scenario is printed by Hypothesis (its wording changed in 6.16x),
     # and by osdconform in plain words and as code.
     assert re.search(r"Falsifying example|Failing test case", out), out[-4000:]
+    assert "scenario (" in out and "as code: Scenario(" in out, out[-4000:]
+
+
+@pytest.mark.parametrize("fault, target, world_sizes, space, expected", CORPUS_CASES)
+def test_suite_catches_corpus_fault(fault, target, world_sizes, space, expected):
+    import faults
+
+    over = getattr(faults, fault).over
+    shipped = os.path.join(ROOT, "osdconform", "expected_failures", f"{over}.txt")
+    code, out = run_fault(fault, target, world_sizes, module="faults",
+                          extra=(f"--osd-xfails={shipped}", f"--osd-space={space}"))
+    assert code == 1, f"suite did not fail (exit {code}) on {fault}:\n{out[-4000:]}"
+    assert re.search(r"\b1 failed\b", out), out[-4000:]
+    assert re.search(expected, out), f"failure does not say {expected!r}:\n{out[-6000:]}"
     assert "scenario (" in out and "as code: Scenario(" in out, out[-4000:]
 
 
