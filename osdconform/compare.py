@@ -2,7 +2,9 @@
 
 `first_difference` walks two OSDs (any nesting of dicts, lists, tuples,
 tensors, DTensors and scalars) in the expected one's order and returns the
-first place they differ; `assert_osd_equal` raises `OSDMismatch` naming it:
+first place they differ, `differences` every place (up to `MAX_DIFFERENCES`, so
+one known defect cannot hide another difference beside it); `assert_osd_equal`
+raises `OSDMismatch` naming the first:
 
     OSD mismatch at state['layers.0.weight']['exp_avg']: values differ at
     index (1, 2): expected 0.25, actual 0.5 (3 of 12 elements differ)
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch.distributed.tensor import DTensor
@@ -52,6 +54,9 @@ DTYPE_TOLERANCE: Mapping[torch.dtype, tuple[float, float]] = {
     torch.bfloat16: (4e-2, 1e-3),
     torch.float16: (5e-3, 1e-4),
 }
+
+#: At most this many differences are listed for one comparison (`differences`).
+MAX_DIFFERENCES = 100
 
 _INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
@@ -97,41 +102,64 @@ def first_difference(
     *,
     tolerance: Mapping[torch.dtype, tuple[float, float]] | None = None,
 ) -> Difference | None:
-    return _diff(expected, actual, "", tolerance)
+    return next(_diffs(expected, actual, "", tolerance), None)
+
+
+def differences(
+    expected: Any,
+    actual: Any,
+    *,
+    tolerance: Mapping[torch.dtype, tuple[float, float]] | None = None,
+    limit: int = MAX_DIFFERENCES,
+) -> list[Difference]:
+    """Every place `expected` and `actual` differ, in the expected one's order (at most `limit`).
+
+    Past a difference in keys or length the walk goes on over what both
+    hold, so one missing entry does not hide a wrong value beside it; a
+    difference in type ends the walk below that path, and a tensor counts
+    once (its first differing element).
+    """
+    out = []
+    for d in _diffs(expected, actual, "", tolerance):
+        out.append(d)
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _type_name(x: Any) -> str:
     return type(x).__name__
 
 
-def _diff(e: Any, a: Any, path: str, tol) -> Difference | None:
+def _diffs(e: Any, a: Any, path: str, tol) -> Iterator[Difference]:
     if isinstance(e, torch.Tensor) or isinstance(a, torch.Tensor):
-        return _diff_tensor(e, a, path, tol)
+        d = _diff_tensor(e, a, path, tol)
+        if d is not None:
+            yield d
+        return
     if type(e) is not type(a):
-        return Difference(
+        yield Difference(
             path, f"type differs: expected {_type_name(e)} {e!r}, actual {_type_name(a)} {a!r}"
         )
+        return
     if isinstance(e, dict):
         missing = [k for k in e if k not in a]
         unexpected = [k for k in a if k not in e]
         if missing or unexpected:
             parts = [f"missing {missing}"] if missing else []
             parts += [f"unexpected {unexpected}"] if unexpected else []
-            return Difference(path, f"keys differ: {', '.join(parts)}")
+            yield Difference(path, f"keys differ: {', '.join(parts)}")
         for k in e:
-            sub = k if (not path and isinstance(k, str)) else f"{path}[{k!r}]"
-            d = _diff(e[k], a[k], sub, tol)
-            if d is not None:
-                return d
-        return None
+            if k in a:
+                sub = k if (not path and isinstance(k, str)) else f"{path}[{k!r}]"
+                yield from _diffs(e[k], a[k], sub, tol)
+        return
     if isinstance(e, (list, tuple)):
         if len(e) != len(a):
-            return Difference(path, f"length differs: expected {len(e)}, actual {len(a)}")
+            yield Difference(path, f"length differs: expected {len(e)}, actual {len(a)}")
         for i, (x, y) in enumerate(zip(e, a)):
-            d = _diff(x, y, f"{path}[{i}]", tol)
-            if d is not None:
-                return d
-        return None
+            yield from _diffs(x, y, f"{path}[{i}]", tol)
+        return
     if isinstance(e, float) and tol is not None and torch.float64 in tol and path.startswith("state"):
         # A float in per-parameter state was computed (LBFGS's ``prev_loss`` is a
         # loss's ``.item()``), so it rounds like a tensor; a float in param_groups
@@ -139,7 +167,8 @@ def _diff(e: Any, a: Any, path: str, tol) -> Difference | None:
         rtol, atol = tol[torch.float64]
         same = math.isclose(e, a, rel_tol=rtol, abs_tol=atol) or (math.isnan(e) and math.isnan(a))
         if not same:
-            return Difference(path, f"values differ beyond rtol={rtol}, atol={atol}: expected {e!r}, actual {a!r}")
+            yield Difference(path, f"values differ beyond rtol={rtol}, atol={atol}: expected {e!r}, actual {a!r}")
+        return
     elif isinstance(e, float):
         same = (e == a and math.copysign(1, e) == math.copysign(1, a)) or (
             math.isnan(e) and math.isnan(a)
@@ -147,8 +176,7 @@ def _diff(e: Any, a: Any, path: str, tol) -> Difference | None:
     else:
         same = e == a
     if not same:
-        return Difference(path, f"values differ: expected {e!r}, actual {a!r}")
-    return None
+        yield Difference(path, f"values differ: expected {e!r}, actual {a!r}")
 
 
 def _diff_tensor(e: Any, a: Any, path: str, tol) -> Difference | None:

@@ -30,7 +30,14 @@ joined to it with one space each)::
   `MAX_PREDICATE` characters, or a comprehension) becomes a named,
   documented condition there;
 * ``match``: text the failure message must contain; a failure that does not
-  contain it is a real failure, so one known bug cannot hide another;
+  contain it is a real failure, so one known bug cannot hide another.  A
+  failure reports every problem of its example (`PROBLEM_SEPARATOR` between
+  them), and each problem must be explained by some entry on its own;
+* ``also`` (optional): texts (separated by `` | ``) of the problems this
+  defect causes further on in the same example, such as the parameters of a
+  resumed run that trained from a wrong step count (``at params[``).  Such a
+  problem is explained by the entry only where its ``match`` explains another
+  problem of the same failure, so ``also`` never excuses a problem alone;
 * ``reason``: why this is a defect of the backend;
 * ``reproducer``: a link, or a path (relative to the file) of a standalone
   script that fails while the bug exists;
@@ -102,6 +109,8 @@ class XfailEntry:
     torch: str = ""
     #: The ``--osd-device`` it holds on ("" for every one).
     device: str = ""
+    #: Texts of the problems the defect causes further on (the ``also`` field).
+    also: tuple[str, ...] = ()
 
     def holds_for(self, torch_version: str) -> bool:
         """Whether the defect holds for torch `torch_version` (its ``torch`` field)."""
@@ -155,10 +164,19 @@ PROBLEM_SEPARATOR = "\n-- and also --\n"
 
 
 def explaining(entries: list[XfailEntry], failure: BaseException | str) -> list[XfailEntry]:
-    """The entries that explain `failure`: one per problem in it, or none if any problem is unexplained."""
+    """The entries that explain `failure`: one per problem in it, or none if any problem is unexplained.
+
+    A problem is explained by an entry whose ``match`` it contains, or by one
+    of its ``also`` texts where that entry's ``match`` explains another problem
+    of the same failure (a consequence, never on its own).
+    """
+    parts = str(failure).split(PROBLEM_SEPARATOR)
+    seen = [e for e in entries if any(e.match in part for part in parts)]
     found: list[XfailEntry] = []
-    for part in str(failure).split(PROBLEM_SEPARATOR):
-        entry = next((e for e in entries if e.match in part), None)
+    for part in parts:
+        entry = next((e for e in entries if e.match in part), None) or next(
+            (e for e in seen if any(text in part for text in e.also)), None
+        )
         if entry is None:
             return []
         if entry not in found:
@@ -177,7 +195,7 @@ def installed_torch() -> str:
     return torch.__version__
 
 
-FIELDS = ("property", "when", "match", "reason", "reproducer", "space", "torch", "device")
+FIELDS = ("property", "when", "match", "reason", "reproducer", "space", "torch", "device", "also")
 REQUIRED = FIELDS[:5]
 SPACES = ("core", "full")
 #: The values of the ``device`` field (``--osd-device``'s).
@@ -259,7 +277,8 @@ def _entry(block: dict[str, list], where: str, source: str) -> XfailEntry:
         ) from None
     value = {name: v for name, (v, _) in block.items()}
     return XfailEntry(value["property"], predicate, value["match"], value["reason"], value["reproducer"], where, code,
-                      space=space, torch=torch_spec[0], device=device[0])
+                      space=space, torch=torch_spec[0], device=device[0],
+                      also=tuple(t.strip() for t in value.get("also", "").split(" | ") if t.strip()))
 
 
 def load_xfails(path: str | os.PathLike, source: str | None = None) -> list[XfailEntry]:

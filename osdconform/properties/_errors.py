@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from ..backends import make_backend
-from ..compare import assert_osd_equal
+from ..compare import OSDMismatch, differences
 from ..expected_failures import PROBLEM_SEPARATOR
 from ..scenario import GroupSpec, OptimizerSpec, Scenario
 from ._steps import fresh, load_state, local_snapshot, save_state, source, train_steps
@@ -191,10 +191,8 @@ def errors(ctx, scenario: Scenario, backend_spec: str, options, directory: str |
         after = local_snapshot(dst)
         for what in ("osd", "params"):
             label = "optimizer" if what == "osd" else "parameters"
-            try:
-                assert_osd_equal(before[what], after[what], context=f"errors ({fault.kind}): {label} before vs after the failed load")
-            except AssertionError as mismatch:
-                problems.append(str(mismatch))
+            context = f"errors ({fault.kind}): {label} before vs after the failed load"
+            problems += [str(OSDMismatch(d, context)) for d in differences(before[what], after[what])]
         if problems:
             raise AssertionError(PROBLEM_SEPARATOR.join(problems))
     return {"message": message[:200]}

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from .. import reference as ref
 from ..backends import make_backend
-from ..compare import assert_osd_equal
 from ..golden import golden_full_osd, golden_tolerance
 from ..scenario import Scenario
 from ._devices import placed
-from ._steps import gather, source, summary
+from ._steps import Checks, gather, source, summary
 
 
 def fidelity(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
@@ -32,18 +31,21 @@ def fidelity(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
     live = gather(ctx, src, "live state")
     expected = placed(live, "cpu") if options.cpu_offload else live
     expected = ref.flatten(expected) if options.flatten else expected
+    checks = Checks()
     with ctx.phase("compare"):
         if options.cpu_offload and ctx.rank != 0:
             # torch's documented cpu_offload contract: only rank 0 receives the dict.
-            assert got == {}, f"cpu_offload: rank {ctx.rank} got a non-empty OSD"
+            if got != {}:
+                checks.fail(f"cpu_offload: rank {ctx.rank} got a non-empty OSD")
         else:
-            assert_osd_equal(expected, got, context="fidelity (reference gather vs backend full get)")
+            checks.equal(expected, got, "fidelity (reference gather vs backend full get)")
     if ctx.rank == 0:  # one twin is enough; the gather is the same on every rank
         with ctx.phase("golden twin"):
             golden = golden_full_osd(scenario, ctx.device)
         with ctx.phase("compare with the golden twin"):
-            assert_osd_equal(
-                golden, live, tolerance=golden_tolerance(scenario.model),
-                context="fidelity (golden twin vs reference gather of the live state)",
+            checks.equal(
+                golden, live, "fidelity (golden twin vs reference gather of the live state)",
+                tolerance=golden_tolerance(scenario.model),
             )
+    checks.done()
     return summary(live)

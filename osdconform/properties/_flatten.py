@@ -13,9 +13,8 @@ import dataclasses
 
 from .. import reference as ref
 from ..backends import make_backend
-from ..compare import assert_osd_equal
 from ..scenario import Scenario
-from ._steps import assert_all_equal, fresh, gather, source, summary
+from ._steps import Checks, fresh, gather, source, summary
 
 
 def flatten(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
@@ -27,12 +26,14 @@ def flatten(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
         flat = backend.get_optimizer_state(src, flat_options)
     with ctx.phase("get nested"):
         nested = backend.get_optimizer_state(src, nested_options)
+    checks = Checks()
     with ctx.phase("check key format"):
         bad = [k for k in flat if not (isinstance(k, str) and k.startswith(("state.", "param_groups.")))]
-        assert not bad, f"flat OSD keys outside the documented format: {bad[:5]}"
-        assert_osd_equal(ref.flatten(nested), flat, context="flatten (reference flattening of the nested get vs flat get)")
+        if bad:
+            checks.fail(f"flat OSD keys outside the documented format: {bad[:5]}")
+        checks.equal(ref.flatten(nested), flat, "flatten (reference flattening of the nested get vs flat get)")
         layout = ref.group_layout(src.module, src.optimizers)
-        assert_osd_equal(nested, ref.unflatten(flat, layout), context="flatten (nested get vs unflatten of flat get)")
+        checks.equal(nested, ref.unflatten(flat, layout), "flatten (nested get vs unflatten of flat get)")
     from_flat = fresh(ctx, scenario, backend, "build fresh (flat)")
     from_nested = fresh(ctx, scenario, backend, "build fresh (nested)")
     with ctx.phase("set flat"):
@@ -42,5 +43,6 @@ def flatten(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
     a = gather(ctx, from_nested, "loaded nested")
     b = gather(ctx, from_flat, "loaded flat")
     with ctx.phase("compare"):
-        assert_all_equal([(a, b, "flatten (optimizer loaded from nested vs from flat)")])
+        checks.all_equal([(a, b, "flatten (optimizer loaded from nested vs from flat)")])
+    checks.done()
     return summary(a)

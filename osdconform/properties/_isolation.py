@@ -14,10 +14,9 @@ from torch.distributed.tensor import DTensor
 
 from .. import reference as ref
 from ..backends import make_backend
-from ..compare import assert_osd_equal
 from ..reference._sharded_tensor import is_sharded_tensor
 from ..scenario import Scenario
-from ._steps import fresh, gather, load_state, save_state, source, summary, train_steps
+from ._steps import Checks, fresh, gather, load_state, save_state, source, summary, train_steps
 
 
 @torch.no_grad()
@@ -62,7 +61,9 @@ def isolation_after_set(ctx, scenario: Scenario, backend_spec: str, options) -> 
         _scribble(saved)
     after = gather(ctx, dst, "loaded, after mutating the source dict")
     with ctx.phase("compare"):
-        assert_osd_equal(before, after, context="isolation (loaded optimizer before vs after mutating the dict it was loaded from)")
+        checks = Checks()
+        checks.equal(before, after, "isolation (loaded optimizer before vs after mutating the dict it was loaded from)")
+        checks.done()
     return summary(before)
 
 
@@ -76,5 +77,7 @@ def isolation_after_get(ctx, scenario: Scenario, backend_spec: str, options) -> 
     with ctx.phase("train after get"):
         train_steps(backend, src, 1, first_step=scenario.steps)
     with ctx.phase("compare"):
-        assert_osd_equal(snapshot, got, context="isolation (returned OSD before vs after stepping the optimizer)")
+        checks = Checks()
+        checks.equal(snapshot, got, "isolation (returned OSD before vs after stepping the optimizer)")
+        checks.done()
     return summary(snapshot)

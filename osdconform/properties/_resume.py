@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from .. import reference as ref
 from ..backends import make_backend
-from ..compare import assert_osd_equal
 from ..golden import golden_tolerance
 from ..scenario import Scenario
-from ._steps import assert_all_equal, fresh, load_state, save_state, source, train_steps
+from ._steps import Checks, fresh, load_state, save_state, source, train_steps
 
 
 def ddp_rebuckets(scenario: Scenario) -> bool:
@@ -75,9 +74,10 @@ def _resume(ctx, scenario, backend_spec, options, directory, more_steps, *, chec
     with ctx.phase("restore schedulers"):
         for sched, state in zip(dst.schedulers, scheduler_states):
             sched.load_state_dict(state)
+    checks = Checks()  # the learning rates now, the whole state after training: both judged
     if check_lrs:
         with ctx.phase("compare learning rates"):
-            assert_osd_equal(_lrs(src), _lrs(dst), context="schedulers (source vs restored learning rates)")
+            checks.equal(_lrs(src), _lrs(dst), "schedulers (source vs restored learning rates)")
     with ctx.phase("train after resume"):
         train_steps(backend, dst, more_steps, first_step=k)
     with ctx.phase("reference gather"):
@@ -85,8 +85,9 @@ def _resume(ctx, scenario, backend_spec, options, directory, more_steps, *, chec
         actual = {"params": ref.full_params(dst.module), **ref.full_osd(dst.module, dst.optimizers)}
     tolerance = golden_tolerance(scenario.model) if ddp_rebuckets(scenario) and k > 0 else None
     with ctx.phase("compare"):
-        assert_all_equal(
+        checks.all_equal(
             [(expected, actual, f"resume ({k} steps + {more_steps} after the checkpoint vs {k + more_steps} straight)")],
             tolerance=tolerance,
         )
+    checks.done()
     return {"steps": k, "more_steps": more_steps}

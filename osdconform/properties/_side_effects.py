@@ -9,9 +9,8 @@ counts steps).  Compared locally on every rank, bitwise.
 from __future__ import annotations
 
 from ..backends import make_backend
-from ..compare import assert_osd_equal
 from ..scenario import Scenario
-from ._steps import local_snapshot, save_state, source
+from ._steps import Checks, local_snapshot, save_state, source
 
 
 def side_effects(ctx, scenario: Scenario, backend_spec: str, options, directory: str | None = None) -> dict:
@@ -22,6 +21,8 @@ def side_effects(ctx, scenario: Scenario, backend_spec: str, options, directory:
     save_state(ctx, backend, src, options, directory)
     with ctx.phase("compare"):
         after = local_snapshot(src)
-        assert_osd_equal(before["osd"], after["osd"], context=f"side effects (optimizer before vs after {'save' if options.storage else 'get'})")
-        assert_osd_equal(before["params"], after["params"], context="side effects (parameters before vs after)")
+        checks = Checks()
+        checks.equal(before["osd"], after["osd"], f"side effects (optimizer before vs after {'save' if options.storage else 'get'})")
+        checks.equal(before["params"], after["params"], "side effects (parameters before vs after)")
+        checks.done()
     return {}
