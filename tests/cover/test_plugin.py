@@ -181,6 +181,7 @@ def test_profile():
     s = settings.default
     print("PROFILE", s.max_examples, s.derandomize, type(s.database).__name__)
     assert s.deadline is None
+    assert "explain" not in [p.name for p in s.phases], s.phases  # osdconform's plumbing, see _profiles.PHASES
 """
 
 
