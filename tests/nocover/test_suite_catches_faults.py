@@ -99,6 +99,12 @@ CORPUS_CASES = [
         id="torch-save-custom-keys-not-saved",
     ),
     pytest.param(
+        # Behind a known defect: torch-dsd's betas-as-list entry excuses its own problem only.
+        "FullSetKeepsAdamCustomKeys", "test_schedulers.py::test_schedulers[full]", "1", "core",
+        r"OSD mismatch at param_groups\[\d+\]\['initial_lr'\]: values differ",
+        id="torch-dsd-lost-custom-key-behind-the-betas-defect",
+    ),
+    pytest.param(
         "StepCastToFloat64", "test_roundtrip.py::test_roundtrip[full]", "1", "core",
         r"OSD mismatch at state\['[\w.]+'\]\['step'\]: dtype differs",
         id="torch-dsd-step-cast-to-float64",
