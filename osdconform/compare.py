@@ -75,12 +75,13 @@ class Difference:
 class OSDMismatch(AssertionError):
     """Two OSDs differ; ``difference`` says where and how."""
 
-    def __init__(self, difference: Difference, context: str = "") -> None:
+    def __init__(self, difference: Difference, context: str = "", *, message: str | None = None) -> None:
         self.difference = difference
         self.context = context
         where = f" at {difference.path}" if difference.path else ""
         prefix = f"{context}: " if context else ""
-        super().__init__(f"{prefix}OSD mismatch{where}: {difference.what}")
+        # `message`: the text of several problems at once (properties' `Checks`), this one first.
+        super().__init__(message or f"{prefix}OSD mismatch{where}: {difference.what}")
 
 
 def assert_osd_equal(

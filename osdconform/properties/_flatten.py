@@ -33,7 +33,12 @@ def flatten(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
             checks.fail(f"flat OSD keys outside the documented format: {bad[:5]}")
         checks.equal(ref.flatten(nested), flat, "flatten (reference flattening of the nested get vs flat get)")
         layout = ref.group_layout(src.module, src.optimizers)
-        checks.equal(nested, ref.unflatten(flat, layout), "flatten (nested get vs unflatten of flat get)")
+        try:
+            unflat = ref.unflatten(flat, layout)
+        except (ref.FlatKeyError, ref.FlatParameterError) as exc:  # a problem too, after the ones above
+            checks.fail(f"flatten (nested get vs unflatten of flat get): {type(exc).__name__}: {exc}")
+        else:
+            checks.equal(nested, unflat, "flatten (nested get vs unflatten of flat get)")
     from_flat = fresh(ctx, scenario, backend, "build fresh (flat)")
     from_nested = fresh(ctx, scenario, backend, "build fresh (nested)")
     with ctx.phase("set flat"):

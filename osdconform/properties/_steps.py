@@ -159,11 +159,16 @@ class Checks:
         self.problems.append(AssertionError(message))
 
     def done(self) -> None:
-        """Raise the one problem as it is, or all of them in one `AssertionError`."""
+        """Raise the one problem as it is, or all of them in one failure: an
+        `OSDMismatch` (the first difference's) when one of them is a mismatch."""
         if len(self.problems) == 1:
             raise self.problems[0]
         if self.problems:
-            raise AssertionError(PROBLEM_SEPARATOR.join(str(p) for p in self.problems))
+            message = PROBLEM_SEPARATOR.join(str(p) for p in self.problems)
+            first = next((p for p in self.problems if isinstance(p, OSDMismatch)), None)
+            if first is None:
+                raise AssertionError(message)
+            raise OSDMismatch(first.difference, first.context, message=message)
 
 
 def _has(osd: Any, section: str) -> bool:

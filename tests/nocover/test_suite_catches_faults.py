@@ -27,7 +27,8 @@ CASES = [
     ),
     pytest.param(
         "StaleGet", "test_roundtrip.py::test_roundtrip[full]", "1",
-        r"round trip \(reference gather of source vs loaded optimizer\): OSD mismatch at state",
+        # state, or (a smaller example) the param groups the target kept: StaleGet's set does nothing
+        r"round trip \(reference gather of source vs loaded optimizer\): OSD mismatch at (state|param_groups)",
         id="roundtrip-stale-get-only-reference-sees-it",
     ),
     pytest.param(
