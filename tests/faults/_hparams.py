@@ -14,7 +14,7 @@ from osdconform.backends.torch_dcp import TorchDCPBackend
 from osdconform.backends.torch_dsd import TorchDSDBackend
 from osdconform.backends.torch_save import TorchSaveBackend
 
-from ._kit import keep_target_keys, nested
+from ._kit import groups, keep_target_keys, nested
 
 
 class EmptyGroupLosesHyperparameters(ReferenceBackend):
@@ -44,7 +44,7 @@ class EmptyGroupLosesHyperparameters(ReferenceBackend):
         empty = [not g["params"] for g in osd["param_groups"]]
         lean = [{**g, **{k: v for k, v in live.items() if k not in g}} if e else g
                 for g, e, live in zip(osd["param_groups"], empty,
-                                      [g for o in workload.optimizers for g in o.param_groups])]
+                                      groups(workload))]
         super().set_optimizer_state(workload, {**osd, "param_groups": lean}, options)
 
 
@@ -111,7 +111,7 @@ class LrRecomputedFromInitialLr(TorchDSDBackend):
 
     def set_optimizer_state(self, workload, osd, options):
         super().set_optimizer_state(workload, osd, options)
-        for group in (g for o in workload.optimizers for g in o.param_groups):
+        for group in groups(workload):
             if "initial_lr" in group and not hasattr(group["lr"], "fill_"):
                 group["lr"] = float(group["initial_lr"])
 

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from osdconform.backends.torch_dcp import TorchDCPBackend
 from osdconform.backends.zero import ZeroBackend
 
-from ._kit import live_entries, map_entries
+from ._kit import live_entries, local, map_entries
 
 WORLD_FILE = "saved-world.json"
 
@@ -77,4 +77,4 @@ class DCPReshardSkipsMissingRanks(TorchDCPBackend):
                 if fqn in lost:
                     for value in entry.values():
                         if isinstance(value, torch.Tensor) and value.dim() > 0:
-                            (value.to_local() if hasattr(value, "to_local") else value).zero_()
+                            local(value).zero_()
