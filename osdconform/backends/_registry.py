@@ -167,6 +167,19 @@ def _target(base: str, entry_points: Iterable[metadata.EntryPoint] | None = None
     return registered[base].target
 
 
+def default_space(spec: str) -> str:
+    """The scenario space a run against `spec` draws unless ``--osd-space`` says.
+
+    ``full`` for a built-in backend: its shipped expected failures cover the
+    whole space, so the default run reaches every optimizer, plan and model
+    kind where the bugs are (issue 18).  ``core`` for the framework adapters,
+    whose expected failures are recorded on the core space so far, and for a
+    third party's backend, whose first run is best a quick look (it asks for
+    the whole space with ``--osd-space=full``).
+    """
+    return "full" if builtin_name(spec) in BUILTIN else "core"
+
+
 def builtin_name(spec: str, entry_points: Iterable[metadata.EntryPoint] | None = None) -> str | None:
     """The built-in backend or shipped adapter whose own target `spec` resolves to, else None.
 

@@ -66,14 +66,17 @@ class FSDP1Backend:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
         out = {"state": {}, "param_groups": []}
+        empty = False
         with _state_dict_type(workload.model, options.full, options.cpu_offload, self.local):
             for optim in workload.optimizers:
+                # Every rank calls it for every optimizer: it runs collectives.
                 osd = FSDP.optim_state_dict(workload.model, optim)
                 if not osd:  # rank0_only (cpu_offload): the other ranks get an empty dict
-                    return {}
+                    empty = True
+                    continue
                 out["state"].update(osd["state"])
                 out["param_groups"] += osd["param_groups"]
-        return out
+        return {} if empty else out
 
     def set_optimizer_state(self, workload: Workload, osd: dict[str, Any], options: StateOptions) -> None:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._conditions_full_space import FULL_SPACE
+from ._conditions_loaders import LOADERS
 from ._training import (
     dsd_saved_state,
     dsd_set_misses_state,
@@ -337,4 +339,4 @@ HELPERS = {
         fsdp1_unit_partly_in_state,
         missing_fqn_drops_a_group_head,
     )
-} | {f.__name__: f for f in NAMED + RELEASES}
+} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS}

@@ -75,6 +75,7 @@ osdconform.expected_failures`` (``osdconform xfails``) lists the entries.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,8 +164,8 @@ class XfailEntry:
 PROBLEM_SEPARATOR = "\n-- and also --\n"
 
 
-def explaining(entries: list[XfailEntry], failure: BaseException | str) -> list[XfailEntry]:
-    """The entries that explain `failure`: one per problem in it, or none if any problem is unexplained.
+def explained_problems(entries: list[XfailEntry], failure: BaseException | str) -> list[tuple[str, XfailEntry | None]]:
+    """Each problem of `failure` (its text) with the entry that explains it, or None.
 
     A problem is explained by an entry whose ``match`` it contains, or by one
     of its ``also`` texts where that entry's ``match`` explains another problem
@@ -172,16 +173,41 @@ def explaining(entries: list[XfailEntry], failure: BaseException | str) -> list[
     """
     parts = str(failure).split(PROBLEM_SEPARATOR)
     seen = [e for e in entries if any(e.match in part for part in parts)]
+    return [
+        (part, next((e for e in entries if e.match in part), None)
+         or next((e for e in seen if any(text in part for text in e.also)), None))
+        for part in parts
+    ]
+
+
+def explaining(entries: list[XfailEntry], failure: BaseException | str) -> list[XfailEntry]:
+    """The entries that explain `failure`: one per problem in it, or none if any problem is
+    unexplained (`explained_problems`)."""
     found: list[XfailEntry] = []
-    for part in parts:
-        entry = next((e for e in entries if e.match in part), None) or next(
-            (e for e in seen if any(text in part for text in e.also)), None
-        )
+    for _, entry in explained_problems(entries, failure):
         if entry is None:
             return []
         if entry not in found:
             found.append(entry)
     return found
+
+
+def check_of(problem: str) -> str:
+    """The check a problem of a failure belongs to, for counting problems per check.
+
+    A property's comparison names its check before the difference ("round
+    trip (reference gather of source vs loaded optimizer): OSD mismatch at
+    ..."; "errors (shape): optimizer before vs after the failed load: OSD
+    mismatch ..."; "type preservation: ..."), with its numbers (resume's step
+    counts) made ``N``; an exception raised by the backend is counted by the
+    phase it was raised in ("raised in phase 'set'").
+    """
+    first = problem.strip().split("\n", 1)[0]
+    head = first.split(": OSD mismatch", 1)[0] if ": OSD mismatch" in first else first.partition(": ")[0]
+    if head != first and len(head) <= 100 and not any(q in head for q in "'\""):
+        return re.sub(r"\d+", "N", head)
+    phase = re.search(r" in phase '([^']+)'", problem)
+    return f"raised in phase '{phase.group(1)}'" if phase else "raised"
 
 
 def release(torch_version: str) -> str:

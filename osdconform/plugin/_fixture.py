@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pytest
 
 from ..backends import StateOptions
-from ..expected_failures import XfailEntry, explaining, installed_torch
+from ..expected_failures import XfailEntry, check_of, explained_problems, explaining, installed_torch
 from ..harness import CPU_ONLY_ENV, RankHang, WorldFailure, WorldPool, active_pool
 from ..harness._world import CHECKPOINT_PREFIX
 from ..scenario import PLAN_KINDS
@@ -241,6 +241,8 @@ class Conformance:
                 self._hung = True
                 self._hang_signature = self._hang_signature or getattr(failure, "signature", None)
             explained = explaining(entries, failure)  # every problem of the failure, or none
+            for problem, entry in explained_problems(entries, failure):
+                self._record.checks[(prop, check_of(problem), "failed" if entry is None else "xfailed")] += 1
             self._count(prop, features, "xfailed" if explained else "failed", start, entries)
             if explained:
                 for entry in explained:

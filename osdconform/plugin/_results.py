@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 import pytest
 
+from ..reporting._checks import problems_per_check
 from ..reporting._report import RunReport, TestResult
 
 ITEM_PROPERTY = "osd_item"
@@ -45,6 +46,8 @@ class ItemRecord:
         self.xfailed: Counter = Counter()
         self.xpassed: Counter = Counter()
         self.unsupported: tuple[list[str], str] | None = None
+        # (property, check, "failed" | "xfailed") -> problems (`expected_failures.check_of`)
+        self.checks: Counter = Counter()
 
     def example(self, prop: str, features: Iterable[str], outcome: str, seconds: float, entries: Iterable[str]) -> None:
         if prop not in self.properties:
@@ -70,6 +73,7 @@ class ItemRecord:
             "xfailed": dict(self.xfailed),
             "xpassed": dict(self.xpassed),
             "unsupported": list(self.unsupported) if self.unsupported else None,
+            "checks": [[p, c, o, n] for (p, c, o), n in self.checks.items()],
         }
 
     def attach(self, item: Any) -> None:
@@ -156,7 +160,7 @@ class ResultCollector:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         r = self.report
-        if not (r.xfailed or r.xpassed or r.unmatched or self.report_path):
+        if not (r.xfailed or r.xpassed or r.unmatched or r.checks or self.report_path):
             return
         tr = terminalreporter
         tr.section("osdconform")
@@ -168,6 +172,10 @@ class ResultCollector:
             )
         for entry, n in sorted(r.xfailed.items()):
             tr.write_line(f"{n:5d} example(s) failed as expected: {entry}")
+        for (prop, check), counts in sorted(problems_per_check(r).items()):
+            tr.write_line(
+                f"problems of {prop} / {check}: {counts['failed']} failed, {counts['xfailed']} expected"
+            )
         for entry in r.unmatched:
             tr.write_line(
                 f"WARNING: expected-failure entry matched no example of this run "
@@ -187,6 +195,8 @@ class ResultCollector:
         for kind, into in (("xfailed", r.xfailed), ("xpassed", r.xpassed), ("matched", self.matched)):
             for entry, n in payload.get(kind, {}).items():
                 into[entry] = into.get(entry, 0) + int(n)
+        for prop, check, outcome, n in payload.get("checks", []):
+            r.checks[(prop, check, outcome)] = r.checks.get((prop, check, outcome), 0) + int(n)
         properties = payload.get("properties") or [property_of_test(nodeid)]
         outcome = self._outcome(phases, payload)
         if outcome == "unsupported":
@@ -219,14 +229,14 @@ class ResultCollector:
         """Expected-failure entries of the space that ran that no example applied to
         (only if some example ran at all).
 
-        A ``space: full`` entry cannot match in a core run (``--osd-space``,
-        read from the option: the run's own setting), so a core run does not
-        warn about it; a full run warns about every entry, the full space
-        holding the core one.
+        A ``space: full`` entry cannot match in a core run (the space the
+        run drew: ``--osd-space``, or the backend's default), so a core run
+        does not warn about it; a full run warns about every entry, the full
+        space holding the core one.
         """
         if not self.ran_examples:
             return []
-        space = self.config.getoption("osd_space", "core") or "core"
+        space = self.conformance.space.name
         return [
             e.describe() for e in self.conformance.xfails
             if e.describe() not in self.matched and (space == "full" or e.space == "core")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ..backends import BackendSpecError, builtin_name, resolve_backend
+from ..backends import BackendSpecError, builtin_name, default_space, resolve_backend
 from ..expected_failures import XfailFileError, installed_torch, load_xfails, shipped_xfails
 from ..harness import active_pool, device_kind, under_torchrun
 from ..harness._world import sweep_stale_workdirs
@@ -91,7 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
         backend = resolve_backend(spec)
     except BackendSpecError as exc:
         raise pytest.UsageError(f"--osd-backend: {exc}") from None
-    drawn_space = space(_one_of(config, "osd_space", tuple(SPACES)))
+    # The space asked for, else the backend's default (full for a built-in).
+    asked_space = _one_of(config, "osd_space", tuple(SPACES)) if value(config, "osd_space") else None
+    drawn_space = space(asked_space or default_space(spec))
     asked = value(config, "osd_world_sizes")
     sizes = _parse_world_sizes(asked) if asked is not None else DEFAULT_WORLD_SIZES
     device = _one_of(config, "osd_device", ("cpu", "cuda"))
@@ -186,8 +188,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     unknown = unknown_optimizers()
     return [
-        f"osdconform: backend {c.name} ({c.backend_spec}), world sizes {list(c.world_sizes)}, "
-        f"device {c.device}, torch {torch.__version__}, {len(c.xfails)} expected-failure entries",
+        f"osdconform: backend {c.name} ({c.backend_spec}), {c.space.name} space, world sizes "
+        f"{list(c.world_sizes)}, device {c.device}, torch {torch.__version__}, "
+        f"{len(c.xfails)} expected-failure entries",
         f"osdconform: {len(OPTIMIZER_NAMES) - len(unknown)} optimizers of torch.optim covered"
         + (f"; NOT KNOWN to osdconform (drawn with torch's defaults, unsharded plans only): "
            f"{', '.join(unknown)}" if unknown else ""),

@@ -77,10 +77,29 @@ def other_value(key: str, value: Any) -> Any:
     return value
 
 
-def give_other_values(optimizers) -> None:
-    """Move every restorable value of every param group of `optimizers` off the scenario's."""
+#: Keys whose zero stays zero in a group holding a parameter with sparse
+#: gradients (a sparse ``nn.Embedding``'s weight): torch.optim refuses weight
+#: decay on sparse gradients (SGD: "add(sparse, dense) is not supported";
+#: Adagrad: "weight_decay option is not compatible with sparse gradients").
+STRUCTURAL_ZERO_SPARSE = frozenset({"weight_decay"})
+
+
+def sparse_params(module: Any) -> set[int]:
+    """The ids of `module`'s parameters that get sparse gradients."""
+    return {
+        id(m.weight) for m in module.modules()
+        if isinstance(m, torch.nn.Embedding) and m.sparse
+    }
+
+
+def give_other_values(optimizers, module: Any = None) -> None:
+    """Move every restorable value of every param group of `optimizers` off the scenario's
+    (`module`: the model, whose sparse-gradient parameters keep a group's weight decay off)."""
+    sparse = sparse_params(module) if module is not None else set()
     for opt in optimizers:
         for group in opt.param_groups:
+            keep_zero = STRUCTURAL_ZERO_SPARSE if any(id(p) in sparse for p in group["params"]) else ()
             for key in list(group):
-                if key not in KEPT:
-                    group[key] = other_value(key, group[key])
+                if key in KEPT or (key in keep_zero and not group[key]):
+                    continue
+                group[key] = other_value(key, group[key])

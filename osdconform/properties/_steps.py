@@ -55,7 +55,7 @@ def fresh(ctx, scenario: Scenario, backend, name: str = "build fresh") -> Worklo
     their param groups holding other values than the scenario's (`give_other_values`)."""
     with ctx.phase(name):
         workload = build(ctx, scenario, backend, init_seed=scenario.seed + FRESH_SEED_OFFSET)
-        give_other_values(workload.optimizers)
+        give_other_values(workload.optimizers, workload.module)
         return workload
 
 

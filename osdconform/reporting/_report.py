@@ -21,6 +21,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
+from ._checks import render_checks
+
 FORMAT = "osdconform-report/1"
 ALL_FEATURES = "all"
 COUNTS = ("passed", "failed", "xfailed", "xpassed", "unsupported")
@@ -137,6 +139,8 @@ class RunReport:
     xfailed: dict[str, int] = field(default_factory=dict)
     xpassed: dict[str, int] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)
+    #: (property, check, "failed" | "xfailed") -> problems of failing examples (`_checks`).
+    checks: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def cell(self, prop: str, feature: str, backend: str | None = None) -> Cell:
         key = (prop, backend or self.backend, feature)
@@ -171,6 +175,7 @@ class RunReport:
                 "xpassed": dict(sorted(self.xpassed.items())),
                 "unmatched": sorted(self.unmatched),
             },
+            "checks": [[p, c, o, n] for (p, c, o), n in sorted(self.checks.items())],
         }
 
     @classmethod
@@ -198,6 +203,7 @@ class RunReport:
         report.xfailed = dict(xf.get("xfailed", {}))
         report.xpassed = dict(xf.get("xpassed", {}))
         report.unmatched = list(xf.get("unmatched", []))
+        report.checks = {(p, c, o): int(n) for p, c, o, n in data.get("checks", [])}
         return report
 
     def write(self, path: str | os.PathLike) -> None:
@@ -396,6 +402,7 @@ def render_markdown(reports: list[RunReport], baseline: list[RunReport] | None =
     parts += ["", "## Matrix", "", render_matrix(reports), ""]
     parts += ["## Totals", "", render_totals(reports), ""]
     parts += ["## Expected failures", "", render_expected_failures(reports), ""]
+    parts += ["## Problems per check", "", render_checks(reports), ""]
     if baseline is not None:
         parts += ["## Changes since baseline", "", render_difference(baseline, reports), ""]
     return "\n".join(parts).rstrip("\n") + "\n"

@@ -49,6 +49,19 @@ def accepts(
             # expects non-empty tensor") on a parameter whose TP-local piece is
             # empty, so such a scenario cannot even train, whatever the backend.
             return f"FSDP2 over TP cannot train parameters whose TP piece is empty: {empty}"
+    if plan.kind == "tp" and world_size == 1:
+        shapes = model.param_shapes()
+        narrow = [fqn for fqn, style in plan.tp if style == "colwise" and shapes.get(f"{fqn}.bias") == (1,)]
+        if narrow:
+            # torch 2.13: on a mesh of one rank, the backward of a colwise
+            # Linear with one output and a bias (Shard(0) of shape (1,))
+            # reduces the bias's broadcast gradient with a view (1, 1) -> (1,)
+            # that DTensor's sharding propagation refuses ("would remove or
+            # reshape sharded dimension 1, which requires redistribution"),
+            # the defect of the reproducer
+            # expected_failures/repro/torch_dtensor_sharded_param_width_one_backward.py
+            # (on 2 or more ranks it trains).
+            return f"colwise TP cannot train a one-output Linear with a bias on one rank: {narrow}"
     if plan.kind == "fsdp1" and _fsdp1_unit_loses_params(plan, world_size, model):
         # torch 2.13 bug, not a limit of the space: after a backward in which
         # a unit's own parameters get no gradient, NO_SHARD (which FSDP also
@@ -82,6 +95,17 @@ def accepts(
             # on a rank whose piece is empty ("index_select(): self indexing
             # axis dim should be positive").
             return f"DTensor embeddings cannot train with sharded tables: {tables}"
+        widths = model.tree().bare_param_widths()
+        narrow = [f for f in sharded if widths.get(f) == 1]
+        if narrow:
+            # torch 2.13: the backward of adding a sharded bare parameter to
+            # an activation of width 1 (h + p, h of shape (B, 1)) reduces the
+            # broadcast gradient with a view (1, 1) -> (1,) that DTensor's
+            # sharding propagation refuses ("would remove or reshape sharded
+            # dimension 1, which requires redistribution"), even on a mesh of
+            # one rank.  Reproducer:
+            # expected_failures/repro/torch_dtensor_sharded_param_width_one_backward.py
+            return f"DTensor cannot train a sharded bare parameter added to a width-1 activation: {narrow}"
     sparse = getattr(model, "sparse_param_fqns", lambda: ())()
     if sparse and plan.kind != "none":
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse

@@ -1,8 +1,8 @@
 """Scenario spaces as objects: what the suites draw, handed to whoever needs it.
 
-A run draws from one space, ``core`` (the default: MLPs, SGD/Adam/AdamW,
-plans none/ddp/fsdp2) or ``full`` (module trees, every torch.optim
-optimizer, every plan); ``--osd-space`` picks it and the ``osd`` fixture holds
+A run draws from one space, ``full`` (the default: module trees, every
+torch.optim optimizer, every plan) or ``core`` (MLPs, SGD/Adam/AdamW, plans
+none/ddp/fsdp2: a quick first look); ``--osd-space`` picks it and the ``osd`` fixture holds
 it (`Conformance.space`).  The space, not a module-level switch, answers the
 questions every part of a run asks:
 
@@ -126,5 +126,6 @@ def space(name: str) -> Space:
 
 
 def scenarios(*, space: Space | str = CORE, **kw: Any) -> st.SearchStrategy:
-    """Scenarios of `space` (the core one by default); ``**kw`` as for `Space.scenarios`."""
+    """Scenarios of `space` (the core one unless told; a run's ``osd.space`` is the full one
+    by default); ``**kw`` as for `Space.scenarios`."""
     return (SPACES[space] if isinstance(space, str) else space).scenarios(**kw)

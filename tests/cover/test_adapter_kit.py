@@ -183,6 +183,16 @@ def test_shipped_expected_failures_follow_the_target_not_the_name():
     assert resolve_backend("helpers.kit_backends:Impostor").name == "torch-save"  # named like one, all the same
 
 
+def test_the_built_in_backends_draw_the_full_space_by_default_the_others_the_core_one():
+    from osdconform.backends import BUILTIN, default_space
+    from osdconform.backends._registry import ADAPTERS
+
+    assert {default_space(name) for name in BUILTIN} == {"full"}
+    assert default_space("osdconform.backends.zero:ZeroBackend") == "full"  # the target, not the name
+    assert {default_space(name) for name in ADAPTERS} == {"core"}  # their expected failures are core's so far
+    assert default_space("helpers.kit_backends:Impostor") == "core"  # named like torch-save, a third party's
+
+
 @pytest.fixture
 def run(pytester, monkeypatch):
     import os

@@ -118,3 +118,39 @@ def test_a_consequence_is_explained_only_beside_its_cause():
     assert explaining(entries, PROBLEM_SEPARATOR.join([cause, consequence])) == entries
     assert explaining(entries, consequence) == [], "'also' must not excuse a problem alone"
     assert explaining(entries, PROBLEM_SEPARATOR.join([cause, "resume: OSD mismatch at state['w']['exp_avg']"])) == []
+
+
+def test_problems_are_counted_per_check_explained_or_not():
+    """The report counts per check (item 3): each problem by the check that found it."""
+    from osdconform.expected_failures import check_of, explained_problems
+    from osdconform.reporting._checks import problems_per_check, render_checks
+    from osdconform.reporting._report import RunReport
+
+    checks = Checks()
+    checks.all_equal([(SOURCE, LOADED, "round trip (reference gather of source vs loaded optimizer)")])
+    checks.fail("errors (shape): the exception does not name the offending key or file (any of ['w']): KeyError")
+    with pytest.raises(OSDMismatch) as caught:
+        checks.done()
+    judged = [(check_of(p), e is not None) for p, e in explained_problems(parse_xfails(ENTRY, "f.txt"), caught.value)]
+    assert judged == [
+        ("round trip (reference gather of source vs loaded optimizer)", True),  # betas: the entry's
+        ("round trip (reference gather of source vs loaded optimizer)", False),  # the custom key: not
+        ("errors (shape)", False),
+    ]
+    assert check_of("resume (3 steps + 1 after the checkpoint vs 4 straight): OSD mismatch at state") == (
+        "resume (N steps + N after the checkpoint vs N straight)"
+    )
+    assert check_of("float division by zero\n[world of 2; ZeroDivisionError on rank 0 in phase 'set']") == (
+        "raised in phase 'set'"
+    )
+
+    report = RunReport("b", "b", "2.13.0", "cpu", "ci", [1])
+    for check, explained in judged:
+        key = ("roundtrip", check, "xfailed" if explained else "failed")
+        report.checks[key] = report.checks.get(key, 0) + 1
+    again = RunReport.from_json(report.to_json())
+    assert problems_per_check(again) == {
+        ("roundtrip", "round trip (reference gather of source vs loaded optimizer)"): {"failed": 1, "xfailed": 1},
+        ("roundtrip", "errors (shape)"): {"failed": 1, "xfailed": 0},
+    }
+    assert "| roundtrip | b | round trip (reference gather of source vs loaded optimizer) | 1 | 1 |" in render_checks([again])

@@ -17,8 +17,26 @@ from hypothesis import HealthCheck, given, settings
 from osdconform import reference as ref
 from osdconform import strategies as ost
 from osdconform.compare import assert_osd_equal
-from osdconform.properties._other_values import KEPT, STRUCTURAL_ZERO, ZERO_TO, give_other_values, other_value
-from osdconform.scenario import build_workload, train
+from osdconform.properties._other_values import (
+    KEPT,
+    STRUCTURAL_ZERO,
+    STRUCTURAL_ZERO_SPARSE,
+    ZERO_TO,
+    give_other_values,
+    other_value,
+    sparse_params,
+)
+from osdconform.scenario import (
+    EmbeddingSpec,
+    GroupSpec,
+    LinearSpec,
+    OptimizerSpec,
+    PlanSpec,
+    Scenario,
+    TreeSpec,
+    build_workload,
+    train,
+)
 
 CPU = torch.device("cpu")
 
@@ -75,13 +93,16 @@ def test_every_restorable_value_moves_stays_valid_and_a_correct_load_restores_it
 
         dst = build_workload(scenario, rank=0, device=CPU, init_seed=scenario.seed + 1)
         before = [dict(g) for opt in dst.optimizers for g in opt.param_groups]
-        give_other_values(dst.optimizers)
+        give_other_values(dst.optimizers, dst.module)
+        sparse = sparse_params(dst.module)
         after = [g for opt in dst.optimizers for g in opt.param_groups]
         for i, (old, new) in enumerate(zip(before, after)):
             assert old.keys() == new.keys()
             for key, value in old.items():
                 if key in KEPT:
                     assert new[key] is value, f"group {i} {key} was moved"
+                elif key in STRUCTURAL_ZERO_SPARSE and not value and any(id(p) in sparse for p in new["params"]):
+                    assert new[key] == value, f"group {i} {key}: weight decay given to sparse gradients"
                 elif _moves(key, value):
                     assert not _same(value, new[key]), f"group {i} {key} kept {value!r}"
                     if key != "line_search_fn":  # LBFGS's takes None or "strong_wolfe"
@@ -89,9 +110,27 @@ def test_every_restorable_value_moves_stays_valid_and_a_correct_load_restores_it
 
         # Valid for a step (the one torch-dsd takes before it loads, and more).
         probe = build_workload(scenario, rank=0, device=CPU, init_seed=scenario.seed + 2)
-        give_other_values(probe.optimizers)
+        give_other_values(probe.optimizers, probe.module)
         train(probe, 1)
 
         # A correct load restores every value the target was given.
         ref.load_osd(dst.module, dst.optimizers, osd)
         assert_osd_equal(osd, ref.full_osd(dst.module, dst.optimizers))
+
+
+def test_a_group_with_sparse_gradients_keeps_its_weight_decay_off_and_still_trains():
+    # The errors suite's wrong-optimizer target (SGD over a sparse Embedding)
+    # failed to train once weight decay moved off zero: "add(sparse, dense)".
+    scenario = Scenario(
+        seed=0, world_size=1,
+        model=TreeSpec(width=1, layers=(LinearSpec(out=1), EmbeddingSpec(num=1, sparse=True))),
+        optimizers=(OptimizerSpec("sgd", (GroupSpec(("layers.1.weight",), (("momentum", 0.9),)),)),),
+        plan=PlanSpec("none"), steps=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dst = build_workload(scenario, rank=0, device=CPU)
+        give_other_values(dst.optimizers, dst.module)
+        group = dst.optimizers[0].param_groups[0]
+        assert group["weight_decay"] == 0 and group["momentum"] == 0.45
+        train(dst, 1)

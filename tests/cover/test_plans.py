@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 from helpers.shrinking import SMALLEST_MODEL, all_ones, minimal
 from osdconform import strategies as ost
-from osdconform.scenario import PLAN_KINDS, MLPSpec, PlanSpec, plan_accepts
+from osdconform.scenario import PLAN_KINDS, LinearSpec, MLPSpec, ParamSpec, PlanSpec, TreeSpec, plan_accepts
 from osdconform.scenario._plans import FSDP1_STRATEGIES, mesh_shape_2d
 from osdconform.strategies._plans import fit_plan, plan_blueprints
 
@@ -115,6 +115,29 @@ def test_reasons_for_model_dependent_rejections():
     )
     assert plan_accepts(PlanSpec("tp", tp=(("layers.0", "colwise"),)), 4, model) is None  # TP alone copes
     assert "flat parameters" in plan_accepts(PlanSpec("fsdp1", use_orig_params=False), 2)
+
+
+def test_a_sharded_bare_parameter_is_refused_only_where_it_is_added_to_a_width_one_activation():
+    # types[full] on torch 2.13: the backward of h + p, h of shape (B, 1), fails in DTensor.
+    two = TreeSpec(width=1, layers=(ParamSpec(), ParamSpec()))
+    sharded = PlanSpec("dtensor", placements=(("layers.p1", ("S0",)),))
+    assert "width-1 activation: ['layers.p1']" in plan_accepts(sharded, 1, two)
+    assert plan_accepts(PlanSpec("dtensor"), 1, two) is None  # replicated: trains
+    wide = TreeSpec(width=2, layers=(ParamSpec(), ParamSpec()))
+    assert plan_accepts(sharded, 1, wide) is None
+    one = TreeSpec(width=2, layers=(ParamSpec(shape="1-element"), ParamSpec(shape="1-element")))
+    assert plan_accepts(sharded, 1, one) is None  # one element, but added to a width-2 activation
+
+
+def test_a_colwise_one_output_linear_with_a_bias_is_refused_on_one_rank_only():
+    # schedulers[storage] (torch-dcp, full space) on torch 2.13: the bias's backward fails in DTensor.
+    model = TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),))
+    colwise = PlanSpec("tp", tp=(("layers.0", "colwise"),))
+    assert "one-output Linear with a bias on one rank: ['layers.0']" in plan_accepts(colwise, 1, model)
+    assert plan_accepts(colwise, 2, model) is None  # on two ranks it trains
+    assert plan_accepts(PlanSpec("tp", tp=(("layers.0", "rowwise"),)), 1, model) is None
+    assert plan_accepts(colwise, 1, TreeSpec(width=1, layers=(LinearSpec(out=1),))) is None  # no bias
+    assert plan_accepts(colwise, 1, TreeSpec(width=1, layers=(LinearSpec(out=2, bias=True),))) is None
 
 
 def test_batch_rows_cover_the_global_batch_once_per_replica():

@@ -260,7 +260,7 @@ def test_entry_point_backend_by_name_and_its_world_size_limit(run, pytester):
     install_entry_point_backend(pytester.path)
     ok = run("--osd-backend=fake-backend", "--osd-world-sizes=1,2")
     assert ok.ret == 0, ok.outlines + ok.errlines
-    assert any("osdconform: backend fake-backend (fake-backend), world sizes [1, 2]" in l for l in ok.outlines)
+    assert any("osdconform: backend fake-backend (fake-backend), core space, world sizes [1, 2]" in l for l in ok.outlines)
     too_big = run("--osd-backend=fake-backend", "--osd-world-sizes=1,4")
     assert too_big.ret == USAGE_ERROR
     errors = [line for line in too_big.errlines if line.startswith("ERROR:")]
@@ -388,7 +388,6 @@ def test_stale_warnings_only_for_entries_of_the_space_that_ran(space, warned):
 
     entries = parse_xfails(_ENTRY + "\n" + _ENTRY.replace("True", "False") + "space: full\n", "f.txt")
     collector = object.__new__(ResultCollector)
-    collector.config = SimpleNamespace(getoption=lambda name, default=None: {"osd_space": space}.get(name, default))
-    collector.conformance = SimpleNamespace(xfails=entries)
+    collector.conformance = SimpleNamespace(xfails=entries, space=SimpleNamespace(name=space))
     collector.ran_examples, collector.matched = 1, {}
     assert [u.split(": ")[0] for u in collector.unmatched_entries()] == warned

@@ -113,6 +113,10 @@ class TestRendering(expecttest.TestCase):
 
 - xfail (torch-dsd): 3 example(s) failed as expected: osdconform/expected_failures/torch-dsd.txt:3: roundtrip where o.full: betas become a list (repro/x.py)
 - unmatched (torch-dsd): no example of the run matched my-xfails.txt:1: fidelity where o.flatten: old bug (n/a)
+
+## Problems per check
+
+no example failed in this run
 """)
 
     def test_changes_since_baseline(self):

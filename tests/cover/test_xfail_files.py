@@ -55,8 +55,8 @@ def test_xfails_command_lists_entries_of_a_backend_or_a_file(tmp_path, capsys):
 
     assert main(["xfails", "zero"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("zero: 4 entries (0 of the full space only), osdconform/expected_failures/zero.txt")
-    assert "zero.txt:4  isolation  [core]" in out and "      when:       s.steps > 0" in out
+    assert out.startswith("zero: 5 entries (1 of the full space only), osdconform/expected_failures/zero.txt")
+    assert "zero.txt:4  isolation  [core]" in out and "      when:       trains_state(s)" in out
     own = tmp_path / "mine.txt"
     own.write_text("# My backend.\nproperty: roundtrip\nwhen: True\nmatch: x\nreason: a bug\nreproducer: n/a\nspace: full\n")
     assert main(["xfails", "--markdown", str(own)]) == 0

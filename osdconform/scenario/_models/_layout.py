@@ -45,6 +45,7 @@ class ParamInfo:
     used: bool  # False: in an unused branch (never gets a gradient)
     sparse: bool = False
     alias_of: str | None = None  # tied: the canonical FQN this name shares a Parameter with
+    width: int | None = None  # a bare parameter: the width of the activation it is added to
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class _Walker:
             if node.stats:
                 self.buffers += [_join(fqn, b) for b in ("running_mean", "running_var", "num_batches_tracked")]
         elif isinstance(node, ParamSpec):
-            param("", {"vector": (w,), "1-element": (1,), "0-d": ()}[node.shape])
+            param("", {"vector": (w,), "1-element": (1,), "0-d": ()}[node.shape], width=w)
         elif isinstance(node, TiedLinearSpec):
             param("first.weight", (w, w))
             if node.bias:

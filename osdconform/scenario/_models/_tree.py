@@ -144,6 +144,10 @@ class TreeSpec:
     def tree(self) -> "TreeSpec":
         return self
 
+    def bare_param_widths(self) -> dict[str, int]:
+        """Each bare parameter's FQN -> the width of the activation it is added to."""
+        return {p.fqn: p.width for p in self._params() if p.width is not None}
+
     def _params(self) -> Iterator[ParamInfo]:
         return (p for p in _layout(self).params if p.alias_of is None)
 
