@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._conditions_fsdp1 import FSDP1
 from ._conditions_full_space import FULL_SPACE
 from ._conditions_loaders import LOADERS
 from ._training import (
@@ -339,4 +340,4 @@ HELPERS = {
         fsdp1_unit_partly_in_state,
         missing_fqn_drops_a_group_head,
     )
-} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS}
+} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS + FSDP1}

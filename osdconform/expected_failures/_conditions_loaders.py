@@ -6,7 +6,8 @@ holds is what training left (`state_after_training`): NAdam's and ASGD's
 scalars and LBFGS's flat-vector state cast on load, ZeRO's and FSDP1's
 state entries and aliasing.  torch-dcp saves and loads through DSD and a
 template: what its save creates, what its template asks for, and FSDP1's
-chunks a rank may miss.  `_conditions_full_space` holds torch-dsd's own;
+chunks a rank may miss.  `_conditions_fsdp1` holds FSDP1's own get and load and
+what its flat parameters put on each rank; `_conditions_full_space` holds torch-dsd's own;
 `_conditions.HELPERS` gives predicates both.
 
 tests/cover/test_full_space_conditions.py pins FSDP1's to the examples that
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..scenario._optimizers import TensorValue
 from ._training import dsd_saved_state, got_grad, state_after_training, stateful_params, trainable_at_end
 
 
@@ -43,7 +45,6 @@ def load_casts_trained_scalar_state(s: Any, optimizer: Any = None) -> bool:
 _PROMOTION = ("bfloat16", "float32", "float64")
 
 
-
 def lbfgs_state_cast_to_first_param(s: Any) -> bool:
     """An LBFGS optimizer over parameters of several dtypes that stepped with a
     gradient (some parameter of it got one, `got_grad`), so that its state
@@ -66,7 +67,6 @@ def lbfgs_state_cast_to_first_param(s: Any) -> bool:
     return False
 
 
-
 def _lbfgs_gradient_steps(s: Any, opt: Any) -> int:
     """How many of the training steps gave some parameter of LBFGS `opt` a
     gradient (a step without one returns before it changes any state)."""
@@ -76,7 +76,6 @@ def _lbfgs_gradient_steps(s: Any, opt: Any) -> int:
         (min(frozen.get(f, s.steps), s.steps) for f in opt.param_fqns() if f not in unused and frozen.get(f) != 0),
         default=0,
     )
-
 
 
 def lbfgs_step_length_cast(s: Any) -> bool:
@@ -105,7 +104,6 @@ def lbfgs_step_length_cast(s: Any) -> bool:
     return False
 
 
-
 def lbfgs_idle_after_checkpoint(s: Any) -> bool:
     """Some LBFGS optimizer stepped with a gradient before the checkpoint and
     gets none after it (its used parameters are all frozen by then): the
@@ -121,13 +119,11 @@ def lbfgs_idle_after_checkpoint(s: Any) -> bool:
     )
 
 
-
 def trains_state(s: Any) -> bool:
     """Some optimizer holds state after training (`state_after_training`: a
     parameter got a gradient, or Adagrad's constructor gave it state), so a
     plain ``optimizer.state_dict()`` has state tensors a load may keep."""
     return any(state_after_training(s, opt) for opt in s.optimizers)
-
 
 
 def trains_state_with_a_dim(s: Any) -> bool:
@@ -137,7 +133,6 @@ def trains_state_with_a_dim(s: Any) -> bool:
     as ``unknown_fqn``)."""
     shapes = s.model.param_shapes()
     return any(shapes[f] != () for opt in s.optimizers for f in state_after_training(s, opt))
-
 
 
 def trained_state_has_peers(s: Any) -> bool:
@@ -159,7 +154,6 @@ def trained_state_has_peers(s: Any) -> bool:
     return False
 
 
-
 def dcp_saved_state(s: Any, opt: Any) -> frozenset[str]:
     """Parameters torch-dcp's save writes state for: what torch-dsd's get
     returns (`dsd_saved_state`), except that its zero-gradient step does not
@@ -176,7 +170,6 @@ def dcp_saved_state(s: Any, opt: Any) -> frozenset[str]:
     return dsd_saved_state(s, opt)
 
 
-
 def dcp_template_state(s: Any, opt: Any) -> frozenset[str]:
     """Parameters the template of torch-dcp's load holds state for: the load
     fills the OSD that torch-dsd's get returns for the fresh target, whose
@@ -187,7 +180,6 @@ def dcp_template_state(s: Any, opt: Any) -> frozenset[str]:
         return frozenset(opt.param_fqns())
     frozen = s.model.frozen_after()
     return frozenset(f for f in stateful_params(opt) if frozen.get(f) != 0)
-
 
 
 def dcp_load_misses_saved_state(s: Any) -> bool:
@@ -201,7 +193,6 @@ def dcp_load_misses_saved_state(s: Any) -> bool:
     return any(
         dcp_template_state(s, opt) - dcp_saved_state(s, opt) for opt in s.optimizers if opt.name != "lbfgs"
     )
-
 
 
 def fsdp1_state_chunks_miss_a_rank(s: Any) -> frozenset[str]:
@@ -227,21 +218,24 @@ def fsdp1_state_chunks_miss_a_rank(s: Any) -> frozenset[str]:
     return frozenset(out)
 
 
-
 def dcp_fsdp1_state_empty_on_a_rank(s: Any) -> bool:
     """Under FSDP1, torch-dcp's load template holds saved state (a sharded
     entry, as ``exp_avg``) of a parameter whose state has no piece on some
     rank (`fsdp1_state_chunks_miss_a_rank`): that rank's ShardedTensor has no
     local shard, ``_flatten_sharded_tensors`` drops its key, and the load planner,
     finding checkpoint keys the rank does not ask for, takes the checkpoint
-    for a pre-2.4 one and looks up ``optimizer.param_groups`` whole."""
+    for a pre-2.4 one and looks up ``optimizer.param_groups`` whole (the old
+    format keeps a list without tensors as one value; with a tensor
+    hyperparameter, a tensor ``lr``, it walks the groups key by key, finds
+    them all and loads)."""
+    if any(isinstance(v, TensorValue) for opt in s.optimizers for g in opt.groups for _, v in g.hparams):
+        return False  # a tensor hyperparameter: the old format traverses the groups too, and loads
     empty = fsdp1_state_chunks_miss_a_rank(s)
     return any(
         f in empty
         for opt in s.optimizers if opt.name != "lbfgs"
         for f in dcp_saved_state(s, opt) & dcp_template_state(s, opt)
     )
-
 
 
 def dcp_save_creates_state(s: Any, opt: Any) -> frozenset[str]:
@@ -252,11 +246,24 @@ def dcp_save_creates_state(s: Any, opt: Any) -> frozenset[str]:
     return dcp_saved_state(s, opt) - state_after_training(s, opt)
 
 
-
 def dcp_save_changes_optimizer(s: Any) -> bool:
     """torch-dcp's save gives some optimizer state (`dcp_save_creates_state`)."""
     return any(dcp_save_creates_state(s, opt) for opt in s.optimizers)
 
+
+def dcp_save_steps(s: Any, optimizer: str) -> bool:
+    """torch-dcp's save steps an `optimizer` optimizer with zero gradients:
+    it creates state for it (`dcp_save_creates_state`: no state and no
+    gradient at the save, not only before the first step: every parameter it
+    trained so far may be in an unused branch)."""
+    return any(opt.name == optimizer and dcp_save_creates_state(s, opt) for opt in s.optimizers)
+
+
+def dcp_template_steps(s: Any, optimizer: str) -> bool:
+    """The get that makes torch-dcp's load template steps the fresh
+    `optimizer` optimizer with zero gradients for some parameter
+    (`dcp_template_state`: one not frozen at build)."""
+    return any(opt.name == optimizer and dcp_template_state(s, opt) for opt in s.optimizers)
 
 
 def dcp_save_gives_state_to_unused_params(s: Any) -> bool:
@@ -269,7 +276,6 @@ def dcp_save_gives_state_to_unused_params(s: Any) -> bool:
     return any(f in unused for opt in s.optimizers for f in dcp_save_creates_state(s, opt))
 
 
-
 def dcp_wrong_optimizer_template_creates_state(s: Any) -> bool:
     """The errors property's ``wrong_optimizer`` target (each optimizer
     swapped for another class, `properties._errors.other_optimizer`, trained
@@ -280,45 +286,6 @@ def dcp_wrong_optimizer_template_creates_state(s: Any) -> bool:
 
     target = other_optimizer(s).replace(steps=1)
     return any(dcp_save_creates_state(target, opt) for opt in target.optimizers)
-
-
-
-def fsdp1_load_keeps_caller_tensors(s: Any) -> bool:
-    """After FSDP1's own load (``FSDP.optim_state_dict_to_load`` and
-    ``Optimizer.load_state_dict``) the optimizer still holds tensors of the
-    dict it was given: in a world of 1 every state tensor (FSDP1 shards
-    nothing there), in any world the ``step`` tensor of every optimizer but
-    SGD (the others all count steps in a tensor).  It shows where the
-    checkpoint holds state (`state_after_training`: FSDP1's get gives an
-    optimizer none of its own) for such an optimizer."""
-    return any(
-        state_after_training(s, opt) and (s.world_size == 1 or opt.name != "sgd") for opt in s.optimizers
-    )
-
-
-
-def fsdp1_unit_mixes_trained_state_keys(s: Any) -> bool:
-    """FSDP1's own get (no zero-gradient step) of a sharded unit (world > 1,
-    not NO_SHARD) whose parameters with trained state
-    (`state_after_training`) in one optimizer (not SGD) keep different
-    optional state keys (``amsgrad``, ``centered``, ... in one group only):
-    ``_allgather_orig_param_states`` then miscounts the flat buffer (the
-    torch-dsd entry's `fsdp1_unit_mixes_state_keys`, which counts the state
-    torch-dsd's zero-gradient step creates as well)."""
-    if s.plan.kind != "fsdp1" or s.world_size <= 1 or s.plan.sharding_strategy == "NO_SHARD":
-        return False
-    for opt in s.optimizers:
-        if opt.name == "sgd":
-            continue
-        trained = state_after_training(s, opt)
-        keys: dict[str, set[frozenset[str]]] = {}
-        for g in opt.groups:
-            for f in g.params:
-                if f in trained:
-                    keys.setdefault(s.plan.fsdp_unit(f), set()).add(opt.optional_state(g))
-        if any(len(k) > 1 for k in keys.values()):
-            return True
-    return False
 
 
 #: The conditions above, by name (`_conditions.HELPERS` adds them).
@@ -337,8 +304,8 @@ LOADERS = (
     dcp_fsdp1_state_empty_on_a_rank,
     dcp_save_creates_state,
     dcp_save_changes_optimizer,
+    dcp_save_steps,
+    dcp_template_steps,
     dcp_save_gives_state_to_unused_params,
     dcp_wrong_optimizer_template_creates_state,
-    fsdp1_load_keeps_caller_tensors,
-    fsdp1_unit_mixes_trained_state_keys,
 )

@@ -106,6 +106,21 @@ def accepts(
             # one rank.  Reproducer:
             # expected_failures/repro/torch_dtensor_sharded_param_width_one_backward.py
             return f"DTensor cannot train a sharded bare parameter added to a width-1 activation: {narrow}"
+        if world_size == 1:
+            shapes = model.param_shapes()
+            places = dict(plan.placements)
+            one_out = [
+                f for f in sharded
+                if f.endswith(".weight") and len(shapes.get(f, ())) == 2 and shapes[f][0] == 1
+                and places[f][0] == "S0" and shapes.get(f[: -len("weight")] + "bias") == (1,)
+            ]
+            if one_out:
+                # torch 2.13, the same defect on a mesh of one rank: a linear
+                # with one output whose weight is Shard(0) makes an activation
+                # of width 1 sharded on dim 1, and the backward of adding the
+                # bias (replicated or sharded) to it fails the same way (on 2
+                # or more ranks it trains).
+                return f"DTensor cannot train a one-output linear with a Shard(0) weight and a bias on one rank: {one_out}"
     sparse = getattr(model, "sparse_param_fqns", lambda: ())()
     if sparse and plan.kind != "none":
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse

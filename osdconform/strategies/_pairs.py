@@ -35,6 +35,10 @@ def reshard_pairs(
         raise ValueError(f"resharding needs two world sizes, got {list(world_sizes)}")
     w2 = draw(st.sampled_from(others))
     kinds = [k for k in plan_kinds if plan_accepts(PlanSpec(k), w2) is None]
+    # The loaded objects must be ones the space draws: every optimizer runs under P2 too
+    # (no foreach beside TP's mixed DTensor and plain parameters, no LBFGS on sharded ones),
+    # or the zero-gradient step of a load (torch-dsd's set, torch-dcp's template) fails.
+    kinds = [k for k in kinds if not any(opt.unsupported_plan(k) for opt in first.optimizers)]
     kinds = space.plan_kinds(kinds)
     assume(kinds)
     plan = draw(space.plans(first.model, kinds))

@@ -126,7 +126,7 @@ def test_a_missing_fqn_fault_that_leaves_no_state_is_loaded_silently():
 
 
 def test_fsdp1s_own_load_keeps_the_callers_tensors():
-    from osdconform.expected_failures._conditions_loaders import fsdp1_load_keeps_caller_tensors
+    from osdconform.expected_failures._conditions_fsdp1 import fsdp1_load_keeps_caller_tensors
 
     assert fsdp1_load_keeps_caller_tensors(_one("adadelta", plan="fsdp1", world=2, steps=1))  # isolation[full]
     assert fsdp1_load_keeps_caller_tensors(_one("adagrad", plan="fsdp1", world=2))  # state from its constructor
@@ -137,7 +137,7 @@ def test_fsdp1s_own_load_keeps_the_callers_tensors():
 
 
 def test_fsdp1s_own_get_of_a_unit_that_mixes_trained_state_keys():
-    from osdconform.expected_failures._conditions_loaders import fsdp1_unit_mixes_trained_state_keys
+    from osdconform.expected_failures._conditions_fsdp1 import fsdp1_unit_mixes_trained_state_keys
 
     model = TreeSpec(width=1, layers=(LinearSpec(out=1), LinearSpec(out=1)))
     groups = (GroupSpec(("layers.0.weight",), (("amsgrad", True),)), GroupSpec(("layers.1.weight",)))
@@ -151,3 +151,29 @@ def test_fsdp1s_own_get_of_a_unit_that_mixes_trained_state_keys():
     assert fsdp1_unit_mixes_trained_state_keys(adam(1))
     assert not fsdp1_unit_mixes_trained_state_keys(adam(0))  # no state yet: FSDP1's get creates none
     assert not fsdp1_unit_mixes_trained_state_keys(adam(1, world=1))  # nothing sharded
+
+
+def test_a_get_over_fsdp1_steps_only_the_ranks_whose_pieces_hold_nothing_trained():
+    # The reproducer's layout (repro/torch_dsd_fsdp1_get_inits_some_ranks.py): a Linear(5 -> 1) unit is
+    # 5 + 3 alignment + 1 elements, in pieces of 3 over four ranks, so rank 3 holds only padding; the
+    # unused branch's one element lies on rank 0.
+    from osdconform.expected_failures._conditions_fsdp1 import (
+        dsd_get_inits_some_ranks_over_fsdp1,
+        fsdp1_params_on_ranks,
+    )
+
+    model = TreeSpec(width=5, layers=(LinearSpec(out=1, bias=True), UnusedSpec(LinearSpec(out=1))))
+
+    def adam(world, shard=("layers.0", "layers.1"), name="adam", plan="fsdp1"):
+        groups = (GroupSpec(model.param_fqns()),)
+        return Scenario(seed=0, world_size=world, model=model, optimizers=(OptimizerSpec(name, groups),),
+                        plan=PlanSpec(plan, shard=shard), steps=1)
+
+    assert fsdp1_params_on_ranks(adam(4)) == [
+        {"layers.0.weight", "layers.1.weight"}, {"layers.0.weight"}, {"layers.0.bias"}, set()
+    ]
+    assert dsd_get_inits_some_ranks_over_fsdp1(adam(4))
+    assert not dsd_get_inits_some_ranks_over_fsdp1(adam(3))  # every rank holds a trained element: none steps
+    assert not dsd_get_inits_some_ranks_over_fsdp1(adam(4, shard=()))  # the idle rank holds the unused one alone
+    assert not dsd_get_inits_some_ranks_over_fsdp1(adam(4, name="adagrad"))  # state from its constructor
+    assert fsdp1_params_on_ranks(adam(4, shard=(), plan="ddp")) == []

@@ -140,6 +140,17 @@ def test_a_colwise_one_output_linear_with_a_bias_is_refused_on_one_rank_only():
     assert plan_accepts(colwise, 1, TreeSpec(width=1, layers=(LinearSpec(out=2, bias=True),))) is None
 
 
+def test_a_one_output_linear_with_a_shard0_weight_and_a_bias_is_refused_on_one_rank_only():
+    # reshard[storage] (torch-dcp, full space, ci-full) on torch 2.13: the bias's backward fails in DTensor.
+    model = TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),))
+    weight = PlanSpec("dtensor", placements=(("layers.0.weight", ("S0",)),))
+    assert "Shard(0) weight and a bias on one rank: ['layers.0.weight']" in plan_accepts(weight, 1, model)
+    assert plan_accepts(weight, 2, model) is None  # on two ranks it trains
+    assert plan_accepts(PlanSpec("dtensor", placements=(("layers.0.weight", ("S1",)),)), 1, model) is None
+    assert plan_accepts(PlanSpec("dtensor", placements=(("layers.0.bias", ("S0",)),)), 1, model) is None
+    assert plan_accepts(weight, 1, TreeSpec(width=1, layers=(LinearSpec(out=1),))) is None  # no bias
+
+
 def test_batch_rows_cover_the_global_batch_once_per_replica():
     rows = 8
     for plan in (PlanSpec("ddp"), PlanSpec("fsdp2", mesh_2d=True), PlanSpec("zero"), PlanSpec("fsdp1")):
