@@ -1,6 +1,6 @@
 """The kill matrix: the suites' ``ci`` profile against every fault, one row each.
 
-    python tests/faults/kill_matrix.py [--space core|full] [--suites FILE ...] [--only NAME ...] [-o docs/kill-matrix.md]
+    python tests/faults/kill_matrix.py [--space full|core] [--suites FILE ...] [--only NAME ...] [-o docs/kill-matrix.md]
 
 For each fault of the corpus (`faults.CORPUS`) and each seeded fault of
 ``tests/helpers/faulty_backends.py`` it runs ``pytest suites -x`` in a
@@ -171,7 +171,7 @@ def render(rows: list[Row], space: str, cmdline: str, suites: tuple[str, ...] = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--space", choices=("core", "full"), default="core")
+    parser.add_argument("--space", choices=("core", "full"), default="full", help="the built-in backends' default, full")
     parser.add_argument("--only", nargs="*", help="fault class names")
     parser.add_argument("--no-seeded", action="store_true", help="the corpus only")
     parser.add_argument("--timeout", type=float, default=20)
