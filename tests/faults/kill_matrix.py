@@ -1,6 +1,7 @@
 """The kill matrix: the suites' ``ci`` profile against every fault, one row each.
 
-    python tests/faults/kill_matrix.py [--space full|core] [--suites FILE ...] [--only NAME ...] [-o docs/kill-matrix.md]
+    python tests/faults/kill_matrix.py [--space full|core] [--suites FILE ...] [--only NAME ...] [--logs DIR]
+        [-o docs/kill-matrix.md]
 
 For each fault of the corpus (`faults.CORPUS`) and each seeded fault of
 ``tests/helpers/faulty_backends.py`` it runs ``pytest suites -x`` in a
@@ -103,10 +104,16 @@ def failure_check(out: str) -> tuple[str, str]:
     if not m:
         return "", ""
     test = m.group(1).replace("suites/", "")
-    said = re.findall(r"^E\s+(?:[\w.]+\.)?(PropertyViolation|RankHang|RankError|OSDMismatch|AssertionError)"
+    # An ExceptionGroup (Hypothesis found several distinct failures) prints each one
+    # behind "| "; every distinct one is named, in the order printed.
+    said = re.findall(r"^\s*(?:E\s+)?(?:\|\s*)*(?:[\w.]+\.)?(PropertyViolation|RankHang|RankError|OSDMismatch|AssertionError)"
                       r": (.+)$", out, re.M)
-    check = said[0][1] if said else (m.group(2) or "")
-    return test, check[:160]
+    distinct = list(dict.fromkeys(text.strip() for _, text in said))
+    if len(distinct) > 1:
+        check = f"{len(distinct)} distinct: " + "; ".join(d[:100] for d in distinct)
+    else:
+        check = distinct[0] if distinct else (m.group(2) or "")
+    return test, check[:400]
 
 
 def scenario_size(out: str) -> str:
@@ -121,7 +128,8 @@ def scenario_size(out: str) -> str:
             f"{steps.group(1) if steps else '?'} step(s)")
 
 
-def run_one(fault: type, module: str, space: str, timeout: float, suites: tuple[str, ...] = ()) -> Row:
+def run_one(fault: type, module: str, space: str, timeout: float, suites: tuple[str, ...] = (),
+            logs: Path | None = None) -> Row:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with tempfile.TemporaryDirectory(prefix="osdconform-kill-") as scratch:
@@ -133,6 +141,9 @@ def run_one(fault: type, module: str, space: str, timeout: float, suites: tuple[
         seconds = time.time() - started
         examples, to_first = first_failure(Path(scratch), started)
     out = proc.stdout + proc.stderr
+    if logs is not None:  # the whole pytest output, for a row whose summary is not enough
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"{fault.__name__}.log").write_text(out)
     outcome = {0: "survived", 1: "caught"}.get(proc.returncode, f"error (exit {proc.returncode})")
     test, check = failure_check(out) if proc.returncode == 1 else ("", "")
     return Row(
@@ -177,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=20)
     parser.add_argument("--suites", nargs="*", default=(), help="suite files (default: all of suites/)")
     parser.add_argument("-o", "--output", help="Markdown file (rows as JSON beside it)")
+    parser.add_argument("--logs", type=Path, help="a folder for each fault's whole pytest output")
     args = parser.parse_args(argv)
     faults = [(f, "faults") for f in CORPUS]
     if not args.no_seeded:
@@ -185,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         faults = [(f, m) for f, m in faults if f.__name__ in args.only]
     rows = []
     for fault, module in faults:
-        row = run_one(fault, module, args.space, args.timeout, tuple(args.suites))
+        row = run_one(fault, module, args.space, args.timeout, tuple(args.suites), args.logs)
         rows.append(row)
         print(f"{row.fault:40} {row.outcome:10} {row.examples:4} ex {row.to_first:6.1f} s {row.seconds:7.1f} s  "
               f"{row.test}  {row.check[:80]}",
