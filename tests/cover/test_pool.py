@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -292,8 +293,10 @@ with WorldPool(timeout=600) as pool:
 class _Driver:
     """A driver process running `_DRIVER`, whose stdout lines we can wait for."""
 
-    def __init__(self, *, new_session: bool = False) -> None:
+    def __init__(self, *, new_session: bool = False, tmpdir: str | None = None) -> None:
         env = dict(os.environ)
+        if tmpdir is not None:  # a private temporary folder: no other run's pool sweeps its world
+            env["TMPDIR"] = tmpdir
         env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS, ROOT, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _DRIVER],
@@ -356,13 +359,19 @@ class _Driver:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def test_no_orphans_when_the_driver_is_sigkilled():
+def test_no_orphans_when_the_driver_is_sigkilled(tmp_path, monkeypatch):
     """The ranks are busy in a task (not reading their pipes), so only the kernel
-    (``PR_SET_PDEATHSIG``) can tell them that their driver is gone."""
-    driver = _Driver()
+    (``PR_SET_PDEATHSIG``) can tell them that their driver is gone.
+
+    The driver's world lives in a temporary folder of this test's own, and so does
+    the pool that sweeps it: another osdconform run on the machine starting a pool
+    meanwhile would sweep a dead driver's world from the shared one first."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    driver = _Driver(tmpdir=str(tmp_path))
     try:
         driver.expect("RUNNING")
         assert len(driver.pids) == 2 and not any(_gone(p) for p in driver.pids)
+        assert os.path.dirname(driver.workdir) == str(tmp_path), driver.workdir
         time.sleep(0.5)  # let the ranks start sleeping in the task
         driver.proc.send_signal(signal.SIGKILL)
         driver.wait(10)
