@@ -390,9 +390,11 @@ def test_ctrl_c_tears_the_world_down():
         driver.expect("RUNNING")
         assert len(driver.pids) == 2 and os.path.isdir(driver.workdir), driver.workdir
         assert os.path.basename(driver.workdir).startswith("osdconform-w2-")
-        time.sleep(0.5)  # let the driver enter the wait for the long task
+        time.sleep(2)  # let the driver enter the wait for the long task (a loaded machine is slow)
         os.killpg(driver.proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
-        driver.wait(15)
+        # What is checked is that the world goes, not how fast (bench/ measures speed): the
+        # driver exited within 15 s when run alone, but not in two CI runs on a loaded machine.
+        driver.wait(90)
         err = "\n".join(driver.stderr)
         # Interrupted inside WorldPool.run, and died of the SIGINT like any Python program.
         assert "KeyboardInterrupt" in err and "_pool.py" in err, err
