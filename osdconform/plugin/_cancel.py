@@ -28,16 +28,19 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"terminated by {signal.Signals(signum).name}")
 
 
-def install() -> None:
-    """SIGTERM as Ctrl-C for this process, unless someone else already handles it."""
+def install() -> bool:
+    """SIGTERM as Ctrl-C for this process, unless someone else already handles it
+    (an outer pytest session of the same process, for one).  True if installed:
+    then, and only then, `uninstall` is due."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return False
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
+        return False
     _previous.append(signal.signal(signal.SIGTERM, _terminate))
+    return True
 
 
 def uninstall() -> None:
-    """Put back the handler `install` replaced."""
+    """Put back the handler the last `install` that returned True replaced."""
     if _previous and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _previous.pop())

@@ -77,7 +77,8 @@ def _check_world_sizes(sizes: tuple[int, ...], backend: Any, spec: str) -> None:
                 f"--osd-world-sizes: no plan backend {spec!r} supports runs at world size {size} ({why})"
             )
 
-
+#: Whether this session installed the SIGTERM handler (`_cancel.install`).
+_CANCEL_KEY: pytest.StashKey[bool] = pytest.StashKey()
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists (the progress line needs it)
@@ -137,7 +138,7 @@ def pytest_configure(config: pytest.Config) -> None:
         or str(config.invocation_params.dir / "osdconform-repro"),
     )
     config.stash[CONFORMANCE_KEY] = conformance
-    _cancel.install()  # SIGTERM cleans up as Ctrl-C does
+    config.stash[_CANCEL_KEY] = _cancel.install()  # SIGTERM cleans up as Ctrl-C does
     conformance.progress = start_progress(config)
     if not hasattr(config, "workerinput"):
         # The process that sees every test's report: the only one, or the xdist controller.
@@ -175,7 +176,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         if not hasattr(config, "workerinput"):
             # The controller outlives its xdist workers: remove what a killed one left.
             sweep_stale_workdirs()
-    _cancel.uninstall()
+    if config.stash.get(_CANCEL_KEY, False):  # not a nested session's: the outer one installed it
+        _cancel.uninstall()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -5,7 +5,8 @@
   importable modules);
 * `faulty_backends`: backends with one seeded fault each, which the suites
   must catch; `kit_backends`: backends written from the public adapter kit;
-* `suite_runner`: runs the suites in a pytest subprocess; `installed_backend`:
+* `suite_runner`: runs the suites as a user would (a nested pytest session, or a
+  subprocess); `installed_backend`:
   registers an entry-point backend in a throwaway distribution;
 * `regressions`: scenarios that once failed; `xfail_spaces`: which shipped
   expected failures the core space can match; `shrinking`: what a failing test

@@ -31,6 +31,7 @@ def test_deepspeed_adapter_passes_a_smoke_run(spec, tmp_path, monkeypatch):
     code, out = run_suite(
         f"--osd-backend={spec}", "--osd-world-sizes=1,2", "--hypothesis-profile=smoke",
         "--osd-timeout=180", "-p", "no:xdist", "-k", "storage and not async_save", target=TARGETS, timeout=1800,
+        in_process=False,  # the framework's import stays out of this process
     )
     assert code == 0, out[-4000:]
     passed = re.search(r"(\d+) passed", out)

@@ -1,4 +1,5 @@
-"""Adapters built from the public kit, run against real suites in pytest subprocesses.
+"""Adapters built from the public kit, run against real suites (nested pytest sessions; a subprocess
+where the adapter is a user's module found on PYTHONPATH).
 
 * A storage backend that writes on rank 0 only, after a sleep, and reads on
   every rank, given through a factory spec with an argument: it passes the
@@ -65,6 +66,7 @@ def test_readme_adapter_passes_the_suites(tmp_path, monkeypatch, module, attr, t
     code, out = run_suite(
         f"--osd-backend={module}:{attr}", "--osd-world-sizes=1,2", "--hypothesis-profile=smoke",
         "-p", "no:xdist", target=targets,
+        in_process=False,  # the README's modules are imported from this test's own folder, as a user's are
     )
     assert code == 0 and _passed(out) == passed, out[-4000:]
     assert "failed" not in out and "xfail" not in out, out[-4000:]

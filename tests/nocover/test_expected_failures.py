@@ -1,6 +1,6 @@
 """Expected failures: a matching failure is tolerated, anything else is not; XPASS and stale entries are reported.
 
-Runs the real round-trip suite in a pytest subprocess with an
+Runs the real round-trip suite (a nested pytest session, `run_suite`) with an
 expected-failures file written by the test, against a seeded fault
 (tests/helpers/faulty_backends.py) or the fault-free reference.  Then checks the
 shipped files: every entry names a reproducer that exists, and every
@@ -148,6 +148,7 @@ def _nightly_like_run(tmp_path, monkeypatch, *extra) -> tuple[int, str, dict]:
         "--hypothesis-profile=dev", "--hypothesis-seed=1", f"--osd-xfails={xfails}", f"--osd-report={report}",
         *extra,
         target=NIGHTLY_TARGETS,
+        in_process=False,  # capped_backend.py is imported from this test's own folder, by name
     )
     return code, out, json.loads(report.read_text()) if report.exists() else {}
 

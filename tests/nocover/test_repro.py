@@ -1,6 +1,6 @@
 """Reproducer scripts: a failing example leaves a script that fails while the bug exists.
 
-The suite runs (a pytest subprocess, as a user would) against
+The suite runs (a nested pytest session, as a user would) against
 ``helpers.faulty_backends:DropsStateOnSet`` at world size 2; the failure must name a
 script, the script must hold Hypothesis's final shrunk example, exit 1 when run
 on its own (no Hypothesis, no warm-world harness) and exit 0 once the fault is
@@ -121,9 +121,9 @@ def test_hang_script_times_out_and_names_the_phase(tmp_path):
         step=properties.roundtrip, scenario=scenario, backend_spec="helpers.faulty_backends:HangsOnSet",
         options=StateOptions(full=True),
     )
-    code, out = run_repro(path, "--timeout", "45", timeout=600)  # generous: a loaded machine
+    code, out = run_repro(path, "--timeout", "20", timeout=600)  # generous: the example takes ~1 s
     assert code == 1, out[-4000:]
-    assert re.search(r"FAILED: hang: no answer after 45 s \(last phases: rank 0 in 'set', "
+    assert re.search(r"FAILED: hang: no answer after 20 s \(last phases: rank 0 in 'set', "
                      r"rank 1 in '(compare|reference gather \(loaded\))'\)", out), out[-4000:]
     assert "in barrier" in out, out[-4000:]  # rank 0's stack dump (faulthandler)
 

@@ -1,6 +1,6 @@
 """The round-trip suite fails on every seeded fault (tests/helpers/faulty_backends.py).
 
-Each case runs the real suite module in a pytest subprocess, as a user would,
+Each case runs the real suite module in a nested pytest session, as a user would,
 with ``--osd-backend=helpers.faulty_backends:<Fault>`` and the ``ci`` profile, and
 checks that the selected test fails, that the failure says what went wrong,
 and that Hypothesis shrank the scenario (so the report is small).  A suite that
