@@ -391,3 +391,18 @@ def test_stale_warnings_only_for_entries_of_the_space_that_ran(space, warned):
     collector.conformance = SimpleNamespace(xfails=entries, space=SimpleNamespace(name=space))
     collector.ran_examples, collector.matched = 1, {}
     assert [u.split(": ")[0] for u in collector.unmatched_entries()] == warned
+
+
+def test_a_nested_session_keeps_this_sessions_sigterm_handler(pytester):
+    """SIGTERM ends a run as Ctrl-C does (`plugin._cancel`); a pytest session nested in
+    this one (as `helpers.suite_runner` runs the suites) finds the handler installed,
+    so it must not take it away when it ends."""
+    import signal
+
+    from osdconform.plugin import _cancel
+
+    assert signal.getsignal(signal.SIGTERM) is _cancel._terminate  # this session installed it
+    pytester.makepyfile(test_probe="def test_probe():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", CONFORMANCE_PLUGIN)
+    result.assert_outcomes(passed=1)
+    assert signal.getsignal(signal.SIGTERM) is _cancel._terminate
