@@ -10,13 +10,13 @@ feature and to shrink to a small tree.
 from __future__ import annotations
 
 import pickle
-from collections import Counter
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from torch import nn
 
+from helpers.drawn import tags_drawn
 from helpers.shrinking import minimal
 from osdconform import strategies as ost
 from osdconform.scenario import (
@@ -195,35 +195,22 @@ def test_invalid_specs_say_why(bad, message):
 # -- every dimension is drawn ---------------------------------------------------------
 
 
-def _tags_drawn(strategy, n: int, tags_of) -> Counter:
-    seen: Counter = Counter()
-
-    @given(strategy)
-    @settings(
-        max_examples=n, deadline=None, database=None, derandomize=True,
-        suppress_health_check=list(HealthCheck),
-    )
-    def collect(x):
-        seen.update(tags_of(x))
-
-    collect()
-    return seen
-
-
 def test_every_model_feature_is_drawn_by_the_scenario_strategy():
     """What a ci run draws (scenarios() over worlds 1-4) reaches every model feature.
 
     Sparse embeddings are off in `scenarios()` (only SparseAdam takes their
     gradients), so they are checked on `models(sparse=True)`.
     """
-    seen = _tags_drawn(ost.full_scenarios(), 400, lambda s: s.features)
-    missing = sorted((MODEL_TAGS | WORLD_TAGS) - {"sparse embedding"} - set(seen))
+    wanted = (MODEL_TAGS | WORLD_TAGS) - {"sparse embedding"}
+    seen = tags_drawn(ost.full_scenarios(), lambda s: s.features, wanted, max_examples=400, derandomize=True)
+    missing = sorted(wanted - seen)
     assert not missing, f"never drawn in 400 scenarios: {missing}"
-    assert "sparse embedding" in _tags_drawn(ost.models(sparse=True), 200, lambda m: m.features())
+    sparse = {"sparse embedding"}
+    assert sparse <= tags_drawn(ost.models(sparse=True), lambda m: m.features(), sparse, max_examples=200, derandomize=True)
 
 
 def test_fsdp2_scenarios_draw_no_mixed_dtypes_and_no_scalars():
-    seen = _tags_drawn(ost.full_scenarios(plan_kinds=["fsdp2"]), 150, lambda s: s.features)
+    seen = tags_drawn(ost.full_scenarios(plan_kinds=["fsdp2"]), lambda s: s.features, None, max_examples=150, derandomize=True)
     assert "dtype:mixed" not in seen and "0-d param" not in seen
     assert "tied" in seen and "nested" in seen  # the rest of the space is still there
 

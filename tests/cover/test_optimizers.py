@@ -22,6 +22,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from torch import nn
 
+from helpers.drawn import tags_drawn
 from helpers.shrinking import SMALLEST_MODEL, minimal
 from osdconform import reference as ref
 from osdconform import strategies as ost
@@ -318,17 +319,11 @@ NEW_TAGS = {
 
 
 def test_every_optimizer_flag_scheduler_and_group_feature_is_drawn():
-    seen: set[str] = set()
-
-    @given(ost.full_scenarios(world_sizes=(1, 2)))
-    @settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    def collect(s):
-        seen.update(s.features)
-
-    collect()
+    # Up to 600 draws, stopping once every wanted feature has come (helpers/drawn.py).
     dense = [n for n in OPTIMIZER_NAMES if kind_of(n).params != "sparse"]
-    missing = {f"optimizer:{n}" for n in dense} | {f"scheduler:{k}" for k in SCHEDULER_KINDS} | NEW_TAGS
-    assert missing - seen == set()
+    wanted = {f"optimizer:{n}" for n in dense} | {f"scheduler:{k}" for k in SCHEDULER_KINDS} | NEW_TAGS
+    seen = tags_drawn(ost.full_scenarios(world_sizes=(1, 2)), lambda s: s.features, wanted, max_examples=600)
+    assert wanted - seen == set()
 
 
 def test_sharded_plans_draw_only_optimizers_that_run_under_them():

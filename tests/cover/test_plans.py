@@ -6,11 +6,10 @@ on real process groups in ``test_reference_plans.py``.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given, settings
 
+from helpers.drawn import tags_drawn
 from helpers.shrinking import SMALLEST_MODEL, all_ones, minimal
 from osdconform import strategies as ost
 from osdconform.scenario import PLAN_KINDS, LinearSpec, MLPSpec, ParamSpec, PlanSpec, TreeSpec, plan_accepts
@@ -174,10 +173,6 @@ def test_drawn_plans_are_accepted_valid_and_rebuild(scenario):
     assert f"plan:{scenario.plan.kind}" in scenario.features
 
 
-class _AllSeen(Exception):
-    """Raised to end a kind's draws once it has shown everything it can (no shrinking follows)."""
-
-
 def test_every_kind_and_option_is_drawn():
     seen: set[str] = set()
     prefixes = {"plan", "mesh", "fsdp1", "fsdp2", "tp", "dtensor", "fsdp2+tp"}
@@ -196,16 +191,11 @@ def test_every_kind_and_option_is_drawn():
     for kind in PLAN_KINDS:
         owners = {kind, *kind.split("+")}
         own = {f"plan:{kind}"} | {f for f in expected if f.split(":")[0] in owners}
-
-        @given(ost.full_scenarios(plan_kinds=[kind], world_sizes=[4]))
-        @settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate])
-        def collect(s):
-            seen.update(t for t in s.features if t.split(":")[0] in prefixes)
-            if own <= seen:  # noqa: B023 (called at once, in this iteration)
-                raise _AllSeen
-
-        with contextlib.suppress(_AllSeen):
-            collect()
+        tags_drawn(
+            ost.full_scenarios(plan_kinds=[kind], world_sizes=[4]),
+            lambda s: (t for t in s.features if t.split(":")[0] in prefixes),
+            own, max_examples=300, seen=seen,
+        )
     assert expected <= seen, sorted(expected - seen)
 
 

@@ -8,6 +8,7 @@
 * `suite_runner`: runs the suites as a user would (a nested pytest session, or a
   subprocess); `installed_backend`:
   registers an entry-point backend in a throwaway distribution;
+* `drawn`: the tags a strategy draws, until the wanted ones have all come;
 * `regressions`: scenarios that once failed; `xfail_spaces`: which shipped
   expected failures the core space can match; `shrinking`: what a failing test
   shrinks to.
