@@ -10,7 +10,8 @@ forked from a server that has imported torch already, never from the driver
 three things at once: the answers, the rank processes (a death is noticed at
 once), and the clock (a hang is noticed at the deadline).  A rank that raises
 while the others wait in a collective would block them forever; after the
-first error the others get a short grace period, then count as hung.
+first error the others get a short grace period, then count as hung; the
+period ends early once they are all waiting, not working (``_blocked.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from multiprocessing.connection import wait
 from typing import Any, Callable
 
+from ._blocked import BlockedWatch
 from ._errors import HangSignature, PropertyViolation, RankCrash, RankError, RankHang, RankReport, WorldStartError
 from ._failures import hang_message, rank_error, rank_statuses
 from ._start import start_context
@@ -214,7 +216,8 @@ class World:
         errors: dict[int, RankReport] = {}
         dead: dict[int, str] = {}
         repeated_since: float | None = None  # since when the hang of `repeat` shows again
-        note = ""  # says so when the hang is a recognised repeat
+        note = ""  # says so when the hang is a recognised repeat, or ended early
+        blocked = BlockedWatch()
         while pending:
             now = time.monotonic()
             remaining = deadline - now
@@ -231,6 +234,14 @@ class World:
                 repeated_since = None
                 if repeat is not None:
                     remaining = min(remaining, 0.2)  # look again soon
+            if errors and not dead:
+                # The others may wait forever in a collective with the rank that raised:
+                # once they are all waiting, not working, the grace period ends (`_blocked`).
+                if blocked.blocked(self._procs[r].pid for r in pending):
+                    note = (f"\n[ranks {sorted(pending)} were waiting, not working: no runnable thread "
+                            f"and no CPU time used for {blocked.settle:.1f} s]")
+                    break
+                remaining = min(remaining, 0.1)
             if remaining <= 0 and now >= deadline:
                 break
             for rank, kind, payload in self._receive(pending, max(remaining, 0.0)):

@@ -135,6 +135,33 @@ def test_violation_names_rank_and_phase_and_keeps_the_world(pool):
     assert pool.spawned == spawned
 
 
+# -- (a') a rank raised while the others wait on it, or still work ----------------------
+
+
+def test_ranks_left_waiting_by_a_raise_are_reported_once_they_are_idle(pool):
+    """The grace period after a rank raised (5 s) ends once the others are all
+    waiting, not working (no runnable thread, no CPU used, for 1 s)."""
+    _healthy(pool)  # the world is up before the clock starts
+    start = time.monotonic()
+    with pytest.raises(RankHang) as info:
+        pool.run(2, rt.raise_then_others, 0, "barrier", 0.0)
+    elapsed = time.monotonic() - start
+    msg = str(info.value)
+    assert "rank 0 raised ValueError in phase 'raise' and ranks [1] then did not answer" in msg, msg
+    assert "ranks [1] were waiting, not working" in msg, msg
+    assert elapsed < 4.0, f"waited {elapsed:.1f} s: the whole grace period"
+    _healthy(pool)  # a new world
+
+
+def test_ranks_that_still_work_after_a_raise_get_their_grace(pool):
+    """A rank that computes for 2.5 s after another raised (longer than the 1 s
+    of quiet that ends the wait) is waited for, and its answer is reported."""
+    with pytest.raises(RankError) as info:
+        pool.run(2, rt.raise_then_others, 0, "compute", 2.5)
+    assert [(r.rank, r.phase, r.type_name) for r in info.value.reports] == [(0, "raise", "ValueError")]
+    assert "rank 1: passed" in str(info.value), str(info.value)
+
+
 # -- (b) a hang: reported with a stack dump, the world replaced --------------------
 
 

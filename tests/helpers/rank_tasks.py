@@ -250,3 +250,19 @@ class FailsToUnpickle:
 def cuda_seen(ctx) -> tuple[str | None, bool]:
     """The rank's CUDA_VISIBLE_DEVICES and whether its torch finds a GPU (`WorldPool`'s ``env``)."""
     return os.environ.get("CUDA_VISIBLE_DEVICES"), torch.cuda.is_available()
+
+
+def raise_then_others(ctx, rank: int, others: str, seconds: float) -> int:
+    """Rank `rank` raises in phase 'raise'; the others then wait in a barrier it never joins
+    (``others="barrier"``) or compute for `seconds` first (``others="compute"``)."""
+    if ctx.rank == rank:
+        with ctx.phase("raise"):
+            raise ValueError("raised on purpose")
+    with ctx.phase(others):
+        if others == "compute":
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                sum(range(1000))
+        else:
+            torch.distributed.barrier()
+    return ctx.rank
