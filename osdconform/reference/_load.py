@@ -35,7 +35,7 @@ from ._dtensor import shard_like, unshard
 from ._dtypes import restore_dtypes
 from ._fqn import Optimizers, as_optimizers, group_layout, param_groups_of
 from ._gather import PARAM_GROUPS, PARAMS, STATE, _copy_value
-from ._param_shaped import PARAM_SHAPED
+from ._param_shaped import PARAM_SHAPED, factored_shape
 from ._sharded_tensor import is_sharded_tensor, unshard_sharded_tensor
 
 
@@ -80,6 +80,13 @@ def _local_value(value: Any, param: torch.Tensor, where: str, piece=None) -> Any
     if name in PARAM_SHAPED and value.dim() > 0 and tuple(value.shape) != tuple(param.shape):
         raise OSDLoadError(
             f"{where}: shape {tuple(value.shape)} does not match the parameter's shape {tuple(param.shape)}"
+        )
+    # Adafactor's entries, whose shapes follow from the parameter's (its own load checks nothing).
+    want = factored_shape(name, tuple(param.shape)) if value.dim() > 0 else None
+    if want is not None and tuple(value.shape) != want:
+        raise OSDLoadError(
+            f"{where}: shape {tuple(value.shape)} is not the {want} Adafactor keeps for a parameter "
+            f"of shape {tuple(param.shape)}"
         )
     return value.detach().clone()
 

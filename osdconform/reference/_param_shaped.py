@@ -38,3 +38,23 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
 PARAM_SHAPED: frozenset[str] = frozenset(
     name for table in (ALWAYS, OPTIONAL) for names in table.values() for name in names
 )
+
+#: Adafactor's state, whose shape follows from its parameter's: ``variance`` (a
+#: parameter of one dimension or none) is shaped like it; ``row_var`` and ``col_var``
+#: (the factors of a matrix's second moment) like it with the last, or the
+#: second-to-last, dimension 1.  The value is that dimension (None: none).
+FACTORED: dict[str, int | None] = {"variance": None, "row_var": -1, "col_var": -2}
+
+
+def factored_shape(name: str, param_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape Adafactor gives entry `name` of a parameter of `param_shape` (None: not such an entry)."""
+    if name not in FACTORED:
+        return None
+    dim = FACTORED[name]
+    if dim is None:
+        return tuple(param_shape)
+    if len(param_shape) < 2:
+        return None  # no factors of a vector: torch keeps `variance` for it
+    shape = list(param_shape)
+    shape[dim] = 1
+    return tuple(shape)
