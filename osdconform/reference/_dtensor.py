@@ -100,6 +100,7 @@ def unshard(dt: DTensor) -> torch.Tensor:
             f"{dt.placements} of global shape {tuple(dt.shape)} give {tuple(levels[-1])}"
         )
     order = _order(dt)
+    gathered = False
     for level in reversed(range(len(order))):
         mesh_dim = order[level]
         p = dt.placements[mesh_dim]
@@ -108,7 +109,10 @@ def unshard(dt: DTensor) -> torch.Tensor:
         d = _shard_dim(p, dt.ndim)
         whole = levels[level][d]
         piece = _all_gather_dim(piece, d, whole, mesh.get_group(mesh_dim), mesh.size(mesh_dim))
-    return piece
+        gathered = True
+    # Where no placement cuts, the local tensor is the whole one: hand out a copy, never
+    # the live state (a full get must not change when the optimizer steps on).
+    return piece if gathered else piece.clone()
 
 
 def _all_gather_dim(

@@ -75,7 +75,13 @@ def shard_unshard(ctx, shape, dtype, seed, mesh_shape, placements) -> tuple[int,
     with ctx.phase("unshard (shard_like)"):
         assert_osd_equal(full, ref.unshard(ours), context="unshard(shard_like(full))")
     with ctx.phase("unshard (distribute_tensor)"):
-        assert_osd_equal(full, ref.unshard(theirs), context="unshard(distribute_tensor(full))")
+        whole = ref.unshard(theirs)
+        assert_osd_equal(full, whole, context="unshard(distribute_tensor(full))")
+    # The whole tensor is a copy, also where no placement cuts (nothing gathered): a
+    # full get that handed out the live local tensor changed with the next step.
+    if whole.numel():
+        same = whole.untyped_storage().data_ptr() == theirs.to_local().untyped_storage().data_ptr()
+        assert not same, f"unshard hands out the local shard itself under {placements}"
     with ctx.phase("full_tensor"):
         assert_osd_equal(full, theirs.full_tensor(), context="distribute_tensor(full).full_tensor()")
     # The shard is a copy: writing to it leaves `full` alone.
