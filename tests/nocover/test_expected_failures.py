@@ -4,7 +4,9 @@ Runs the real round-trip suite (a nested pytest session, `run_suite`) with an
 expected-failures file written by the test, against a seeded fault
 (tests/helpers/faulty_backends.py) or the fault-free reference.  Then checks the
 shipped files: every entry names a reproducer that exists, and every
-reproducer still reproduces (exits 1) on the installed torch.
+reproducer still reproduces (exits 1) on the installed torch; the scripts run as
+their own processes, forked from one that has imported torch alone
+(`helpers/scripts.py`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import osdconform
+from helpers.scripts import run_script
 from helpers.suite_runner import run_suite
 from osdconform.expected_failures import SHIPPED_DIR, load_xfails
 
@@ -276,12 +277,10 @@ def test_shipped_reproducer_fails_while_the_bug_exists(script):
         pytest.skip("; ".join(missing))
     for _attempt in range(2):
         env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-        proc = subprocess.run(
-            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
-        )
+        proc = run_script(script, env=env, timeout=120)
         if proc.returncode >= 0:
             break
-    out = proc.stdout + proc.stderr
+    out = proc.stdout
     assert proc.returncode != 0, (
         f"{script.name} exited 0 on torch {torch.__version__}: the bug looks fixed; "
         f"bound its entries ('torch: <X') or remove them and the script\n{out[-2000:]}"
@@ -306,20 +305,15 @@ def _floor_probes():
 def test_release_floors_agree_with_their_probes_on_the_installed_torch(probe, floor):
     """Each plan refused below a torch release has a probe that trains it: on the installed
     torch the probe must succeed exactly when the release is at or above the floor."""
-    import subprocess
-    import sys
-
     from packaging.version import Version
 
     from osdconform.scenario import installed_release
 
     release, (first, what) = installed_release(), floor
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-    proc = subprocess.run(
-        [sys.executable, str(SHIPPED_DIR / probe)], capture_output=True, text=True, timeout=300, env=env
-    )
+    proc = run_script(SHIPPED_DIR / probe, env=env, timeout=300)
     expected = 0 if Version(release) >= Version(first) else 1
     assert proc.returncode == expected, (
         f"{probe} exited {proc.returncode} on torch {release}; the floor of {what} is {first}:\n"
-        + proc.stdout[-2000:] + proc.stderr[-2000:]
+        + proc.stdout[-4000:]
     )
