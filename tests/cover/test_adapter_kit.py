@@ -11,6 +11,7 @@ from importlib import metadata
 import pytest
 
 import osdconform.backends as kit
+from helpers.scripts import runpytest_subprocess
 from osdconform.backends import BackendSpecError, builtin_name, make_backend, parse_spec, resolve_backend
 
 USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
@@ -204,7 +205,7 @@ def run(pytester, monkeypatch):
         for k in ("CI", "TF_BUILD", "GITHUB_ACTIONS"):
             monkeypatch.delenv(k, raising=False)
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests_dir, os.environ.get("PYTHONPATH", "")]))
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        return runpytest_subprocess(pytester, "-p", "no:cacheprovider", *args)
 
     return _run
 

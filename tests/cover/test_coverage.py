@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from helpers.scripts import runpytest_subprocess
 from osdconform.plugin._coverage import format_report, group_counts
 from osdconform.strategies import space
 
@@ -48,7 +49,8 @@ def test_another_example(osd, s):
 
 def test_counts_are_added_up_across_xdist_workers(pytester):
     pytester.makepyfile(test_probe=PROBE)
-    result = pytester.runpytest_subprocess(
+    result = runpytest_subprocess(
+        pytester,
         "-p", "no:cacheprovider", "-n", "2", "--osd-coverage", "--osd-world-sizes=1", "-q"
     )
     assert result.ret == 0, result.outlines
@@ -71,7 +73,7 @@ def test_counts_are_added_up_across_xdist_workers(pytester):
 
 def test_no_report_without_the_option(pytester):
     pytester.makepyfile(test_probe="def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result = runpytest_subprocess(pytester, "-p", "no:cacheprovider", "-q")
     assert result.ret == 0
     assert "osdconform coverage" not in "\n".join(result.outlines)
 

@@ -1,7 +1,8 @@
 """The pytest plugin: bad option values stop the run at start-up; profiles load right;
 entry-point backends; the nightly database replays failures; the progress line.
 
-Each case runs pytest in a subprocess (pytester) on a tiny test file, so
+Each case runs pytest in a subprocess (pytester's run, forked from a process
+that has imported torch alone: `helpers/scripts.py`) on a tiny test file, so
 option parsing and profile loading happen exactly as for a user.  None of
 them spawns a world.
 """
@@ -14,6 +15,7 @@ import re
 import pytest
 
 from helpers.installed_backend import install_entry_point_backend
+from helpers.scripts import runpytest_subprocess
 from osdconform.backends._registry import ADAPTERS, BUILTIN
 from osdconform.plugin import CONFORMANCE_PLUGIN
 
@@ -31,7 +33,7 @@ def run(pytester, monkeypatch):
             monkeypatch.setenv(k, v)
         # A project that uses the ``osd`` fixture in its own tests asks for
         # the conformance plugin (the entry point alone is inert).
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", CONFORMANCE_PLUGIN, *args)
+        return runpytest_subprocess(pytester, "-p", "no:cacheprovider", "-p", CONFORMANCE_PLUGIN, *args)
 
     return _run
 

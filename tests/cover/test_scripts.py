@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers.scripts import run_script
+from helpers.scripts import run_script, runpytest_subprocess
 
 
 def script(tmp_path, body: str, name: str = "probe.py"):
@@ -105,3 +105,23 @@ def test_a_script_past_its_timeout_is_killed_with_what_it_started(tmp_path):
 def test_the_server_is_separate_from_this_process(tmp_path):
     proc = run_script(script(tmp_path, "import os; print(os.getppid())"))
     assert int(proc.stdout) not in (os.getpid(), 0)
+
+
+def test_a_forked_pytest_run_is_pytesters_run(pytester):
+    """The same exit, summary and ``sys.path`` as ``pytester.runpytest_subprocess``."""
+    pytester.makepyfile(test_probe="""
+        import sys
+
+        def test_path():
+            print("PATH", sys.path[:2], sys.argv[0].endswith("__main__.py"))
+
+        def test_fails():
+            assert 1 == 2
+    """)
+    ours = runpytest_subprocess(pytester, "-p", "no:cacheprovider", "-s", "-p", "no:randomly")
+    theirs = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "-p", "no:randomly")
+    assert ours.ret == theirs.ret == pytest.ExitCode.TESTS_FAILED
+    assert ours.parseoutcomes() == theirs.parseoutcomes() == {"passed": 1, "failed": 1}
+    path = [line for line in ours.outlines if "PATH" in line]
+    assert path and path == [line for line in theirs.outlines if "PATH" in line]
+    assert "True" in path[0]

@@ -9,8 +9,8 @@
   subprocess); `installed_backend`:
   registers an entry-point backend in a throwaway distribution;
 * `scripts`: runs a standalone script (a shipped reproducer, a release floor's
-  probe) as its own process, forked from one that has imported torch alone
-  (`_script_server`);
+  probe) or pytester's ``python -m pytest`` as its own process, forked from one
+  that has imported torch alone (`_script_server`);
 * `drawn`: the tags a strategy draws, until the wanted ones have all come;
 * `regressions`: scenarios that once failed; `xfail_spaces`: which shipped
   expected failures the core space can match; `shrinking`: what a failing test

@@ -2,10 +2,12 @@
 
 Started by ``helpers.scripts`` as ``python _script_server.py`` (its own interpreter:
 nothing of osdconform, pytest or the tests is imported here, only torch), it
-reads one JSON request a line on stdin: ``{"script", "env", "cwd", "out", "timeout"}``;
-for each it forks a child that takes the request's environment and working
-directory, sends its stdout and stderr to the file ``out`` and runs the script as
-``__main__`` (as ``python script.py`` does: ``sys.argv``, ``sys.path[0]``); the child
+reads one JSON request a line on stdin: ``{"target", "module", "args", "env", "cwd",
+"out", "err", "timeout"}``; for each it forks a child that takes the request's
+environment and working directory, sends its stdout to the file ``out`` and its
+stderr to ``err`` (or ``out``), and runs the target as ``__main__``, a script as
+``python script.py args`` does or a module as ``python -m module args`` does
+(``sys.argv``, ``sys.path`` with ``PYTHONPATH``); the child
 leaves as an interpreter leaves (``SystemExit``'s code, 1 after an uncaught
 exception; non-daemon threads joined, atexit handlers run), but for the
 teardown of its modules.  The server answers one JSON line
@@ -44,6 +46,15 @@ PRELOAD = (
 )
 
 
+def _pythonpath(env: dict) -> list[str]:
+    return [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+
+
+#: ``sys.path`` as the interpreter built it, less its first entry (this file's
+#: folder) and the entries ``PYTHONPATH`` put in front: each child puts its own.
+_BASE_PATH = [entry for entry in sys.path[1:] if entry not in _pythonpath(os.environ)]
+
+
 def _child(request: dict) -> None:
     """In the forked child: become the script's process, run it, leave as python leaves."""
     os.setpgid(0, 0)
@@ -53,20 +64,27 @@ def _child(request: dict) -> None:
     os.environ.update(request["env"])
     os.chdir(request["cwd"])
     out = os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    err = os.open(request["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if request.get("err") else out
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(out)
-    os.close(null)
+    os.dup2(err, 2)
+    for fd in {out, err, null}:
+        os.close(fd)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's own stdin, for its life
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    script = request["script"]
-    sys.argv = [script]
-    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    # As `python script.py` or `python -m module` builds sys.path: the script's
+    # folder (the working directory for -m), then PYTHONPATH, then the rest.
+    target, module = request["target"], request.get("module", False)
+    first = os.getcwd() if module else os.path.dirname(os.path.abspath(target))
+    sys.path[:] = [first, *_pythonpath(request["env"]), *_BASE_PATH]
+    sys.argv = [target, *request.get("args", [])]
     try:
-        runpy.run_path(script, run_name="__main__")
+        if module:
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(target, run_name="__main__")
         code = 0
     except SystemExit as leaving:
         code = _exit_code(leaving.code)

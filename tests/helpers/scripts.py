@@ -19,7 +19,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import pytest
 
 _SERVER = Path(__file__).with_name("_script_server.py")
 _server: subprocess.Popen | None = None
@@ -48,6 +51,26 @@ def _stop(server: subprocess.Popen) -> None:
             server.wait()
 
 
+def _run(target: str, *, module: bool, args=(), env=None, cwd=None, timeout: float | None, split: bool):
+    """(returncode or None after a timeout, stdout, stderr): the server's run of ``target``."""
+    server = _started()
+    with tempfile.TemporaryDirectory(prefix="osdconform-script-") as tmp:
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        request = {
+            "target": target, "module": module, "args": [os.fspath(a) for a in args],
+            "env": dict(os.environ if env is None else env), "cwd": os.fspath(cwd or os.getcwd()),
+            "out": str(out), "err": str(err) if split else None,
+            "timeout": 24 * 3600 if timeout is None else timeout,
+        }
+        server.stdin.write(json.dumps(request) + "\n")
+        server.stdin.flush()
+        answer = server.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the script server died running {target} (exit {server.wait()})")
+        read = lambda path: path.read_text(errors="replace") if path.exists() else ""  # noqa: E731
+        return json.loads(answer)["returncode"], read(out), read(err)
+
+
 def run_script(script: Path | str, *, env: dict[str, str] | None = None, timeout: float = 120):
     """Run ``script`` to its end: a ``CompletedProcess`` whose ``stdout`` holds stdout and stderr.
 
@@ -55,20 +78,34 @@ def run_script(script: Path | str, *, env: dict[str, str] | None = None, timeout
     script that outlives ``timeout`` is killed with everything it started, and
     ``subprocess.TimeoutExpired`` raised, as ``subprocess.run`` does.
     """
-    server = _started()
-    with tempfile.TemporaryDirectory(prefix="osdconform-script-") as tmp:
-        out = Path(tmp) / "output"
-        request = {
-            "script": str(Path(script).resolve()), "env": dict(os.environ if env is None else env),
-            "cwd": os.getcwd(), "out": str(out), "timeout": timeout,
-        }
-        server.stdin.write(json.dumps(request) + "\n")
-        server.stdin.flush()
-        answer = server.stdout.readline()
-        if not answer:
-            raise RuntimeError(f"the script server died running {script} (exit {server.wait()})")
-        returncode = json.loads(answer)["returncode"]
-        output = out.read_text(errors="replace") if out.exists() else ""
+    script = str(Path(script).resolve())
+    returncode, output, _ = _run(script, module=False, env=env, timeout=timeout, split=False)
     if returncode is None:
-        raise subprocess.TimeoutExpired([sys.executable, str(script)], timeout, output=output)
-    return subprocess.CompletedProcess([sys.executable, str(script)], returncode, output, "")
+        raise subprocess.TimeoutExpired([sys.executable, script], timeout, output=output)
+    return subprocess.CompletedProcess([sys.executable, script], returncode, output, "")
+
+
+def runpytest_subprocess(pytester: pytest.Pytester, *args, timeout: float | None = None) -> pytest.RunResult:
+    """``pytester.runpytest_subprocess(*args)``, its pytest forked from the server.
+
+    The same run as pytester's: ``python -m pytest`` in ``pytester.path`` with a
+    ``--basetemp`` of its own, pytester's plugins as ``-p``, the working directory
+    in front of ``PYTHONPATH``, no stdin; pytest, Hypothesis and osdconform are
+    imported by the run itself (option parsing, profile loading and the entry
+    point happen as for a user), only torch is there already.
+    """
+    basetemp = tempfile.mkdtemp(prefix="runpytest-", dir=pytester.path)
+    args = (f"--basetemp={basetemp}", *args)
+    for plugin in pytester.plugins:
+        if not isinstance(plugin, str):
+            raise ValueError(f"only plugins named by a string can be passed to a subprocess: {plugin!r}")
+        args = ("-p", plugin, *args)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
+    start = time.monotonic()
+    returncode, out, err = _run("pytest", module=True, args=args, env=env, timeout=timeout, split=True)
+    if returncode is None:
+        raise pytester.TimeoutExpired(f"{timeout} second timeout expired running: pytest {' '.join(map(str, args))}")
+    print(out, end="")
+    print(err, end="", file=sys.stderr)
+    return pytest.RunResult(returncode, out.splitlines(), err.splitlines(), time.monotonic() - start)
