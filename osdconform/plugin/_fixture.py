@@ -162,8 +162,9 @@ class Conformance:
         the inner ``check`` of each form of a parametrized suite test is the
         same function: every form would draw the same examples, and a ``ci``
         run would see a quarter of the scenarios it pays for.  The seed comes
-        from the pytest node id, so each test draws its own sequence, and the
-        same one on every run.
+        from the pytest node id, so each test draws its own sequence (the same
+        one on every run, but for the constants Hypothesis takes from the local
+        modules the process has loaded: see `_profiles`).
         """
         from hypothesis import given, seed, settings
 
