@@ -13,6 +13,7 @@ The classes are frozen dataclasses of plain values so that:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +68,13 @@ class Scenario:
     def optimizer_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.optimizers)
 
-    @property
+    @functools.cached_property
     def features(self) -> frozenset[str]:
         """Feature tags (``plan:fsdp2``, ``optimizer:adam``, ``dtype:bfloat16``, ...).
 
         Used by the coverage report, the JSON report and expected-failure
-        predicates (``"optimizer:adam" in s.features``).
+        predicates (``"optimizer:adam" in s.features``).  Computed once per
+        scenario (it is frozen): every entry's predicate asks for it.
         """
         tags = set(self.model.features()) | set(self.plan.features())
         tags |= self.plan.model_features(self.model, self.world_size)

@@ -8,6 +8,7 @@ of spec are interchangeable wherever `AnyModelSpec` is taken.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Union
 
@@ -37,6 +38,13 @@ class MLPSpec:
             raise ValueError(f"widths must be >= 1, got dims={self.dims}")
 
     def tree(self) -> TreeSpec:
+        return self._tree
+
+    @functools.cached_property
+    def _tree(self) -> TreeSpec:
+        # Built once per spec: expected-failure predicates ask an MLP about its
+        # parameters and features for every entry, form and step (a million
+        # times in a search of the core space), and a new tree is validated anew.
         return TreeSpec(
             width=self.dims[0],
             layers=tuple(LinearSpec(out=d, bias=b) for d, b in zip(self.dims[1:], self.bias)),
