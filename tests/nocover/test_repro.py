@@ -121,9 +121,10 @@ def test_hang_script_times_out_and_names_the_phase(tmp_path):
         step=properties.roundtrip, scenario=scenario, backend_spec="helpers.faulty_backends:HangsOnSet",
         options=StateOptions(full=True),
     )
-    code, out = run_repro(path, "--timeout", "20", timeout=600)  # generous: the example takes ~1 s
+    # The timeout starts once every rank has joined; the example takes ~1 s.
+    code, out = run_repro(path, "--timeout", "10", timeout=600)
     assert code == 1, out[-4000:]
-    assert re.search(r"FAILED: hang: no answer after 20 s \(last phases: rank 0 in 'set', "
+    assert re.search(r"FAILED: hang: no answer after 10 s \(last phases: rank 0 in 'set', "
                      r"rank 1 in '(compare|reference gather \(loaded\))'\)", out), out[-4000:]
     assert "in barrier" in out, out[-4000:]  # rank 0's stack dump (faulthandler)
 

@@ -113,8 +113,9 @@ def test_two_nodes_share_a_checkpoint_directory(tmp_path):
     assert os.listdir(shared) == []  # every checkpoint directory was made there and removed
 
 
-#: Long enough for a first example (lazy imports of DDP) on a loaded 2-core machine.
-HANG_TIMEOUT = 20
+#: Long enough for the other rank to finish a first example (~1 s, with lazy imports
+#: of DDP) on a loaded 2-core machine; each second here is waited out by the test.
+HANG_TIMEOUT = 10
 
 
 def test_hang_fails_the_example_then_the_rest_fast_and_every_rank_exits(tmp_path):
