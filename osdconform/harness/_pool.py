@@ -23,7 +23,8 @@ from typing import Any, Callable
 from ._devices import device_kind
 from ._errors import RankError
 from ._failures import health_barrier
-from ._world import World, sweep_stale_workdirs
+from ._workdirs import sweep_stale_workdirs
+from ._world import World
 
 _LIVE_POOLS: "weakref.WeakSet[WorldPool]" = weakref.WeakSet()
 

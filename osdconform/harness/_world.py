@@ -30,43 +30,10 @@ from ._blocked import BlockedWatch
 from ._errors import HangSignature, PropertyViolation, RankCrash, RankError, RankHang, RankReport, WorldStartError
 from ._failures import hang_message, rank_error, rank_statuses
 from ._start import start_context
+from ._workdirs import WORKDIR_PREFIX
 from ._worker import PHASE_BYTES, RankConfig, Task, rank_main
 
 _LOG_TAIL = 3000  # characters of a rank's log quoted in a failure
-
-#: World directories are ``<tmp>/osdconform-w<size>-p<driver pid>-<random>``.
-WORKDIR_PREFIX = "osdconform-w"
-#: Checkpoint directories of examples are ``<tmp>/osdconform-ckpt-p<driver pid>-<random>``.
-CHECKPOINT_PREFIX = "osdconform-ckpt-"
-
-
-def sweep_stale_workdirs() -> list[str]:
-    """Remove world and checkpoint directories whose driver is gone (it was killed with SIGKILL).
-
-    A driver removes its directories itself, but a SIGKILLed one (an xdist
-    worker killed mid-run, say) cannot; its ranks die with it
-    (``PR_SET_PDEATHSIG``) and cannot either.
-    """
-    removed = []
-    tmp = tempfile.gettempdir()
-    for name in os.listdir(tmp):
-        if not name.startswith((WORKDIR_PREFIX, CHECKPOINT_PREFIX)):
-            continue
-        try:
-            pid = int(name.split("-p", 1)[1].split("-", 1)[0])
-        except (IndexError, ValueError):
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # the driver is alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # someone else's live process
-        shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
-        removed.append(name)
-    return removed
-
 
 def _pickle(obj: Any) -> bytes:
     """Plain pickle, by value.

@@ -10,7 +10,7 @@ SIGTERM ends the process at once (the handler is restored to the default
 first), so a run stuck in teardown can still be stopped.
 
 An xdist worker killed with SIGKILL cannot clean up at all: the controller
-sweeps what dead drivers left (`harness._world.sweep_stale_workdirs`) at the
+sweeps what dead drivers left (`harness._workdirs.sweep_stale_workdirs`) at the
 end of the run.
 """
 

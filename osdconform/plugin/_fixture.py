@@ -25,7 +25,7 @@ import pytest
 from ..backends import StateOptions
 from ..expected_failures import XfailEntry, check_of, explained_problems, explaining, installed_torch
 from ..harness import CPU_ONLY_ENV, RankHang, WorldFailure, WorldPool, active_pool
-from ..harness._world import CHECKPOINT_PREFIX
+from ..harness._workdirs import CHECKPOINT_PREFIX
 from ..scenario import PLAN_KINDS
 from ..strategies import CORE, Space
 from . import _profiles

@@ -26,7 +26,7 @@ import pytest
 from ..backends import BackendSpecError, builtin_name, default_space, resolve_backend
 from ..expected_failures import XfailFileError, installed_torch, load_xfails, shipped_xfails
 from ..harness import active_pool, device_kind, under_torchrun
-from ..harness._world import sweep_stale_workdirs
+from ..harness._workdirs import sweep_stale_workdirs
 from ..scenario import PLAN_KINDS, PlanSpec, plan_accepts
 from ..strategies import SPACES, space
 from . import _cancel, _profiles
