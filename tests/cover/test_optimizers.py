@@ -436,3 +436,36 @@ def test_the_param_shaped_table_is_what_torch_keeps(name):
     assert shaped <= PARAM_SHAPED
     spec = OptimizerSpec(name, (GroupSpec(("p",), tuple(_ALL_OPTIONAL.get(name, {}).items())),))
     assert spec.optional_state(spec.groups[0]) <= set(OPTIONAL.get(name, ()))
+
+
+@pytest.mark.skipif("adafactor" not in installed_optimizers(), reason="this torch has no Adafactor")
+def test_adafactors_shapes_are_what_torch_keeps_and_the_reference_load_refuses_others():
+    """`FACTORED` (the reference load checks Adafactor's state by it) against torch's
+    Adafactor, for parameters of no, one, two and three dimensions; then a load of a
+    state of the wrong shape is refused (the reference took any once: the errors
+    property's shape fault on Adafactor state then failed against the oracle itself)."""
+    from osdconform.reference import OSDLoadError
+    from osdconform.reference._param_shaped import FACTORED, factored_shape
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.s, self.v = nn.Parameter(torch.tensor(1.0)), nn.Parameter(torch.ones(3))
+            self.m, self.t = nn.Parameter(torch.ones(2, 3)), nn.Parameter(torch.ones(4, 2, 3))
+
+    model = Model()
+    opt = optimizer_class("adafactor")(model.parameters(), lr=0.1)
+    sum(p.square().sum() for p in model.parameters()).backward()
+    opt.step()
+    for name, p in model.named_parameters():
+        kept = {k: tuple(v.shape) for k, v in opt.state[p].items() if k != "step"}
+        assert set(kept) <= set(FACTORED), (name, kept)
+        assert kept and all(shape == factored_shape(k, tuple(p.shape)) for k, shape in kept.items()), (name, kept)
+    osd = ref.full_osd(model, opt)
+    ref.load_osd(model, opt, osd)  # its own state loads
+    for fqn, entry in (("v", "variance"), ("m", "row_var"), ("t", "col_var")):
+        broken = ref.full_osd(model, opt)
+        value = broken["state"][fqn][entry]
+        broken["state"][fqn][entry] = torch.cat([value, value], dim=-1)
+        with pytest.raises(OSDLoadError, match="Adafactor keeps"):
+            ref.load_osd(model, opt, broken)
