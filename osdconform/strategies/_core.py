@@ -19,6 +19,7 @@ README for what is known to fail there.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -38,6 +39,8 @@ CORE_OPTIMIZERS = ("adam", "sgd", "adamw")
 MAX_DIM = 9
 MAX_LAYERS = 3
 MAX_GROUPS = 3
+#: Each possible parameter's group (two per layer), drawn whatever the model.
+_ASSIGNMENT = st.tuples(*[st.integers(0, MAX_GROUPS - 1)] * (2 * MAX_LAYERS))
 
 #: The core space's hyperparameter table for `_optimizers.hparams`: the full
 #: space's values where they are the same pieces, fewer hyperparameters.
@@ -82,6 +85,7 @@ def core_plans(draw, kind: str, model: MLPSpec) -> PlanSpec:
     return _fit_plan(kind, draw(_unit_flags()), model)
 
 
+@functools.lru_cache(maxsize=None)
 def _unit_flags() -> st.SearchStrategy[tuple[bool, ...]]:
     """For each possible layer: whether FSDP wraps it on its own (drawn whatever the plan)."""
     return st.tuples(*[st.booleans()] * MAX_LAYERS)
@@ -102,6 +106,13 @@ def _hparams(optimizer: str) -> st.SearchStrategy[tuple[tuple[str, Any], ...]]:
     """`_optimizers.hparams` over the core table; SGD always keeps momentum (so, state)."""
     drawn = hparams(optimizer, table=_HPARAMS)
     return drawn.map(_with_momentum) if optimizer == "sgd" else drawn
+
+
+@functools.lru_cache(maxsize=None)
+def _group_hparams(optimizer: str) -> st.SearchStrategy:
+    """Every group's `_hparams`, built once per optimizer (Hypothesis validates a new
+    strategy object at its first draw; the draws are the same)."""
+    return st.tuples(*[_hparams(optimizer)] * MAX_GROUPS)
 
 
 def _with_momentum(hp: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
@@ -180,9 +191,9 @@ def core_scenarios(
     name = draw(st.sampled_from(CORE_OPTIMIZERS))
     # Drawn on CUDA only, so that CPU runs draw exactly the sequence they always did.
     flag_choice = draw(st.integers(0, 3)) if device == "cuda" else 0
-    assignment = draw(st.tuples(*[st.integers(0, MAX_GROUPS - 1)] * (2 * MAX_LAYERS)))
+    assignment = draw(_ASSIGNMENT)
     # Every class's hyperparameters are drawn, so shrinking the class moves no later draw.
-    group_hparams = {n: draw(st.tuples(*[_hparams(n)] * MAX_GROUPS)) for n in CORE_OPTIMIZERS}[name]
+    group_hparams = {n: draw(_group_hparams(n)) for n in CORE_OPTIMIZERS}[name]
     steps = draw(st.integers(min_steps, max_steps))
     seed = draw(st.integers(0, 2**16))
     # Everything is drawn before the model, whatever the plan, and cut to it

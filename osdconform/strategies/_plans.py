@@ -46,6 +46,12 @@ class PlanBlueprint:
     placements: tuple[tuple[int, int], ...] = ((0, 0),) * MAX_PARAMS
 
 
+# Built once, not per draw (Hypothesis validates a new strategy object at its first draw).
+_OWN_SHARD = st.tuples(*[st.booleans()] * MAX_UNITS)
+_TP_STYLE_CODES = st.tuples(*[st.integers(0, len(TP_STYLES))] * MAX_LINEARS)
+_PLACEMENTS = st.tuples(*[st.tuples(_PLACEMENT_CODES, _PLACEMENT_CODES)] * MAX_PARAMS)
+
+
 @st.composite
 def plan_blueprints(draw, kind: str) -> PlanBlueprint:
     """Choices for a plan of `kind`.
@@ -56,12 +62,12 @@ def plan_blueprints(draw, kind: str) -> PlanBlueprint:
     FSDP1 is drawn with ``use_orig_params=True`` only: without it the
     optimizer sees flat parameters, which have no FQNs (see `accepts`).
     """
-    own_shard = draw(st.tuples(*[st.booleans()] * MAX_UNITS))
+    own_shard = draw(_OWN_SHARD)
     reshard_after_forward = not draw(st.booleans())
     mesh_2d = draw(st.booleans())
     sharding_strategy = draw(st.sampled_from(FSDP1_STRATEGIES))
-    tp_styles = draw(st.tuples(*[st.integers(0, len(TP_STYLES))] * MAX_LINEARS))
-    placements = draw(st.tuples(*[st.tuples(_PLACEMENT_CODES, _PLACEMENT_CODES)] * MAX_PARAMS))
+    tp_styles = draw(_TP_STYLE_CODES)
+    placements = draw(_PLACEMENTS)
     return PlanBlueprint(
         kind,
         own_shard=own_shard,
