@@ -19,7 +19,8 @@ Why: the reproducers' first seconds are ``import torch`` and
 ``torch.distributed.checkpoint``; forked from here, a script starts with them done.
 Only the modules below are imported before a fork, no thread is started and no
 tensor op runs (torch's CPU thread pools start at the first parallel op), so a child
-starts as a fresh interpreter would, but for those imports.
+starts as a fresh interpreter would, but for those imports and what an interpreter
+reads only as it starts (``PYTHONWARNINGS``, ``PYTHONHASHSEED``: the server's).
 """
 
 from __future__ import annotations
