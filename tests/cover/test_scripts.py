@@ -125,3 +125,15 @@ def test_a_forked_pytest_run_is_pytesters_run(pytester):
     path = [line for line in ours.outlines if "PATH" in line]
     assert path and path == [line for line in theirs.outlines if "PATH" in line]
     assert "True" in path[0]
+
+
+def test_a_script_that_cannot_start_fails_and_the_server_goes_on(tmp_path):
+    """A child that fails before its script runs (here: no such working directory) leaves
+    with 1 and does not go on as a second server reading the requests."""
+    from helpers import scripts
+
+    probe = script(tmp_path, "print('ran')")
+    returncode, out, _ = scripts._run(str(probe), module=False, cwd=tmp_path / "missing", timeout=30, split=False)
+    assert returncode == 1 and "ran" not in out
+    for _ in range(3):
+        assert run_script(probe).stdout == "ran\n"

@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 PRELOAD = (
     "torch",
@@ -177,7 +178,14 @@ def main() -> None:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            _child(request)  # never returns: the child leaves through os._exit
+            try:
+                _child(request)  # the child leaves through os._exit ...
+            except BaseException:
+                # ... unless it failed before its script ran (no such working directory,
+                # say): it says why on stderr and leaves here, never back into this loop.
+                traceback.print_exc()
+            finally:
+                os._exit(1)
         try:
             os.setpgid(pid, pid)  # as the child does: whichever runs first, killpg finds the group
         except OSError:
