@@ -9,9 +9,13 @@ name ``named_parameters()`` yields it under.  torch's
 flattened in one process, nested under FSDP2 at world 2), so the suites'
 fidelity check holds for tied models.
 
-FSDP1 replaces each wrapped submodule of the user's module by a wrapper that
-holds the original under ``_fsdp_wrapped_module``; that segment is not part of
-the user's name and is dropped.  Without ``use_orig_params`` FSDP1 hands the
+Wrappers put the module they wrap under a name of their own: FSDP1 under
+``_fsdp_wrapped_module``, activation checkpointing's ``checkpoint_wrapper``
+under ``_checkpoint_wrapped_module``, ``torch.compile``'s ``OptimizedModule``
+under ``_orig_mod``.  Those segments are not part of the user's name and are
+dropped, wherever and however nested (a compiled model whose blocks are
+checkpoint-wrapped and FSDP1-wrapped); torch's state-dict APIs drop the same
+three.  Without ``use_orig_params`` FSDP1 hands the
 optimizer only its flat parameters (``_flat_param``), which hold several
 original parameters each; which ones, and where, only FSDP's internals know,
 so the reference refuses to key them rather than guess.
@@ -40,8 +44,9 @@ def param_groups_of(optimizers: Optimizers) -> list[dict]:
     return [g for opt in as_optimizers(optimizers) for g in opt.param_groups]
 
 
-#: The name segment FSDP1 inserts for the module it wraps.
-FSDP1_WRAPPED = "_fsdp_wrapped_module."
+#: The name segments wrappers insert for the module they wrap (FSDP1, activation
+#: checkpointing, torch.compile): none is part of the user's name.
+WRAPPER_SEGMENTS = frozenset({"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"})
 #: The name FSDP1 registers its flat parameters under (use_orig_params=False).
 FSDP1_FLAT_PARAM = "_flat_param"
 
@@ -51,8 +56,8 @@ class FlatParameterError(NotImplementedError):
 
 
 def user_fqn(name: str) -> str:
-    """`name` as the user's module names it (FSDP1's wrapper segments removed)."""
-    return name.replace(FSDP1_WRAPPED, "")
+    """`name` as the user's module names it (the wrappers' segments removed)."""
+    return ".".join(part for part in name.split(".") if part not in WRAPPER_SEGMENTS)
 
 
 def param_fqns(module: nn.Module) -> dict[int, str]:

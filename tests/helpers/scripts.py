@@ -31,8 +31,11 @@ _server: subprocess.Popen | None = None
 def _started() -> subprocess.Popen:
     global _server
     if _server is None or _server.poll() is not None:
+        # In a folder of its own: the test's working directory may be a temporary
+        # one, gone before the server is (each script gets its own anyway).
         _server = subprocess.Popen(
-            [sys.executable, str(_SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, str(_SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=_SERVER.parent,
         )
         ready = _server.stdout.readline()
         if json.loads(ready or "{}").get("ready") is not True:
