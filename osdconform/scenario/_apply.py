@@ -230,10 +230,13 @@ def _like_param(param, grad):
 
 
 def trainable_params(module: nn.Module) -> dict[str, nn.Parameter]:
-    """The module's parameters by the user's FQN (FSDP1's wrapper segments removed)."""
+    """The module's parameters by the user's FQN (the segments FSDP1, activation
+    checkpointing and torch.compile insert removed, as the reference keys them)."""
+    from ..reference._fqn import user_fqn
+
     params: dict[str, nn.Parameter] = {}
     for name, param in module.named_parameters():
-        params.setdefault(name.replace("_fsdp_wrapped_module.", ""), param)
+        params.setdefault(user_fqn(name), param)
     return params
 
 

@@ -87,3 +87,14 @@ def test_a_module_of_the_users_own_is_not_mistaken_for_a_wrapper():
     assert user_fqn("blocks.orig_mod.weight") == "blocks.orig_mod.weight"
     assert user_fqn("a_orig_mod.b") == "a_orig_mod.b"
     assert user_fqn("_orig_mod.layers.0._fsdp_wrapped_module._checkpoint_wrapped_module.weight") == "layers.0.weight"
+
+
+@pytest.mark.parametrize("how", ["checkpoint", "compile", "checkpoint+compile"])
+def test_the_builder_finds_a_wrapped_models_parameters_by_the_users_fqns(how):
+    """`trainable_params` (what the scenario's optimizers are built over) names them the same."""
+    from osdconform.scenario._apply import trainable_params
+
+    model, net = _wrapped(how)
+    params = trainable_params(model)
+    assert list(params) == USER_FQNS
+    assert [id(p) for p in params.values()] == [id(p) for p in net.parameters()]
