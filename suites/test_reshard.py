@@ -33,7 +33,7 @@ def test_reshard(osd, form):
             out = results[0]
             osd.check(
                 "reshard", properties.reshard_load, loaded_at, options, directory,
-                out["saved"], out["expected"],
+                out["saved"], out["expected"], source=saved_at,
             )
 
     check()

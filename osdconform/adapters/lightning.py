@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from osdconform.backends import Capabilities, rebuild_optimizers, step_loss
+from osdconform.backends import Capabilities, rebuild_optimizers, step_loss, user_submodule
 
 #: ``fabric.save``'s path under the suite's directory: a file, or a folder under ModelParallelStrategy.
 CHECKPOINT = "checkpoint"
@@ -151,7 +151,7 @@ class _Parallelize:
         # 1-D: shard over the data-parallel dim; HSDP: the whole 2-D mesh (replicate x shard).
         mesh = mesh if self.plan.mesh_2d else mesh["data_parallel"]
         for name in reversed(self.plan.shard):  # innermost first
-            fully_shard(module.get_submodule(name), mesh=mesh, reshard_after_forward=self.plan.reshard_after_forward)
+            fully_shard(user_submodule(module, name), mesh=mesh, reshard_after_forward=self.plan.reshard_after_forward)
         fully_shard(module, mesh=mesh, reshard_after_forward=self.plan.reshard_after_forward)
         return module
 

@@ -17,10 +17,12 @@ canonical FQN-keyed OSD the suites compare (`to_canonical`, `to_native`,
 training: `apply_planned` (the suite's wrapping of the drawn plan),
 `step_loss` (one step's loss on the suite's data), `default_train` (the
 suite's own loop) and `rebuild_optimizers` (the optimizers built anew over
-parameters the framework's wrapping replaced).
+parameters the framework's wrapping replaced).  A framework that applies the
+plan itself finds the plan's submodules by the user's FQNs with
+`user_submodule` (the model may come checkpoint-wrapped or compiled).
 """
 
-from ..scenario import Workload, apply_planned, rebuild_optimizers, step_loss
+from ..scenario import Workload, apply_planned, rebuild_optimizers, step_loss, user_submodule
 from ..scenario import train as default_train
 from ._native import split_osd, to_canonical, to_native
 from ._protocol import ALL_PLANS, Backend, Capabilities, CheckpointBackend, Framework, StateOptions
@@ -53,6 +55,7 @@ __all__ = [
     "StateOptions",
     "Workload",
     "apply_planned",
+    "user_submodule",
     "builtin_name",
     "default_space",
     "default_train",

@@ -15,11 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
+#: What FSDP1, checkpoint_wrapper and torch.compile name the module they wrap
+#: (kept apart from the reference's list on purpose, as the module doc says).
+_WRAPPER_SEGMENTS = frozenset({"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"})
+
 
 def _names(module: nn.Module) -> dict[int, str]:
+    """Each parameter's FQN in the user's model (the canonical key): the name
+    ``named_parameters()`` yields, less the segments that checkpoint wrappers,
+    ``torch.compile`` and FSDP1 insert."""
     names: dict[int, str] = {}
     for name, p in module.named_parameters(remove_duplicate=False):
-        names.setdefault(id(p), name)
+        names.setdefault(id(p), ".".join(s for s in name.split(".") if s not in _WRAPPER_SEGMENTS))
     return names
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ._conditions_fsdp1 import FSDP1
 from ._conditions_full_space import FULL_SPACE
 from ._conditions_loaders import LOADERS
+from ._conditions_wrapped import WRAPPED
 from ._training import (
     dsd_saved_state,
     dsd_set_misses_state,
@@ -340,4 +341,4 @@ HELPERS = {
         fsdp1_unit_partly_in_state,
         missing_fqn_drops_a_group_head,
     )
-} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS + FSDP1}
+} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS + FSDP1 + WRAPPED}

@@ -22,8 +22,10 @@ joined to it with one space each)::
   ``any``, ``all``, ``sum``, ``min``, ``max``, ``sorted``, ``set``) over
   ``s`` (the `Scenario`), ``o`` (the `StateOptions`), ``step`` (the name of
   the property step run, e.g. ``"reshard_load"``: a property of two steps may
-  fail in one only) and ``fault`` (the injected `Fault` of an ``errors``
-  example, else None: each fault kind is its own defect), e.g.
+  fail in one only), ``fault`` (the injected `Fault` of an ``errors``
+  example, else None: each fault kind is its own defect) and ``source``
+  (the scenario whose checkpoint the step loads: the saving side of a
+  reshard, whose plan may differ; else ``s`` itself), e.g.
   ``o.full and "optimizer:adam" in s.features``; it may call the named
   conditions of `_conditions` (``got_grad(s)``, ``dsd_set_misses_state(s)``,
   ...).  Keep it a short expression: anything longer (the shipped files: over
@@ -129,13 +131,15 @@ class XfailEntry:
         return f"fixed in torch {version}? If so, bound the entry: 'torch: <{version}' (keep it for older torch)"
 
     def applies(
-        self, prop: str, scenario: Any, options: Any, *, step: str | None = None, fault: Any = None
+        self, prop: str, scenario: Any, options: Any, *, step: str | None = None, fault: Any = None,
+        source: Any = None,
     ) -> bool:
         if prop not in self.properties:
             return False
         # Globals, not locals: a comprehension's body sees only globals.
         names = {
             "__builtins__": PREDICATE_BUILTINS, **HELPERS, "s": scenario, "o": options, "step": step, "fault": fault,
+            "source": scenario if source is None else source,
         }
         try:
             return bool(eval(self._code, names))

@@ -202,6 +202,8 @@ class Conformance:
         timeout: float | None = None,
         fault: Any = None,
         device: str | None = None,
+        source: Any = None,
+        prior: tuple = (),
     ) -> list[Any] | None:
         """Run property step `fn` on every rank for `scenario`; fail as the property fails.
 
@@ -210,7 +212,12 @@ class Conformance:
         fast, such as loads that must raise); `fault` is the fault the
         example injects (``errors``), which expected-failure predicates see
         as ``fault`` (and the step's name as ``step``).  `device` runs the
-        step in a world on that device instead of the run's (`pool_on`).  An example covered by
+        step in a world on that device instead of the run's (`pool_on`).  `source`: the
+        scenario whose checkpoint the step loads when it is not `scenario` (a
+        reshard's saving side), which predicates see as ``source``.  `prior`:
+        ``(scenario, extra)`` of the steps this example ran before, in other worlds,
+        whose results this one reads (a lifecycle's earlier world sizes): its
+        reproducer runs them first.  An example covered by
         an expected-failures entry must fail as the entry says (it then
         returns None).  If it passes, that is an XPASS: it fails the test
         under the ``ci`` profile, and is reported at the end of the run
@@ -226,7 +233,7 @@ class Conformance:
         _coverage.record(self._item, scenario)  # events, targets, --osd-coverage counts
         entries = [
             e for e in self.xfails
-            if e.applies(prop, scenario, options, step=getattr(fn, "__name__", None), fault=fault)
+            if e.applies(prop, scenario, options, step=getattr(fn, "__name__", None), fault=fault, source=source)
         ]
         features = example_features(scenario, options)
         start = time.monotonic()
@@ -250,7 +257,7 @@ class Conformance:
                     self._record.xfailed[entry.describe()] += 1
                 return None
             if not getattr(failure, "not_run", False):
-                self._write_reproducer(prop, fn, scenario, options, failure, extra, device)
+                self._write_reproducer(prop, fn, scenario, options, failure, extra, device, prior)
             raise
         except Exception:
             self._count(prop, features, "failed", start, entries)
@@ -276,7 +283,9 @@ class Conformance:
         if self.progress is not None:
             self.progress.example(outcome)
 
-    def _write_reproducer(self, prop, fn, scenario, options, failure, extra: tuple = (), device=None) -> None:
+    def _write_reproducer(
+        self, prop, fn, scenario, options, failure, extra: tuple = (), device=None, prior: tuple = ()
+    ) -> None:
         """Write this example's standalone reproducer (see `_repro`) and note its path.
 
         One file per test: each failing replay overwrites it, so the file ends
@@ -292,7 +301,7 @@ class Conformance:
             path = _repro.write_script(
                 self.repro_dir, self._item.nodeid, prop=prop, step=fn, scenario=scenario,
                 backend_spec=self.backend_spec, options=options, extra=extra, device=device or self.device,
-                failure=str(failure), timeout=self.timeout,
+                failure=str(failure), timeout=self.timeout, prior=prior,
             )
         except Exception as exc:  # noqa: BLE001 (a reproducer is a courtesy)
             note(f"reproducer: not written ({exc!r})")

@@ -16,7 +16,7 @@ from ._fqn import FlatParameterError, group_layout, param_fqns
 from ._fsdp1 import remember_full_shapes
 from ._gather import PARAM_GROUPS, PARAMS, STATE, full_osd, sharded_osd
 from ._load import OSDLoadError, load_osd
-from ._params import copy_params, full_params, local_params
+from ._params import copy_params, full_params, load_full_params, local_params
 from ._zero import local_state
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "flatten",
     "full_osd",
     "full_params",
+    "load_full_params",
     "group_layout",
     "load_osd",
     "local_params",

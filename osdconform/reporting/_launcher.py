@@ -12,7 +12,11 @@ What the embedded part needs from the script are the module-level names
 at the end of this module: its metadata (``TEST``, ``PROPERTY``, ``STEP``, ``BACKEND``,
 ``DEVICE``), the example (``SCENARIO``, ``OPTIONS``, ``EXTRA``), which
 ``EXTRA`` positions are directories made fresh per run (``FRESH_DIRECTORIES``)
-and the default ``--timeout`` (``DEFAULT_TIMEOUT``).  Here they are
+and the default ``--timeout`` (``DEFAULT_TIMEOUT``).  An example that ran in
+several worlds one after another (a lifecycle that reshards into other world
+sizes) also lists the worlds before the failing one, ``PRIOR``: ``(scenario,
+extra)`` pairs run first, in order, each in a world of its own, sharing the
+fresh directories (what one world saves, the next loads).  Here they are
 placeholders, so the module imports (and its helpers can be tested) on its own.
 """
 
@@ -66,8 +70,16 @@ def load_step(path):
     return obj
 
 
-def rank_main(rank, world_size, scratch, timeout):
+def worlds():
+    """``(scenario, extra)`` of each world the script runs, in order: `PRIOR`, then the example."""
+    return tuple(PRIOR) + ((SCENARIO, EXTRA),)
+
+
+def rank_main(rank, world_size, scratch, timeout, index=None):
     from osdconform.harness import device_kind
+
+    scenario, example_extra = worlds()[-1 if index is None else index]
+    shared, scratch = scratch, scratch if index is None else os.path.join(scratch, f"world-{index}")
 
     # Stack dump on a hang, to a file of this rank's own: ranks dumping to one
     # stream at once would interleave character by character.
@@ -85,10 +97,10 @@ def rank_main(rank, world_size, scratch, timeout):
     ctx.set_phase("joined")  # the timeout starts once every rank got here
     try:
         extra = [
-            os.path.join(scratch, f"directory-{i}") if i in FRESH_DIRECTORIES else value
-            for i, value in enumerate(EXTRA)
+            os.path.join(shared, f"directory-{i}") if i in FRESH_DIRECTORIES else value
+            for i, value in enumerate(example_extra)
         ]
-        step(ctx, SCENARIO, BACKEND, OPTIONS, *extra)
+        step(ctx, scenario, BACKEND, OPTIONS, *extra)
     except BaseException as exc:
         print(f"rank {rank}: {type(exc).__name__} in phase {ctx.current_phase!r}", file=sys.stderr)
         raise
@@ -134,48 +146,63 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help="seconds before the example counts as hung (default: %(default)s)")
     args = parser.parse_args(argv)
-    world_size = SCENARIO.world_size
-    print(f"{TEST}: property {PROPERTY!r} of backend {BACKEND!r} on {world_size} rank(s)", flush=True)
     scratch = tempfile.mkdtemp(prefix="osdconform-repro-")
     for i in FRESH_DIRECTORIES:
         os.makedirs(os.path.join(scratch, f"directory-{i}"))
     try:
-        procs = mp.start_processes(
-            rank_main, args=(world_size, scratch, args.timeout), nprocs=world_size,
-            join=False, start_method="spawn",
-        )
-        # Starting ranks (importing torch, joining the group) does not count
-        # toward the timeout, but may not take forever either.
-        deadline = time.monotonic() + max(STARTUP_TIMEOUT, args.timeout)
-        started = False
-        try:
-            while not procs.join(timeout=0.5):
-                if not started and all(
-                    os.path.exists(os.path.join(scratch, f"phase-{r}")) for r in range(world_size)
-                ):
-                    started = True
-                    deadline = time.monotonic() + args.timeout
-                if time.monotonic() > deadline:
-                    waited = args.timeout if started else max(STARTUP_TIMEOUT, args.timeout)
-                    print(f"FAILED: hang: no answer after {waited:.0f} s "
-                          f"(last phases: {phases(scratch, world_size)})", flush=True)
-                    for proc in procs.processes:
-                        if proc.is_alive():
-                            os.kill(proc.pid, signal.SIGUSR1)
-                    print_stacks(scratch, world_size)
-                    for proc in procs.processes:
-                        proc.kill()
-                        proc.join()
-                    return 1
-        except mp.ProcessRaisedException as exc:
-            print(f"FAILED: {exc}", flush=True)
-            return 1
-        except mp.ProcessExitedException as exc:
-            print(f"FAILED: rank died: {exc} (last phases: {phases(scratch, world_size)})", flush=True)
-            return 1
+        several = len(worlds()) > 1
+        for index, (scenario, _) in enumerate(worlds()):
+            world_size = scenario.world_size
+            which = f" (world {index + 1} of {len(worlds())})" if several else ""
+            print(f"{TEST}: property {PROPERTY!r} of backend {BACKEND!r} on {world_size} rank(s){which}",
+                  flush=True)
+            if several:
+                os.makedirs(os.path.join(scratch, f"world-{index}"))
+            code = run_world(scratch, world_size, args.timeout, index if several else None)
+            if code:
+                return code
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print("PASSED: the property holds for this scenario", flush=True)
+    return 0
+
+
+def run_world(shared, world_size, timeout, index):
+    """Run one world's ranks to the end; 1 if the step failed, hung or a rank died, else 0."""
+    scratch = shared if index is None else os.path.join(shared, f"world-{index}")
+    procs = mp.start_processes(
+        rank_main, args=(world_size, shared, timeout, index), nprocs=world_size,
+        join=False, start_method="spawn",
+    )
+    # Starting ranks (importing torch, joining the group) does not count
+    # toward the timeout, but may not take forever either.
+    deadline = time.monotonic() + max(STARTUP_TIMEOUT, timeout)
+    started = False
+    try:
+        while not procs.join(timeout=0.5):
+            if not started and all(
+                os.path.exists(os.path.join(scratch, f"phase-{r}")) for r in range(world_size)
+            ):
+                started = True
+                deadline = time.monotonic() + timeout
+            if time.monotonic() > deadline:
+                waited = timeout if started else max(STARTUP_TIMEOUT, timeout)
+                print(f"FAILED: hang: no answer after {waited:.0f} s "
+                      f"(last phases: {phases(scratch, world_size)})", flush=True)
+                for proc in procs.processes:
+                    if proc.is_alive():
+                        os.kill(proc.pid, signal.SIGUSR1)
+                print_stacks(scratch, world_size)
+                for proc in procs.processes:
+                    proc.kill()
+                    proc.join()
+                return 1
+    except mp.ProcessRaisedException as exc:
+        print(f"FAILED: {exc}", flush=True)
+        return 1
+    except mp.ProcessExitedException as exc:
+        print(f"FAILED: rank died: {exc} (last phases: {phases(scratch, world_size)})", flush=True)
+        return 1
     return 0
 # -- END of the embedded part --
 
@@ -184,5 +211,5 @@ def main(argv=None):
 # functions above read them at call time, as the script's own globals.
 TEST = PROPERTY = STEP = BACKEND = DEVICE = ""
 SCENARIO = OPTIONS = None
-EXTRA = FRESH_DIRECTORIES = ()
+EXTRA = FRESH_DIRECTORIES = PRIOR = ()
 DEFAULT_TIMEOUT = 120.0

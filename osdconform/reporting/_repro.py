@@ -110,6 +110,7 @@ def render_script(
     test: str = "",
     failure: str = "",
     timeout: float = DEFAULT_TIMEOUT,
+    prior: tuple = (),
 ) -> str:
     """The text of a reproducer script for one failing example.
 
@@ -118,7 +119,9 @@ def render_script(
     what it raised (its first line is quoted in the docstring).  An `extra`
     argument that is an existing directory (an example's checkpoint folder,
     gone by the time the script runs) becomes a fresh empty directory shared
-    by the script's ranks.
+    by the script's ranks.  `prior`: ``(scenario, extra)`` of the worlds the
+    example ran in before this one (a lifecycle's earlier world sizes), which
+    the script runs first, in order, sharing those directories.
     """
     step_path = f"{step.__module__}:{step.__qualname__}"
     scenario_code, imports = _as_code("SCENARIO", scenario)
@@ -126,6 +129,10 @@ def render_script(
     imports |= more
     fresh = tuple(i for i, value in enumerate(extra) if isinstance(value, str) and os.path.isdir(value))
     extra_code, more = _as_code("EXTRA", tuple(None if i in fresh else v for i, v in enumerate(extra)))
+    imports |= more
+    prior_code, more = _as_code(
+        "PRIOR", tuple((sc, tuple(None if i in fresh else v for i, v in enumerate(ex))) for sc, ex in prior)
+    )
     imports |= more
     import torch
 
@@ -142,7 +149,9 @@ def render_script(
         "Hypothesis's shrinking it holds the final, smallest failing example.\n\n"
         f"It failed with: {first_line}\n\n"
         f"Scenario ({opt_desc}):\n{textwrap.indent(described, '  ')}\n\n"
-        f"Runs that example once, without Hypothesis: spawns {scenario.world_size} process(es) with\n"
+        + (f"It runs in {len(prior) + 1} worlds one after another (world sizes "
+           f"{', '.join(str(sc.world_size) for sc, _ in prior)} first).\n\n" if prior else "")
+        + f"Runs that example once, without Hypothesis: spawns {scenario.world_size} process(es) with\n"
         "torch.multiprocessing, joins a process group and calls the property step the suite\n"
         "ran.  Exits 1 while the property fails (or hangs), 0 once it holds.\n\n"
         "    python THIS_FILE [--timeout SECONDS]\n"
@@ -156,6 +165,7 @@ def render_script(
         scenario=scenario_code,
         options=options_code,
         extra=extra_code,
+        prior=prior_code,
         fresh=fresh,
         timeout=float(timeout),
         launcher=launcher_source(),
@@ -196,7 +206,7 @@ _TEMPLATE = '''#!/usr/bin/env python
 {meta}
 {scenario}
 {options}
-{extra}# Positions in EXTRA of directories (an example's checkpoint folder): each run uses a fresh one.
+{extra}{prior}# Positions in EXTRA of directories (an example's checkpoint folder): each run uses a fresh one.
 FRESH_DIRECTORIES = {fresh!r}
 DEFAULT_TIMEOUT = {timeout!r}
 

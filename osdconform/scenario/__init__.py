@@ -45,6 +45,7 @@ from ._refusals import accepts as plan_accepts
 from ._releases import installed_release, release_refusals
 from ._schedulers import SCHEDULER_KINDS, SchedulerSpec, build_scheduler
 from ._spec import Scenario
+from ._wrappers import WRAPPERS, user_submodule
 
 __all__ = [
     "AnyModelSpec",
@@ -76,6 +77,8 @@ __all__ = [
     "Workload",
     "apply_plan",
     "apply_planned",
+    "user_submodule",
+    "WRAPPERS",
     "build_model",
     "build_optimizer",
     "build_scheduler",

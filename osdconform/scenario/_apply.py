@@ -17,6 +17,7 @@ from torch import nn
 
 from ._plans import PlanSpec, _placement
 from ._refusals import accepts
+from ._wrappers import module_path, user_submodule
 
 
 def apply_plan(plan: PlanSpec, module: nn.Module, device: torch.device, world_size: int) -> nn.Module:
@@ -102,7 +103,7 @@ def _fsdp1(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
     # FSDP1 flattens the original parameters into 1-D pieces and keeps no
     # public record of their shapes; the reference reads them from here.
     remember_full_shapes(module)
-    units = {module.get_submodule(name) for name in plan.shard}
+    units = {user_submodule(module, name) for name in plan.shard}
     policy = functools.partial(lambda_auto_wrap_policy, lambda_fn=lambda m: m in units)
     mesh = _mesh(plan, device, world_size) if plan.mesh_ndim == 2 else None
     return FullyShardedDataParallel(
@@ -121,7 +122,7 @@ def _fully_shard(plan: PlanSpec, module: nn.Module, mesh) -> None:
     # Innermost first: fully_shard on a module whose parameters an outer
     # fully_shard already made DTensors fails (it takes them for TP shards).
     for name in reversed(plan.shard):
-        fully_shard(module.get_submodule(name), mesh=mesh, reshard_after_forward=plan.reshard_after_forward)
+        fully_shard(user_submodule(module, name), mesh=mesh, reshard_after_forward=plan.reshard_after_forward)
     fully_shard(module, mesh=mesh, reshard_after_forward=plan.reshard_after_forward)
 
 
@@ -132,8 +133,9 @@ def _fsdp2(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
     return module
 
 
-def _tp_plan(plan: PlanSpec) -> dict:
-    """Each Linear's style, with replicated input and output so it stands alone."""
+def _tp_plan(plan: PlanSpec, module: nn.Module) -> dict:
+    """Each Linear's style, with replicated input and output so it stands alone,
+    by the Linear's path in `module` (inside whatever wraps it)."""
     from torch.distributed.tensor import Replicate
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
 
@@ -141,7 +143,7 @@ def _tp_plan(plan: PlanSpec) -> dict:
         "colwise": lambda: ColwiseParallel(output_layouts=Replicate()),
         "rowwise": lambda: RowwiseParallel(input_layouts=Replicate()),
     }
-    return {fqn: styles[style]() for fqn, style in plan.tp}
+    return {module_path(module, fqn, outermost=False): styles[style]() for fqn, style in plan.tp}
 
 
 def _tp(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
@@ -149,7 +151,7 @@ def _tp(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
     from torch.distributed.tensor import DTensor
     from torch.distributed.tensor.parallel import parallelize_module
 
-    parallelize_module(module, _mesh(plan, device, world_size), _tp_plan(plan))
+    parallelize_module(module, _mesh(plan, device, world_size), _tp_plan(plan, module))
     for param in module.parameters():
         if isinstance(param, DTensor) and param.requires_grad:
             param.register_hook(functools.partial(_like_param, param))
@@ -160,7 +162,7 @@ def _fsdp2_tp(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Modul
     from torch.distributed.tensor.parallel import parallelize_module
 
     mesh = _mesh(plan, device, world_size, names=("dp", "tp"))
-    parallelize_module(module, mesh["tp"], _tp_plan(plan))
+    parallelize_module(module, mesh["tp"], _tp_plan(plan, module))
     _fully_shard(plan, module, mesh["dp"])
     return module
 
@@ -181,9 +183,11 @@ def _dtensor(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module
     mesh = _mesh(plan, device, world_size)
     chosen = dict(plan.placements)
     replicate = tuple(Replicate() for _ in range(mesh.ndim))
-    canonical: dict[int, str] = {}
+    from ..reference._fqn import user_fqn
+
+    canonical: dict[int, str] = {}  # by the user's FQN, as `placements` names them
     for name, param in module.named_parameters(remove_duplicate=False):
-        canonical.setdefault(id(param), name)
+        canonical.setdefault(id(param), user_fqn(name))
     made: dict[int, nn.Parameter] = {}  # tied parameters stay tied
 
     def partition(prefix: str, submodule: nn.Module, mesh) -> None:

@@ -20,6 +20,7 @@ from ._models import apply_freezes, build_model, loss, model_inputs, select_rows
 from ._optimizers import build_optimizer
 from ._schedulers import build_scheduler
 from ._spec import Scenario
+from ._wrappers import wrap_model
 
 #: Rows of the global batch that each rank contributes.
 ROWS_PER_RANK = 2
@@ -29,7 +30,9 @@ ROWS_PER_RANK = 2
 class Workload:
     """What a backend acts on: the user's module, what is trained, the optimizers.
 
-    ``module`` is the model as the user wrote it (parameter FQNs come from it);
+    ``module`` is the model as the user wrote it, with the activation
+    checkpointing and ``torch.compile`` wrappers of ``plan.wrap`` (parameter
+    FQNs come from it, the wrappers' name segments dropped: `_wrappers`);
     ``model`` is what training runs (``module`` itself, or a wrapper such as
     DDP); backends that take "the model" as torch's APIs do receive ``model``.
     ``optimizers`` are over disjoint parameters; a backend gets and sets their
@@ -73,7 +76,9 @@ def build_workload(
     optimizers) for a framework adapter's ``prepare`` (see `apply_planned`).
     """
     torch.manual_seed(scenario.seed if init_seed is None else init_seed)
-    module = build_model(scenario.model, device)
+    # The wrappers go on before the plan or a framework's prepare, as a
+    # training script puts them on.
+    module = wrap_model(scenario.plan.wrap, build_model(scenario.model, device))
     workload = Workload(scenario, module, module, (), device, rank)
     return apply_planned(workload) if planned else _with_optimizers(workload, wrap=False)
 

@@ -23,6 +23,10 @@ dtensor    every parameter a DTensor with its own ``placements`` ("R" or
            "S<dim>" per mesh dim) on a 1-D or (``mesh_2d``) 2-D mesh
 ========== ==================================================================
 
+Every kind also takes ``wrap``: activation checkpointing and ``torch.compile``
+of submodules or of the whole model, applied when the model is built, before
+the plan (see `_wrappers`).
+
 Why the plan dimension is three modules: this one is the spec (plain data,
 no torch); `_refusals` holds `accepts`, the combinations that cannot run and
 why (most of them torch bugs, each with its reproducer named beside it);
@@ -35,6 +39,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ._models import AnyModelSpec
+from ._wrappers import describe_wraps, validate_wraps, wrap_features
 
 #: Plans the scenario model knows.
 PLAN_KINDS = ("none", "ddp", "fsdp1", "fsdp2", "tp", "fsdp2+tp", "zero", "dtensor")
@@ -44,7 +49,8 @@ PLAN_KINDS = ("none", "ddp", "fsdp1", "fsdp2", "tp", "fsdp2+tp", "zero", "dtenso
 FSDP1_STRATEGIES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD")
 TP_STYLES = ("colwise", "rowwise")
 
-#: Which fields each kind takes (beyond ``kind``); every other field must keep its default.
+#: Which fields each kind takes (beyond ``kind`` and ``wrap``, which every kind takes);
+#: every other field must keep its default.
 _FIELDS = {
     "none": (),
     "ddp": (),
@@ -66,7 +72,8 @@ class PlanSpec:
     style is self-contained (replicated input and output), so any ``nn.Linear``
     may take either whatever surrounds it.  ``placements``: ``(param_fqn,
     (placement per mesh dim, ...))`` with placements ``"R"`` (Replicate) or
-    ``"S<d>"`` (Shard(d)); parameters not listed are replicated.
+    ``"S<d>"`` (Shard(d)); parameters not listed are replicated.  ``wrap``:
+    ``(module_fqn, "checkpoint" | "compile")`` in the order applied (`_wrappers`).
     """
 
     kind: str = "none"
@@ -77,12 +84,13 @@ class PlanSpec:
     sharding_strategy: str = "FULL_SHARD"
     tp: tuple[tuple[str, str], ...] = ()
     placements: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    wrap: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in PLAN_KINDS:
             raise ValueError(f"unknown plan {self.kind!r}; known: {PLAN_KINDS}")
         for f in dataclasses.fields(self):
-            if f.name != "kind" and f.name not in _FIELDS[self.kind] and getattr(self, f.name) != f.default:
+            if f.name not in ("kind", "wrap") and f.name not in _FIELDS[self.kind] and getattr(self, f.name) != f.default:
                 raise ValueError(f"plan {self.kind!r} takes no {f.name!r}")
         if self.sharding_strategy not in FSDP1_STRATEGIES:
             raise ValueError(f"unknown sharding strategy {self.sharding_strategy!r}; known: {FSDP1_STRATEGIES}")
@@ -157,7 +165,7 @@ class PlanSpec:
         for _, places in self.placements:
             for p in places:
                 tags.add("dtensor:replicate" if p == "R" else "dtensor:shard" if p == "S0" else "dtensor:shard dim>0")
-        return frozenset(tags)
+        return frozenset(tags) | wrap_features(self.wrap)
 
     def model_features(self, model: AnyModelSpec, world_size: int) -> frozenset[str]:
         """Tags that depend on the model and world too (added to `Scenario.features`).
@@ -174,6 +182,11 @@ class PlanSpec:
         return frozenset(tags)
 
     def describe(self) -> str:
+        if self.wrap:
+            return f"{self._describe_kind()}, model wrapped: {describe_wraps(self.wrap)}"
+        return self._describe_kind()
+
+    def _describe_kind(self) -> str:
         own = ", ".join(self.shard) if self.shard else "no submodule"
         mesh = "2-D" if self.mesh_ndim == 2 else "1-D"
         tp = ", ".join(f"{s} {f}" for f, s in self.tp) or "no Linear"
@@ -198,6 +211,7 @@ class PlanSpec:
 
     def validate(self, model: AnyModelSpec) -> None:
         """Raise ValueError if the plan names parts the model does not have."""
+        validate_wraps(self.wrap, model)
         unknown = set(self.shard) - set(model.layer_fqns())
         if unknown:
             raise ValueError(f"plan shards unknown submodules {sorted(unknown)}")

@@ -142,6 +142,14 @@ def accepts(
         frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
         if frozen >= set(model.param_fqns()):
             return "DDP refuses a module with no parameter that requires grad"
+    if model is not None and plan.wrap:
+        bns = compiled_checkpointed_batchnorms(plan, model)
+        if bns:
+            # torch 2.13: the recomputation of a BatchNorm's forward in the
+            # backward bumps num_batches_tracked in place a second time, and
+            # under torch.compile autograd's saved-tensor version check fails.
+            # Reproducer: expected_failures/repro/torch_compile_over_checkpointed_batchnorm.py
+            return f"torch.compile around a checkpoint-wrapped BatchNorm cannot train: {bns}"
     if model is not None:
         from ._releases import release_model_refusal  # older torch (it imports this module)
 
@@ -171,6 +179,25 @@ def _fsdp1_unit_loses_params(plan: PlanSpec, world_size: int, model: AnyModelSpe
     for f in model.param_fqns():
         owned.setdefault(fsdp_unit_of(plan, f), []).append(f)
     return any(all(f in no_grad for f in fqns) for fqns in owned.values())
+
+
+def compiled_checkpointed_batchnorms(plan: PlanSpec, model: AnyModelSpec) -> list[str]:
+    """BatchNorms that track running stats inside a checkpoint wrapper that a
+    ``torch.compile`` wraps (at the same module after it, or at any module above)."""
+
+    def within(fqn: str, outer: str) -> bool:
+        return outer == "" or fqn == outer or fqn.startswith(outer + ".")
+
+    tracked = {b.rpartition(".")[0] for b in getattr(model, "buffer_fqns", lambda: ())() if b.endswith(".num_batches_tracked")}
+    found = []
+    for bn in sorted(tracked):
+        for i, (ckpt, wrapper) in enumerate(plan.wrap):
+            if wrapper != "checkpoint" or not within(bn, ckpt):
+                continue
+            if any(w == "compile" and within(ckpt, c) and (c != ckpt or j > i) for j, (c, w) in enumerate(plan.wrap)):
+                found.append(bn)
+                break
+    return found
 
 
 def conv_param_fqns(model: AnyModelSpec) -> frozenset[str]:

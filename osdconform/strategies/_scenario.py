@@ -7,6 +7,7 @@ world size 1 (the first of the allowed sizes), no training step.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 from hypothesis import assume
@@ -17,7 +18,7 @@ from ..scenario._catalogue import kind_of
 from ..scenario._models import EmbeddingSpec, LinearSpec, TreeSpec
 from ._models import models
 from ._optimizers import fit_optimizers, optimizer_blueprints, runs_under
-from ._plans import fit_plan, plan_blueprints
+from ._plans import fit_plan, plan_blueprints, wraps
 
 MAX_STEPS = 3
 #: Plans that take a model whose parameters mix dtypes.
@@ -78,6 +79,8 @@ def full_scenarios(
         # be rejected (over half of the TP draws), so give it one to split.
         model = TreeSpec(model.width, model.layers + (LinearSpec(out=2),), model.dtype)
     plan = fit_plan(plan_bp, model, world_size)
+    wrap = draw(wraps(model))  # last: see `_plans.wraps`
+    plan = dataclasses.replace(plan, wrap=wrap) if wrap else plan
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.
     assume(plan_accepts(plan, world_size, model, steps) is None)

@@ -16,7 +16,8 @@ Modules by bug class: ``_lost_state`` (state left behind), ``_hparams``
 ``_tied``, ``_shards`` (uneven and empty shards), ``_types`` (kind and
 placement), ``_aliasing``, ``_inputs`` (bad input accepted or reported
 badly), ``_reshard``, ``_hangs``, ``_masked`` (faults behind known torch
-defects, in the same example); ``_kit`` holds what they share.
+defects, in the same example), ``_lifecycle`` (what only a chain of loads shows); ``_kit`` holds
+what they share.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ._hparams import (
     SchedulerKeysNotRestored,
 )
 from ._inputs import AcceptsStateOfWrongShape, ErrorNamesNoKey, UnknownKeysIgnored
+from ._lifecycle import SecondLoadLosesState
 from ._lost_state import (
     DCPDropsStateWhenGradsPresent,
     FrozenParamStateDroppedOnLoad,
@@ -66,6 +68,7 @@ CORPUS = (
     ZeroReshardKeepsOldPartition, DCPReshardSkipsMissingRanks,
     FullSetHangsOnShardedPlans,
     FullSetKeepsAdamCustomKeys,
+    SecondLoadLosesState,
 )
 
 __all__ = ["CORPUS", *(cls.__name__ for cls in CORPUS)]

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from osdconform.backends.reference import ReferenceBackend
+from osdconform.reference._fqn import user_fqn
 
 
 class DropsStateOnSet(ReferenceBackend):
@@ -112,7 +113,7 @@ class ReshardDropsUnevenState(ReferenceBackend):
         saved_world = osd.pop(self._WORLD)
         world = dist.get_world_size()
         if saved_world != world:
-            shapes = {fqn: tuple(p.shape) for fqn, p in workload.module.named_parameters()}
+            shapes = {user_fqn(n): tuple(p.shape) for n, p in workload.module.named_parameters()}
             osd["state"] = {
                 fqn: st for fqn, st in osd["state"].items()
                 if not shapes[fqn] or shapes[fqn][0] % world == 0

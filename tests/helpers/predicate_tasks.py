@@ -6,6 +6,7 @@ a named condition of `osdconform.expected_failures._conditions` answers from the
 
 from __future__ import annotations
 
+from osdconform.reference._fqn import user_fqn
 from osdconform.scenario import Scenario, build_workload, train
 
 
@@ -16,7 +17,8 @@ def strided_pieces_torch_refuses(ctx, scenario: Scenario) -> list[str]:
 
     workload = build_workload(scenario, rank=ctx.rank, device=ctx.device)
     refused = []
-    for fqn, param in workload.module.named_parameters():
+    for name, param in workload.module.named_parameters():
+        fqn = user_fqn(name)  # the model may be wrapped
         if not isinstance(param, DTensor):
             continue
         full = param.full_tensor()

@@ -20,6 +20,7 @@ from torch.distributed.tensor import DTensor, distribute_tensor
 
 from osdconform import reference as ref
 from osdconform.compare import assert_osd_equal
+from osdconform.reference._fqn import user_fqn
 from osdconform.scenario import Scenario, build_workload, train
 
 # -- DTensor: shard_like / unshard against torch's own sharding ---------------
@@ -129,7 +130,7 @@ def load_gather_roundtrip(ctx, scenario: Scenario) -> dict:
     with ctx.phase("gather"):
         full = ref.full_osd(src.module, src.optimizers)
         sharded = ref.sharded_osd(src.module, src.optimizers)
-    params = dict(src.module.named_parameters())
+    params = {user_fqn(n): p for n, p in src.module.named_parameters()}  # the model may be wrapped
     with ctx.phase("check gather"):
         for fqn, name, v in _dtensor_values(sharded):
             assert tuple(full[ref.STATE][fqn][name].shape) == tuple(params[fqn].shape)

@@ -196,8 +196,54 @@ def test_directory_argument_becomes_a_fresh_shared_directory(tmp_path, monkeypat
         str(tmp_path / "repro"), "suites/test_x.py::test_y", prop="y", step=dir_step.writes_into,
         scenario=scenario, backend_spec=HEALTHY, options=StateOptions(), extra=(str(checkpoint), "x"),
     )
-    assert "EXTRA = (None, 'x')\nFRESH_DIRECTORIES = (0,)" in open(path).read().replace(
+    assert "EXTRA = (None, 'x')\nPRIOR = ()\nFRESH_DIRECTORIES = (0,)" in open(path).read().replace(
         "# Positions in EXTRA of directories (an example's checkpoint folder): each run uses a fresh one.\n", "")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     code, out = run_repro(path)
     assert code == 0, out[-4000:]
+
+
+_WORLDS_STEP = '''
+import os
+import torch.distributed as dist
+
+
+def world(ctx, scenario, backend_spec, options, directory, index):
+    """World `index` finds what every earlier world wrote in the shared directory, then writes."""
+    want = sorted(f"world{i}-rank{r}" for i in range(index) for r in range(2 if i == 0 else 3))
+    assert sorted(os.listdir(directory)) == want, (sorted(os.listdir(directory)), want)
+    dist.barrier()
+    open(os.path.join(directory, f"world{index}-rank{ctx.rank}"), "w").close()
+'''
+
+
+def test_an_example_of_several_worlds_runs_them_in_order_sharing_its_directory(tmp_path, monkeypatch):
+    """A lifecycle that resharded ran in worlds of 2, then 3 ranks: its script runs both, in order,
+    each in a world of its own size, and the later one reads what the earlier one wrote."""
+    (tmp_path / "worlds_step.py").write_text(_WORLDS_STEP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import worlds_step
+
+    checkpoint = tmp_path / "example-checkpoint"
+    checkpoint.mkdir()
+    scenario = Scenario(
+        seed=0, world_size=2, model=MLPSpec(dims=(1, 1), bias=(False,), dtype="float32"),
+        optimizers=(OptimizerSpec(name="sgd", groups=(GroupSpec(params=("layers.0.weight",), hparams=()),)),),
+    )
+    first, second = (scenario, (str(checkpoint), 0)), (scenario.replace(world_size=3), (str(checkpoint), 1))
+    path = _repro.write_script(
+        str(tmp_path / "repro"), "suites/test_x.py::test_y", prop="y", step=worlds_step.world,
+        scenario=second[0], backend_spec=HEALTHY, options=StateOptions(), extra=second[1], prior=(first,),
+    )
+    assert "It runs in 2 worlds one after another (world sizes 2 first)." in open(path).read()
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    code, out = run_repro(path)
+    assert code == 0, out[-4000:]
+    assert "on 2 rank(s) (world 1 of 2)" in out and "on 3 rank(s) (world 2 of 2)" in out, out
+    # The second world fails if the first did not run before it (its files are missing).
+    path = _repro.write_script(
+        str(tmp_path / "repro2"), "suites/test_x.py::test_y", prop="y", step=worlds_step.world,
+        scenario=second[0], backend_spec=HEALTHY, options=StateOptions(), extra=second[1],
+    )
+    code, out = run_repro(path)
+    assert code == 1 and "AssertionError" in out, out[-4000:]

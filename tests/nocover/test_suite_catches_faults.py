@@ -110,6 +110,12 @@ CORPUS_CASES = [
         r"OSD mismatch at state\['[\w.]+'\]\['step'\]: dtype differs",
         id="torch-dsd-step-cast-to-float64",
     ),
+    pytest.param(
+        # Only a chain of loads shows it: every single-load property loads into fresh objects.
+        "SecondLoadLosesState", "test_lifecycle.py::test_lifecycle[full]", "1", "full",
+        r"lifecycle after step \d+ \((load checkpoint \d+ into the live objects|get the state and set it back)\)",
+        id="reference-second-load-loses-state",
+    ),
 ]
 
 
@@ -145,8 +151,8 @@ def test_suite_catches_corpus_fault(fault, target, world_sizes, space, expected)
 
     over = getattr(faults, fault).over
     shipped = os.path.join(ROOT, "osdconform", "expected_failures", f"{over}.txt")
-    code, out = run_fault(fault, target, world_sizes, module="faults",
-                          extra=(f"--osd-xfails={shipped}", f"--osd-space={space}"))
+    xfails = (f"--osd-xfails={shipped}",) if os.path.exists(shipped) else ()  # the reference has none
+    code, out = run_fault(fault, target, world_sizes, module="faults", extra=(*xfails, f"--osd-space={space}"))
     assert code == 1, f"suite did not fail (exit {code}) on {fault}:\n{out[-4000:]}"
     assert re.search(r"\b1 failed\b", out), out[-4000:]
     assert re.search(expected, out), f"failure does not say {expected!r}:\n{out[-6000:]}"

@@ -1,0 +1,30 @@
+"""Checkpoint lifecycles: chains of train, save, load, restart and reshard, drawn by Hypothesis.
+
+``suites/test_lifecycle.py`` runs `lifecycle_machine` for a backend in each of
+its forms; a third party can run it in its own test the same way::
+
+    def test_my_lifecycles(osd):
+        run_state_machine_as_test(lifecycle_machine(osd, StateOptions(storage=True)))
+
+Modules: `_rules` (the steps, as data), `_machine` (the state machine that
+draws them), `_replay` (the steps on the ranks of one world, checked after
+each one against a shadow whose checkpoints the reference takes).
+"""
+
+from ._machine import MAX_STEPS, lifecycle_machine
+from ._replay import lifecycle
+from ._rules import GetSet, Load, Reshard, Restart, Save, Step, Train, worlds
+
+__all__ = [
+    "MAX_STEPS",
+    "GetSet",
+    "Load",
+    "Reshard",
+    "Restart",
+    "Save",
+    "Step",
+    "Train",
+    "lifecycle",
+    "lifecycle_machine",
+    "worlds",
+]

@@ -1,0 +1,115 @@
+"""Lifecycles drawn by Hypothesis: a ``RuleBasedStateMachine`` over one backend and form.
+
+Why a state machine: one property checks one fixed script (train, save, load,
+compare); the bugs that show only in a chain (a second load into the same
+objects, a save after a load, a checkpoint of a checkpoint at a third world
+size, a rollback to an older checkpoint) need the chain drawn, and shrunk to
+the few steps that matter.  Each rule appends one step (`_rules`); Hypothesis
+picks the rules, the checkpoints they load (a ``Bundle``: only ones saved
+before), the world sizes and plans a reshard goes to.
+
+The steps run at the end of each example (`teardown`), in one task per world
+(`_replay.lifecycle`), which checks the live state against a shadow (the same
+steps, checkpointed by the reference oracle) after *every* step: so the invariant holds after each rule, and the failure
+names the first step that broke it.  Running them at the end, not rule by
+rule, keeps a lifecycle one task per world (the ranks keep their objects
+between steps, as a training job does) and gives it a reproducer script like
+every other suite's (the worlds before the failing one run first).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import assume, note
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
+
+from ..scenario import PlanSpec, plan_accepts
+from ._replay import lifecycle
+from ._rules import GetSet, Load, Reshard, Restart, Save, Train, describe, scenario_after, worlds
+
+#: Steps a lifecycle takes at most (Hypothesis's ``stateful_step_count``).
+MAX_STEPS = 8
+
+
+def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
+    """The state machine of lifecycles of `osd`'s backend in `options`' form.
+
+    `osd` is the suites' fixture (`osdconform.plugin.Conformance`): its
+    scenarios, world sizes, plans and ``check`` (expected failures, reports and
+    reproducers as in every suite).  Reshards are drawn where the form can
+    carry state to another world size or plan (full and storage forms; a
+    sharded OSD belongs to its plan); get-and-set-back in the in-memory forms.
+    """
+    scenarios = osd.scenarios(options)
+    world_sizes = osd.usable_world_sizes()
+    kinds = osd.plans(options)
+    space = osd.space
+    can_reshard = bool(options.storage or options.full)
+
+    class Lifecycle(RuleBasedStateMachine):
+        checkpoints = Bundle("checkpoints")
+
+        @initialize(scenario=scenarios)
+        def start(self, scenario) -> None:
+            self.start_scenario = scenario
+            self.steps: list = []
+
+        def _now(self):
+            return scenario_after(self.start_scenario, tuple(self.steps))
+
+        @rule(steps=st.integers(1, 2))
+        def train(self, steps: int) -> None:
+            self.steps.append(Train(steps))
+
+        @rule(target=checkpoints)
+        def save(self) -> int:
+            checkpoint = sum(isinstance(s, Save) for s in self.steps)
+            self.steps.append(Save(checkpoint))
+            return checkpoint
+
+        @rule(checkpoint=checkpoints)
+        def load(self, checkpoint: int) -> None:
+            self.steps.append(Load(checkpoint))
+
+        @rule(checkpoint=checkpoints)
+        def restart(self, checkpoint: int) -> None:
+            self.steps.append(Restart(checkpoint))
+
+        @precondition(lambda self: can_reshard)
+        @rule(checkpoint=checkpoints, data=st.data())
+        def reshard(self, checkpoint: int, data) -> None:
+            now = self._now()
+            sizes = [w for w in world_sizes if any(plan_accepts(PlanSpec(k), w) is None for k in kinds)]
+            world_size = data.draw(st.sampled_from(sizes), label="world size")
+            # Only plans every optimizer runs under (as the reshard suite draws them).
+            usable = [k for k in kinds if plan_accepts(PlanSpec(k), world_size) is None
+                      and not any(o.unsupported_plan(k) for o in now.optimizers)]
+            usable = space.plan_kinds(usable)
+            assume(usable)
+            plan = data.draw(space.plans(now.model, usable), label="plan")
+            assume(plan_accepts(plan, world_size, now.model) is None)
+            self.steps.append(Reshard(checkpoint, world_size, plan))
+
+        @precondition(lambda self: not options.storage)
+        @rule()
+        def get_set(self) -> None:
+            self.steps.append(GetSet())
+
+        def teardown(self) -> None:
+            if not getattr(self, "steps", None):
+                return  # nothing beyond the start: every suite checks that much
+            steps = tuple(self.steps)
+            note("lifecycle:\n" + "\n".join(f"  {i}: {describe(s)}" for i, s in enumerate(steps)))
+            note(f"as code: start={self.start_scenario!r}, steps={steps!r}")
+            with osd.directory() as directory:
+                prior: list = []
+                for scenario, first, stop in worlds(self.start_scenario, steps):
+                    extra = (directory, self.start_scenario, steps, first, stop)
+                    if osd.check("lifecycle", lifecycle, scenario, options, *extra, prior=tuple(prior)) is None:
+                        return  # an expected failure: the later worlds would load what it left
+                    prior.append((scenario, extra))
+
+    Lifecycle.__name__ = Lifecycle.__qualname__ = f"Lifecycle_{options.describe().replace('+', '_')}"
+    return Lifecycle

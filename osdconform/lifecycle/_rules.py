@@ -1,0 +1,108 @@
+"""The steps of a checkpoint lifecycle, as plain data.
+
+Why plain frozen dataclasses: a lifecycle is sent to every rank, printed in
+failure output and written into reproducer scripts, so each step must pickle
+and its ``repr`` must rebuild it (as `Scenario`'s does).  The state machine
+(`_machine`) draws them; `_replay` runs them on the ranks, through the
+backend and through the reference beside it.
+
+A checkpoint is named by its number: the n-th `Save` of the lifecycle writes
+checkpoint n.  Every load restores the model's parameters as they were at
+that save too (by the reference, as users restore the model state with their
+own checkpoint), so what is compared afterwards is the optimizer state the
+backend restored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ..scenario import PlanSpec, Scenario
+
+
+@dataclass(frozen=True)
+class Train:
+    """Train `steps` more steps (on data no earlier step used)."""
+
+    steps: int = 1
+
+
+@dataclass(frozen=True)
+class Save:
+    """Checkpoint the live optimizers: the backend's get (in-memory forms) or save."""
+
+    checkpoint: int
+
+
+@dataclass(frozen=True)
+class Load:
+    """Load checkpoint `checkpoint` into the live objects (a second load, a rollback)."""
+
+    checkpoint: int
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Build fresh objects (as a restarted job does) and load `checkpoint` into them."""
+
+    checkpoint: int
+
+
+@dataclass(frozen=True)
+class Reshard:
+    """Go on at another world size and/or plan: fresh objects there, `checkpoint` loaded."""
+
+    checkpoint: int
+    world_size: int
+    plan: PlanSpec = PlanSpec()
+
+
+@dataclass(frozen=True)
+class GetSet:
+    """In-memory forms: get the state and set it straight back (must change nothing)."""
+
+
+Step = Union[Train, Save, Load, Restart, Reshard, GetSet]
+
+
+def describe(step: Step) -> str:
+    """One line for failure output: ``load checkpoint 0``."""
+    if isinstance(step, Train):
+        return f"train {step.steps} step(s)"
+    if isinstance(step, Save):
+        return f"save checkpoint {step.checkpoint}"
+    if isinstance(step, Load):
+        return f"load checkpoint {step.checkpoint} into the live objects"
+    if isinstance(step, Restart):
+        return f"restart: fresh objects, load checkpoint {step.checkpoint}"
+    if isinstance(step, Reshard):
+        return f"reshard: world {step.world_size}, plan {step.plan.describe()}, load checkpoint {step.checkpoint}"
+    return "get the state and set it back"
+
+
+def scenario_after(scenario: Scenario, steps: tuple[Step, ...]) -> Scenario:
+    """The scenario (world size, plan) the lifecycle runs under after `steps`."""
+    for step in steps:
+        if isinstance(step, Reshard):
+            scenario = scenario.replace(world_size=step.world_size, plan=step.plan)
+    return scenario
+
+
+def worlds(scenario: Scenario, steps: tuple[Step, ...]) -> list[tuple[Scenario, int, int]]:
+    """Split `steps` into the runs of one world each: ``(scenario, first, stop)``,
+    the run's scenario being the one its world starts under.
+
+    A `Reshard` to another world size starts a new world (a task on a world
+    pool of that size); one at the same size goes on in the same world.
+    """
+    runs = []
+    first, at, current = 0, scenario, scenario
+    for i, step in enumerate(steps):
+        after = scenario_after(current, (step,))
+        if isinstance(step, Reshard) and step.world_size != current.world_size:
+            runs.append((at, first, i))
+            first, at = i, after
+        current = after
+    runs.append((at, first, len(steps)))
+    return runs

@@ -1,0 +1,40 @@
+"""Lifecycle steps as data: how a lifecycle splits into worlds, and that steps print and rebuild."""
+
+from __future__ import annotations
+
+from osdconform.lifecycle import GetSet, Load, Reshard, Restart, Save, Train, worlds
+from osdconform.lifecycle._rules import describe, scenario_after
+from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
+
+START = Scenario(
+    seed=3, world_size=2, model=MLPSpec(dims=(2, 3), bias=(True,)),
+    optimizers=(OptimizerSpec("adam", (GroupSpec(("layers.0.weight", "layers.0.bias")),)),),
+    plan=PlanSpec("ddp"), steps=1,
+)
+
+
+def test_a_reshard_to_another_world_size_starts_a_world_and_one_to_the_same_does_not():
+    steps = (
+        Train(2), Save(0), Reshard(0, 2, PlanSpec("fsdp2")),  # same size: same world, another plan
+        Save(1), Reshard(1, 3, PlanSpec("none")), Load(0), Reshard(0, 1), Restart(1),
+    )
+    runs = worlds(START, steps)
+    assert [(sc.world_size, sc.plan.kind, first, stop) for sc, first, stop in runs] == [
+        (2, "ddp", 0, 4),  # a world starts under the plan it starts with
+        (3, "none", 4, 6),
+        (1, "none", 6, 8),
+    ]
+    assert scenario_after(START, steps).world_size == 1
+
+
+def test_a_lifecycle_without_a_world_change_is_one_world():
+    steps = (Save(0), Train(1), Load(0), GetSet(), Restart(0))
+    assert worlds(START, steps) == [(START, 0, 5)]
+
+
+def test_steps_rebuild_from_their_repr_and_say_what_they_do():
+    namespace = {c.__name__: c for c in (Train, Save, Load, Restart, Reshard, GetSet, PlanSpec)}
+    for step in (Train(2), Save(1), Load(0), Restart(1), Reshard(0, 3, PlanSpec("fsdp2")), GetSet()):
+        assert eval(repr(step), namespace) == step
+        assert describe(step)
+    assert describe(Load(0)) == "load checkpoint 0 into the live objects"

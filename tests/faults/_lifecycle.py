@@ -1,0 +1,38 @@
+"""Faults only a lifecycle shows: a chain of loads, not one round trip into fresh objects."""
+
+from __future__ import annotations
+
+from osdconform import reference as ref
+from osdconform.backends.reference import ReferenceBackend
+
+from ._kit import fqn_of, map_entries, nested
+
+
+class SecondLoadLosesState(ReferenceBackend):
+    """A load that takes the live state for already loaded: it loads the state
+    of the parameters that have none, and skips the others, whose state the
+    optimizer's ``load_state_dict`` then drops.
+
+    The class of this project's torch-dsd finding (a full set keeps the
+    target's own later LBFGS history entries, mixing two histories:
+    osdconform/expected_failures/torch-dsd.txt, repro
+    torch_dsd_full_set_lbfgs_history_length.py) and of loaders guarded by
+    "state exists, nothing to initialise" (torch-dsd's ``_init_optim_state``
+    returns early for an optimizer that has state).  Every single-load
+    property loads into fresh objects, which hold no state, and passes; a
+    second load into the same objects (a rollback to an earlier checkpoint)
+    loses the state of every parameter that had some.
+
+    Re-created: set leaves out the checkpoint's state of every parameter that has state now.
+    """
+
+    name = "second-load-loses-state"
+    over = "reference"
+    reports = ("osdconform torch-dsd.txt: full set keeps the target's LBFGS history",)
+
+    def set_optimizer_state(self, workload, osd, options):
+        if nested(osd):
+            names = fqn_of(workload)
+            live = {names.get(id(p)) for opt in workload.optimizers for p, st in ref.local_state(opt).items() if st}
+            osd = map_entries(osd, lambda fqn, e: None if fqn in live else e)
+        super().set_optimizer_state(workload, osd, options)
