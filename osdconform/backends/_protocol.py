@@ -58,7 +58,8 @@ class StateOptions:
     * ``storage``: through ``save_checkpoint`` / ``load_checkpoint`` and a
       directory on disk instead of an in-memory get / set (``full`` is then
       the backend's business);
-    * ``async_save``: with ``storage``, save asynchronously and wait for it.
+    * ``async_save``: with ``storage``, save asynchronously (`Checkpointer.save_checkpoint`
+      may return the save in flight; the suite waits on it before any load).
     """
 
     full: bool = True
@@ -205,8 +206,16 @@ class Backend(Protocol):
 class CheckpointBackend(Backend, Protocol):
     """A backend that also saves to and loads from storage (``checkpoint=True``)."""
 
-    def save_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:
-        """Write the optimizer state of `workload` under `directory` (same path on every rank)."""
+    def save_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> Any:
+        """Write the optimizer state of `workload` under `directory` (same path on every rank).
+
+        With ``options.async_save`` it may return the save still in flight:
+        anything with a ``result()`` that waits for it and raises its error
+        (the ``Future`` of ``dcp.async_save``).  Training goes on meanwhile
+        (``suites/test_in_flight.py`` steps or loads the optimizers before
+        waiting), and the checkpoint must hold the state as it was when
+        `save_checkpoint` was called.  Returning None says the save is done.
+        """
         ...
 
     def load_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:

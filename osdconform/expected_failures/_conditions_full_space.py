@@ -29,14 +29,14 @@ from ._training import (
 
 #: The property steps that load a checkpoint into fresh objects (`properties`).
 LOADING_STEPS = frozenset({
-    "roundtrip", "reshard_load", "resume", "schedulers", "flatten", "types",
+    "roundtrip", "in_flight_training", "in_flight_loading", "reshard_load", "resume", "schedulers", "flatten", "types",
     "isolation_after_set", "errors", "cross_device_load",
 })
 
 #: The property steps that get (or save) a source's state dict: all but the
 #: loading halves of the two-world properties.
 GETTING_STEPS = frozenset({
-    "roundtrip", "fidelity", "reshard_save", "resume", "schedulers", "flatten", "types",
+    "roundtrip", "in_flight_training", "in_flight_loading", "fidelity", "reshard_save", "resume", "schedulers", "flatten", "types",
     "isolation_after_set", "isolation_after_get", "side_effects", "errors", "cross_device_save",
 })
 

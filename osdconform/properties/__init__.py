@@ -9,7 +9,7 @@ Shared steps (build, train, get/save, set/load, compare) are in `_steps`.
 2. `fidelity`             6. `types`
 3. `reshard_save` / `reshard_load`   7. `isolation_after_set`, `isolation_after_get`
 4. `resume` (10: with schedulers and several optimizers)   8. `side_effects`
-9. `errors` with a `Fault`
+9. `errors` with a `Fault`          11. `in_flight_training`, `in_flight_loading`
 
 Beside them, `cross_device_save` / `cross_device_load`: a storage checkpoint
 saved on one device and loaded on the other (``suites/test_devices.py``; CUDA only).
@@ -20,6 +20,7 @@ from ._errors import IN_MEMORY_FAULTS, STORAGE_FAULTS, Fault, errors
 from ._fidelity import fidelity
 from ._flatten import flatten
 from ._forms import FORMS, forms, representable
+from ._in_flight import IN_FLIGHT, in_flight_loading, in_flight_training
 from ._isolation import isolation_after_get, isolation_after_set
 from ._reshard import reshard_load, reshard_save
 from ._resume import resume, schedulers
@@ -31,6 +32,7 @@ from ._types import types
 __all__ = [
     "FORMS",
     "FRESH_SEED_OFFSET",
+    "IN_FLIGHT",
     "IN_MEMORY_FAULTS",
     "STORAGE_FAULTS",
     "Fault",
@@ -39,6 +41,8 @@ __all__ = [
     "errors",
     "fidelity",
     "flatten",
+    "in_flight_loading",
+    "in_flight_training",
     "forms",
     "isolation_after_get",
     "isolation_after_set",

@@ -70,12 +70,26 @@ def save_state(ctx, backend, workload: Workload, options: StateOptions, director
     """
     if options.storage:
         with ctx.phase("save"):
-            backend.save_checkpoint(workload, directory, options)
-        with ctx.phase("barrier after save"):
-            dist.barrier()
+            pending = backend.save_checkpoint(workload, directory, options)
+        finish_save(ctx, pending)
         return None
     with ctx.phase("get"):
         return backend.get_optimizer_state(workload, options)
+
+
+def finish_save(ctx, pending: Any) -> None:
+    """Wait for a save in flight (what an async ``save_checkpoint`` returned, if
+    anything), then the barrier after every save (see `save_state`)."""
+    if pending is not None:
+        if not callable(getattr(pending, "result", None)):
+            raise TypeError(
+                f"save_checkpoint returned {pending!r}: it must return None (saved) "
+                "or the save in flight, with a result() that waits for it"
+            )
+        with ctx.phase("wait for the save in flight"):
+            pending.result()
+    with ctx.phase("barrier after save"):
+        dist.barrier()
 
 
 def load_state(ctx, backend, workload: Workload, saved: Any, options: StateOptions, directory: str | None) -> None:

@@ -16,7 +16,8 @@ Modules by bug class: ``_lost_state`` (state left behind), ``_hparams``
 ``_tied``, ``_shards`` (uneven and empty shards), ``_types`` (kind and
 placement), ``_aliasing``, ``_inputs`` (bad input accepted or reported
 badly), ``_reshard``, ``_hangs``, ``_masked`` (faults behind known torch
-defects, in the same example), ``_lifecycle`` (what only a chain of loads shows); ``_kit`` holds
+defects, in the same example), ``_lifecycle`` (what only a chain of loads
+shows), ``_in_flight`` (what only a save in flight shows); ``_kit`` holds
 what they share.
 """
 
@@ -33,6 +34,7 @@ from ._hparams import (
     LrRecomputedFromInitialLr,
     SchedulerKeysNotRestored,
 )
+from ._in_flight import AsyncSaveWritesLiveState
 from ._inputs import AcceptsStateOfWrongShape, ErrorNamesNoKey, UnknownKeysIgnored
 from ._lifecycle import SecondLoadLosesState
 from ._lost_state import (
@@ -69,6 +71,7 @@ CORPUS = (
     FullSetHangsOnShardedPlans,
     FullSetKeepsAdamCustomKeys,
     SecondLoadLosesState,
+    AsyncSaveWritesLiveState,
 )
 
 __all__ = ["CORPUS", *(cls.__name__ for cls in CORPUS)]

@@ -133,9 +133,10 @@ class CustomGroupKeysNotSaved(TorchSaveBackend):
     def save_checkpoint(self, workload, directory, options):
         custom = sorted({k for o in workload.optimizers for g in o.param_groups for k in g
                          if k != "params" and k not in o.defaults})
-        super().save_checkpoint(workload, directory, options)
+        pending = super().save_checkpoint(workload, directory, options)
         with open(os.path.join(directory, "custom-keys.json"), "w") as fh:
             json.dump(custom, fh)
+        return pending
 
     def load_checkpoint(self, workload, directory, options):
         with open(os.path.join(directory, "custom-keys.json")) as fh:

@@ -58,10 +58,11 @@ class DCPReshardSkipsMissingRanks(TorchDCPBackend):
     reports = ("pytorch/pytorch#91205",)
 
     def save_checkpoint(self, workload, directory, options):
-        super().save_checkpoint(workload, directory, options)
+        pending = super().save_checkpoint(workload, directory, options)
         if dist.get_rank() == 0:
             with open(os.path.join(directory, WORLD_FILE), "w") as fh:
                 json.dump(dist.get_world_size(), fh)
+        return pending  # an async save in flight
 
     def load_checkpoint(self, workload, directory, options):
         super().load_checkpoint(workload, directory, options)
