@@ -25,7 +25,8 @@ joined to it with one space each)::
   fail in one only), ``fault`` (the injected `Fault` of an ``errors``
   example, else None: each fault kind is its own defect) and ``source``
   (the scenario whose checkpoint the step loads: the saving side of a
-  reshard, whose plan may differ; else ``s`` itself), e.g.
+  reshard, whose plan may differ; else ``s`` itself) and ``lifecycle`` (a
+  lifecycle's steps, else ``()``: `osdconform.lifecycle`), e.g.
   ``o.full and "optimizer:adam" in s.features``; it may call the named
   conditions of `_conditions` (``got_grad(s)``, ``dsd_set_misses_state(s)``,
   ...).  Keep it a short expression: anything longer (the shipped files: over
@@ -132,14 +133,14 @@ class XfailEntry:
 
     def applies(
         self, prop: str, scenario: Any, options: Any, *, step: str | None = None, fault: Any = None,
-        source: Any = None,
+        source: Any = None, lifecycle: tuple = (),
     ) -> bool:
         if prop not in self.properties:
             return False
         # Globals, not locals: a comprehension's body sees only globals.
         names = {
             "__builtins__": PREDICATE_BUILTINS, **HELPERS, "s": scenario, "o": options, "step": step, "fault": fault,
-            "source": scenario if source is None else source,
+            "source": scenario if source is None else source, "lifecycle": lifecycle,
         }
         try:
             return bool(eval(self._code, names))

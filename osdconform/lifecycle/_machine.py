@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 
 from ..scenario import PlanSpec, plan_accepts
+from ._expected import inherited
 from ._replay import lifecycle
 from ._rules import GetSet, Load, Reshard, Restart, Save, Train, describe, scenario_after, worlds
 
@@ -107,7 +108,9 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
                 prior: list = []
                 for scenario, first, stop in worlds(self.start_scenario, steps):
                     extra = (directory, self.start_scenario, steps, first, stop)
-                    if osd.check("lifecycle", lifecycle, scenario, options, *extra, prior=tuple(prior)) is None:
+                    known = inherited(osd.xfails, options, self.start_scenario, steps, first, stop)
+                    if osd.check("lifecycle", lifecycle, scenario, options, *extra, prior=tuple(prior),
+                                 lifecycle=steps, inherited=known) is None:
                         return  # an expected failure: the later worlds would load what it left
                     prior.append((scenario, extra))
 

@@ -31,6 +31,7 @@ compares the reference with the twin; here the shadow is the reference.)
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -148,7 +149,12 @@ class _Run:
         if self.options.storage and self.ctx.rank == 0:
             os.makedirs(folder, exist_ok=True)
         dist.barrier()  # the folder exists before any rank writes into it
-        self.saved[checkpoint] = save_state(self.ctx, self.backend, w, self.options, folder)
+        saved = save_state(self.ctx, self.backend, w, self.options, folder)
+        if saved is not None and not getattr(getattr(self.backend, "capabilities", None), "get_copies", False):
+            # A get may hand out the live tensors (only `get_copies` promises
+            # otherwise): a job keeping it as a checkpoint copies it first, as here.
+            saved = copy.deepcopy(saved)
+        self.saved[checkpoint] = saved
         params = ref.full_params(w.module)  # collective
         if self.ctx.rank == 0:
             torch.save({"params": params, "schedulers": [s.state_dict() for s in w.schedulers]},

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -204,6 +204,8 @@ class Conformance:
         device: str | None = None,
         source: Any = None,
         prior: tuple = (),
+        lifecycle: tuple = (),
+        inherited: Sequence[XfailEntry] = (),
     ) -> list[Any] | None:
         """Run property step `fn` on every rank for `scenario`; fail as the property fails.
 
@@ -217,7 +219,11 @@ class Conformance:
         reshard's saving side), which predicates see as ``source``.  `prior`:
         ``(scenario, extra)`` of the steps this example ran before, in other worlds,
         whose results this one reads (a lifecycle's earlier world sizes): its
-        reproducer runs them first.  An example covered by
+        reproducer runs them first.  `lifecycle`: a lifecycle's steps, which
+        predicates see as ``lifecycle``; its entries explain a failure but a
+        pass is no XPASS (a lifecycle may step past a defect without showing
+        it).  `inherited`: entries of other properties that may explain the
+        failure on the same terms (`osdconform.lifecycle._expected`).  An example covered by
         an expected-failures entry must fail as the entry says (it then
         returns None).  If it passes, that is an XPASS: it fails the test
         under the ``ci`` profile, and is reported at the end of the run
@@ -233,8 +239,14 @@ class Conformance:
         _coverage.record(self._item, scenario)  # events, targets, --osd-coverage counts
         entries = [
             e for e in self.xfails
-            if e.applies(prop, scenario, options, step=getattr(fn, "__name__", None), fault=fault, source=source)
+            if e.applies(prop, scenario, options, step=getattr(fn, "__name__", None), fault=fault, source=source,
+                         lifecycle=lifecycle)
         ]
+        explainers = entries + [e for e in inherited if e not in entries]
+        if lifecycle:
+            # A lifecycle may step past a defect without showing it (a wrong
+            # checkpoint never loaded): its entries explain, they never XPASS.
+            entries = []
         features = example_features(scenario, options)
         start = time.monotonic()
         try:
@@ -248,8 +260,8 @@ class Conformance:
             if isinstance(failure, RankHang):
                 self._hung = True
                 self._hang_signature = self._hang_signature or getattr(failure, "signature", None)
-            explained = explaining(entries, failure)  # every problem of the failure, or none
-            for problem, entry in explained_problems(entries, failure):
+            explained = explaining(explainers, failure)  # every problem of the failure, or none
+            for problem, entry in explained_problems(explainers, failure):
                 self._record.checks[(prop, check_of(problem), "failed" if entry is None else "xfailed")] += 1
             self._count(prop, features, "xfailed" if explained else "failed", start, entries)
             if explained:

@@ -1,0 +1,45 @@
+"""Named conditions of the entries about lifecycles (property ``lifecycle``).
+
+A lifecycle's predicate sees its steps as ``lifecycle`` (a tuple of
+`osdconform.lifecycle` steps) and ``s``, the scenario its world starts under
+(``s.steps``: the steps trained before the lifecycle's first step).  What
+only lifecycles show is a load into live objects: objects that have state,
+whose parameters may have been frozen since the start, unlike the fresh
+objects every single-load property loads into.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _sets_into_live(s: Any, lifecycle: tuple) -> list[int]:
+    """How many steps were trained at each set into the live objects (a load of a
+    checkpoint into them, or a get set straight back)."""
+    from ..lifecycle import GetSet, Load, Train
+
+    trained, found = s.steps, []
+    for step in lifecycle:
+        if isinstance(step, Train):
+            trained += step.steps
+        elif isinstance(step, (Load, GetSet)):
+            found.append(trained)
+    return found
+
+
+def sets_into_frozen_params(s: Any, lifecycle: tuple) -> bool:
+    """Some set into the live objects comes after a parameter was frozen that
+    trained before (frozen after k >= 1 steps, step k reached): torch-dsd's set
+    drops the saved state of a parameter that does not require grad (T12)."""
+    freezes = [k for k in s.model.frozen_after().values() if k]
+    return any(1 <= k <= trained - 1 for trained in _sets_into_live(s, lifecycle) for k in freezes)
+
+
+def sets_into_stepped_lbfgs(s: Any, lifecycle: tuple) -> bool:
+    """Some set into the live objects of an LBFGS that has stepped: torch-dsd's
+    strict set then asks state of every parameter LBFGS keeps none for (T66)."""
+    lbfgs = any(opt.name == "lbfgs" for opt in s.optimizers)
+    return lbfgs and any(trained > 0 for trained in _sets_into_live(s, lifecycle))
+
+
+LIFECYCLE = (sets_into_frozen_params, sets_into_stepped_lbfgs)
