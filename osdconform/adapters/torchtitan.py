@@ -140,6 +140,28 @@ def unflatten(flat: dict[str, Any], layout: list[list[str]]) -> dict[str, Any]:
     return {"state": state, "param_groups": groups}
 
 
+def _close(manager) -> None:
+    """Close `manager` and the process group it made for async saves."""
+    import torch.distributed as dist
+
+    manager.close()
+    if manager.pg is not None:
+        dist.destroy_process_group(manager.pg)
+
+
+class _SaveInFlight:
+    """A ``CheckpointManager`` save not yet waited for (what `save_checkpoint` returns)."""
+
+    def __init__(self, manager) -> None:
+        self.manager = manager
+
+    def result(self) -> None:
+        try:
+            self.manager.maybe_wait_for_saving()
+        finally:
+            _close(self.manager)
+
+
 class TorchTitanBackend:
     """torchtitan's ``OptimizersContainer`` state dict in memory, its ``CheckpointManager`` through storage."""
 
@@ -193,20 +215,26 @@ class TorchTitanBackend:
             lr_schedulers=None, states={}, sd_adapter=None,
         )
 
-    def save_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:
-        """``CheckpointManager.save`` (model and optimizer, as torchtitan saves them) to ``directory/step-1``."""
-        import torch.distributed as dist
+    def save_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> Any:
+        """``CheckpointManager.save`` (model and optimizer, as torchtitan saves them) to ``directory/step-1``.
 
+        With ``async_save`` (torchtitan's ``async_mode="async"``) the save is
+        returned in flight, as a training loop goes on after ``save``: its
+        ``result()`` is the manager's ``maybe_wait_for_saving`` (the protocol).
+        """
         manager = self._manager(workload, directory, options.async_save)
         try:
             with _named(workload):
                 if not manager.save(curr_step=STEP):
                     raise RuntimeError(f"CheckpointManager.save wrote nothing under {directory}")
-                manager.maybe_wait_for_saving()
-        finally:
-            manager.close()
-            if manager.pg is not None:
-                dist.destroy_process_group(manager.pg)
+        except BaseException:
+            _close(manager)
+            raise
+        pending = _SaveInFlight(manager)
+        if not options.async_save:
+            pending.result()
+            return None
+        return pending
 
     def load_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> None:
         """``CheckpointManager.load(step=1)``: ``dcp.load`` into the container's state dict, then its load."""

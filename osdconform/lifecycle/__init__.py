@@ -1,4 +1,4 @@
-"""Checkpoint lifecycles: chains of train, save, load, restart and reshard, drawn by Hypothesis.
+"""Checkpoint lifecycles: chains of train, save, load, restart, reshard and scheduler steps, drawn by Hypothesis.
 
 ``suites/test_lifecycle.py`` runs `lifecycle_machine` for a backend in each of
 its forms; a third party can run it in its own test the same way::
@@ -7,22 +7,25 @@ its forms; a third party can run it in its own test the same way::
         run_state_machine_as_test(lifecycle_machine(osd, StateOptions(storage=True)))
 
 Modules: `_rules` (the steps, as data), `_machine` (the state machine that
-draws them), `_replay` (the steps on the ranks of one world, checked after
+draws them), `_expected` (the expected failures a lifecycle inherits from the
+single-step properties), `_replay` (the steps on the ranks of one world, checked after
 each one against a shadow whose checkpoints the reference takes).
 """
 
 from ._machine import MAX_STEPS, lifecycle_machine
 from ._replay import lifecycle
-from ._rules import GetSet, Load, Reshard, Restart, Save, Step, Train, worlds
+from ._rules import GetSet, Load, RebuildSchedulers, Reshard, Restart, Save, Step, StepSchedulers, Train, worlds
 
 __all__ = [
     "MAX_STEPS",
     "GetSet",
     "Load",
+    "RebuildSchedulers",
     "Reshard",
     "Restart",
     "Save",
     "Step",
+    "StepSchedulers",
     "Train",
     "lifecycle",
     "lifecycle_machine",

@@ -28,7 +28,19 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, preco
 from ..scenario import PlanSpec, plan_accepts
 from ._expected import inherited
 from ._replay import lifecycle
-from ._rules import GetSet, Load, Reshard, Restart, Save, Train, describe, scenario_after, worlds
+from ._rules import (
+    GetSet,
+    Load,
+    RebuildSchedulers,
+    Reshard,
+    Restart,
+    Save,
+    StepSchedulers,
+    Train,
+    describe,
+    scenario_after,
+    worlds,
+)
 
 #: Steps a lifecycle takes at most (Hypothesis's ``stateful_step_count``).
 MAX_STEPS = 8
@@ -97,6 +109,16 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
         @rule()
         def get_set(self) -> None:
             self.steps.append(GetSet())
+
+        @precondition(lambda self: any(o.scheduler for o in self.start_scenario.optimizers))
+        @rule()
+        def step_schedulers(self) -> None:
+            self.steps.append(StepSchedulers())
+
+        @precondition(lambda self: any(o.scheduler for o in self.start_scenario.optimizers))
+        @rule()
+        def rebuild_schedulers(self) -> None:
+            self.steps.append(RebuildSchedulers())
 
         def teardown(self) -> None:
             if not getattr(self, "steps", None):

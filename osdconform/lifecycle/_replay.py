@@ -32,6 +32,7 @@ compares the reference with the twin; here the shadow is the reference.)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from typing import Any
 
@@ -42,8 +43,20 @@ from .. import reference as ref
 from ..backends import StateOptions, make_backend
 from ..backends.reference import ReferenceBackend
 from ..properties._steps import Checks, build, fresh, load_state, save_state, train_steps
-from ..scenario import Scenario
-from ._rules import GetSet, Load, Reshard, Restart, Save, Step, Train, describe, scenario_after
+from ..scenario import Scenario, build_scheduler
+from ._rules import (
+    GetSet,
+    Load,
+    RebuildSchedulers,
+    Reshard,
+    Restart,
+    Save,
+    Step,
+    StepSchedulers,
+    Train,
+    describe,
+    scenario_after,
+)
 
 #: How the shadow checkpoints: the reference's full OSD, kept in memory.
 SHADOW_FORM = StateOptions(full=True)
@@ -137,6 +150,15 @@ class _Run:
         elif isinstance(step, GetSet):
             got = backend.get_optimizer_state(self.workload, options)
             load_state(ctx, backend, self.workload, got, options, None)
+        elif isinstance(step, StepSchedulers):
+            for sched in self.workload.schedulers:
+                sched.step()
+        elif isinstance(step, RebuildSchedulers):
+            w = self.workload
+            specs = [spec for spec in w.scenario.optimizers if spec.scheduler is not None]
+            opts = [opt for spec, opt in zip(w.scenario.optimizers, w.optimizers) if spec.scheduler is not None]
+            schedulers = tuple(build_scheduler(spec.scheduler, opt) for spec, opt in zip(specs, opts))
+            self.workload = dataclasses.replace(w, schedulers=schedulers)
         else:
             raise TypeError(f"not a lifecycle step: {step!r}")
 

@@ -63,7 +63,20 @@ class GetSet:
     """In-memory forms: get the state and set it straight back (must change nothing)."""
 
 
-Step = Union[Train, Save, Load, Restart, Reshard, GetSet]
+@dataclass(frozen=True)
+class StepSchedulers:
+    """Step every LR scheduler once without an optimizer step (a per-epoch scheduler
+    stepped at the end of an epoch, a warmup stepped ahead)."""
+
+
+@dataclass(frozen=True)
+class RebuildSchedulers:
+    """Build the LR schedulers anew over the live optimizers, as a job does that
+    makes its schedulers after loading the optimizers (they start from the
+    groups' ``initial_lr``, which the optimizer's state dict carries)."""
+
+
+Step = Union[Train, Save, Load, Restart, Reshard, GetSet, StepSchedulers, RebuildSchedulers]
 
 
 def describe(step: Step) -> str:
@@ -78,6 +91,10 @@ def describe(step: Step) -> str:
         return f"restart: fresh objects, load checkpoint {step.checkpoint}"
     if isinstance(step, Reshard):
         return f"reshard: world {step.world_size}, plan {step.plan.describe()}, load checkpoint {step.checkpoint}"
+    if isinstance(step, StepSchedulers):
+        return "step the LR schedulers (no optimizer step)"
+    if isinstance(step, RebuildSchedulers):
+        return "build the LR schedulers anew over the live optimizers"
     return "get the state and set it back"
 
 

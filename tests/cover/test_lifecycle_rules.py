@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from osdconform.lifecycle import GetSet, Load, Reshard, Restart, Save, Train, worlds
+from osdconform.lifecycle import GetSet, Load, RebuildSchedulers, Reshard, Restart, Save, StepSchedulers, Train, worlds
 from osdconform.lifecycle._rules import describe, scenario_after
 from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
 
@@ -33,8 +33,10 @@ def test_a_lifecycle_without_a_world_change_is_one_world():
 
 
 def test_steps_rebuild_from_their_repr_and_say_what_they_do():
-    namespace = {c.__name__: c for c in (Train, Save, Load, Restart, Reshard, GetSet, PlanSpec)}
-    for step in (Train(2), Save(1), Load(0), Restart(1), Reshard(0, 3, PlanSpec("fsdp2")), GetSet()):
+    classes = (Train, Save, Load, Restart, Reshard, GetSet, StepSchedulers, RebuildSchedulers, PlanSpec)
+    namespace = {c.__name__: c for c in classes}
+    for step in (Train(2), Save(1), Load(0), Restart(1), Reshard(0, 3, PlanSpec("fsdp2")), GetSet(),
+                 StepSchedulers(), RebuildSchedulers()):
         assert eval(repr(step), namespace) == step
         assert describe(step)
     assert describe(Load(0)) == "load checkpoint 0 into the live objects"
