@@ -42,4 +42,34 @@ def sets_into_stepped_lbfgs(s: Any, lifecycle: tuple) -> bool:
     return lbfgs and any(trained > 0 for trained in _sets_into_live(s, lifecycle))
 
 
-LIFECYCLE = (sets_into_frozen_params, sets_into_stepped_lbfgs)
+def at_some_save(s: Any, lifecycle: tuple, condition) -> bool:
+    """Whether `condition` (a named condition of a scenario) holds for the
+    scenario as it stands at some save of the lifecycle (the steps trained so
+    far; the world and plan `s`'s)."""
+    from ..lifecycle import Save, Train
+
+    trained = s.steps
+    for step in lifecycle:
+        if isinstance(step, Train):
+            trained += step.steps
+        elif isinstance(step, Save) and condition(s.replace(steps=trained)):
+            return True
+    return False
+
+
+def loads_into_stepped_lbfgs(s: Any, lifecycle: tuple) -> bool:
+    """Some load into the live objects of an LBFGS that has stepped (not a get set
+    back): torch-dcp's template then has the live history's lengths (T65)."""
+    from ..lifecycle import Load, Train
+
+    lbfgs = any(opt.name == "lbfgs" for opt in s.optimizers)
+    trained = s.steps
+    for step in lifecycle:
+        if isinstance(step, Train):
+            trained += step.steps
+        elif isinstance(step, Load) and lbfgs and trained > 0:
+            return True
+    return False
+
+
+LIFECYCLE = (sets_into_frozen_params, sets_into_stepped_lbfgs, at_some_save, loads_into_stepped_lbfgs)

@@ -77,3 +77,17 @@ def test_lifecycle_conditions_read_the_steps():
     assert sets_into_stepped_lbfgs(lbfgs, (Train(1), GetSet()))
     assert not sets_into_stepped_lbfgs(lbfgs, (GetSet(), Train(1)))
     assert not sets_into_stepped_lbfgs(START, (Train(1), GetSet()))
+
+
+def test_conditions_at_saves_and_loads_count_the_steps_trained_before_them():
+    from osdconform.expected_failures._conditions_lifecycle import at_some_save, loads_into_stepped_lbfgs
+
+    def before_any_step(s):
+        return s.steps == 0
+
+    assert at_some_save(START, (Save(0), Train(1)), before_any_step)
+    assert not at_some_save(START, (Train(1), Save(0)), before_any_step)
+    lbfgs = START.replace(optimizers=(OptimizerSpec("lbfgs", START.optimizers[0].groups),))
+    assert loads_into_stepped_lbfgs(lbfgs, (Save(0), Train(1), Load(0)))
+    assert not loads_into_stepped_lbfgs(lbfgs, (Train(1), Save(0), Restart(0), GetSet()))  # no load into live
+    assert not loads_into_stepped_lbfgs(START, (Save(0), Train(1), Load(0)))
