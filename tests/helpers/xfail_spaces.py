@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from osdconform.backends import resolve_backend
+from osdconform.lifecycle import GetSet, Load, Save, Train
 from osdconform.properties import IN_MEMORY_FAULTS, STORAGE_FAULTS, Fault
 from osdconform.properties._forms import FORMS
 from osdconform.strategies import core_plan_kinds, core_scenarios
@@ -48,6 +49,15 @@ def _examples(entry, forms) -> Iterable[tuple]:
                 yield options, fault, step
 
 
+#: Lifecycles a ``lifecycle`` entry's predicate is tried on: a save before any
+#: step, a rollback into trained live objects, a get set back after training.
+LIFECYCLES = (
+    (Save(0),),
+    (Train(2), Save(0), Train(1), Load(0)),
+    (Train(2), GetSet()),
+)
+
+
 def core_witnesses(backend: str, entries, max_examples: int = 300) -> set[str]:
     """The ``where`` of each entry of `entries` that a drawn core example makes true."""
     caps = resolve_backend(backend).capabilities
@@ -71,7 +81,9 @@ def core_witnesses(backend: str, entries, max_examples: int = 300) -> set[str]:
                 continue
             for options, fault, step in _examples(entry, forms):
                 prop = entry.properties[0]
-                if entry.applies(prop, scenario, options, step=step, fault=fault):
+                lifecycles = LIFECYCLES if prop == "lifecycle" else ((),)
+                if any(entry.applies(prop, scenario, options, step=step, fault=fault, lifecycle=steps)
+                       for steps in lifecycles):
                     found.add(entry.where)
                     break
 

@@ -111,7 +111,7 @@ CORPUS_CASES = [
         id="torch-dsd-step-cast-to-float64",
     ),
     pytest.param(
-        # Only a chain of loads shows it: every single-load property loads into fresh objects.
+        # A second load into live objects (the errors property catches it too: docs/kill-matrix.md).
         "SecondLoadLosesState", "test_lifecycle.py::test_lifecycle[full]", "1", "full",
         r"lifecycle after step \d+ \((load checkpoint \d+ into the live objects|get the state and set it back)\)",
         id="reference-second-load-loses-state",
