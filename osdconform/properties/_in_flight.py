@@ -9,13 +9,14 @@ objects, changes the tensors under it, and the checkpoint holds a mixture of
 two moments (torchtitan#930: a save that returned before its staging was done).
 Nothing fails at the time; the job that resumes from it trains on wrong state.
 
-`in_flight_training` and `in_flight_loading` start the save, keep the optimizers `busy` (``train``: more
-steps, in place, as every ``torch.optim`` optimizer updates its moments;
-``load``: another checkpoint of the same scenario loaded into the live
-objects, which a load through a template of the live state dict writes in
-place), waits, and loads the checkpoint into fresh objects: their reference
-gather must equal, bitwise, the source's gathered when the save returned.  A backend that saves
-synchronously (``save_checkpoint`` returns None) passes by construction.
+`in_flight_training` and `in_flight_loading` start the save and keep the
+optimizers busy (two more steps, in place, as every ``torch.optim`` optimizer
+updates its moments; or another checkpoint of the same scenario loaded into
+the live objects, which a load through a template of the live state dict
+writes in place), wait, and load the checkpoint into fresh objects: their
+reference gather must equal, bitwise, the source's gathered when the save
+returned.  A backend that saves synchronously (``save_checkpoint`` returns
+None) passes by construction.
 """
 
 from __future__ import annotations
