@@ -151,17 +151,25 @@ def step_loss(workload: Workload, step: int) -> torch.Tensor:
 
 
 def _reshard(model: nn.Module) -> None:
-    """Put FSDP2-sharded parameters back after a forward that has no backward.
+    """Put FSDP-sharded parameters back after a forward that has no backward.
 
-    FSDP2 reshards the root's parameters in the backward; when no parameter
-    gets a gradient (all frozen or unused) there is none, and the module would
-    keep its unsharded parameters, which are not the optimizer's.
+    FSDP2, and FSDP1 where it does not reshard after the forward (the root,
+    ``SHARD_GRAD_OP``), reshard in the backward; when no parameter gets a
+    gradient (all frozen or unused) there is none, and the module would keep
+    its unsharded parameters, which are not the optimizer's (FSDP1 with
+    ``use_orig_params`` leaves unsharded views in their place).  FSDP1 has no
+    public ``reshard``: leaving ``summon_full_params`` reshards and puts the
+    sharded parameters back (collective, as the forward was).
     """
     from torch.distributed.fsdp import FSDPModule
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
     for m in model.modules():
         if isinstance(m, FSDPModule):
             m.reshard()
+    if isinstance(model, FSDP):
+        with FSDP.summon_full_params(model, writeback=False):
+            pass
 
 
 def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:

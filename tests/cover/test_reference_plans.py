@@ -21,7 +21,7 @@ import torch
 from hypothesis import example, given, settings
 
 from helpers import plan_tasks as pt
-from helpers.regressions import ADAGRAD_EMPTY_FSDP1_PIECE
+from helpers.regressions import ADAGRAD_EMPTY_FSDP1_PIECE, FSDP1_FORWARD_WITHOUT_BACKWARD
 from osdconform import reference as ref
 from osdconform.compare import assert_osd_equal
 from osdconform.golden import golden_full_osd
@@ -161,6 +161,7 @@ def test_the_layouts_are_what_the_plans_promise(pool):
         plan=PlanSpec("fsdp1"), steps=1,
     )
 )
+@example(scenario=FSDP1_FORWARD_WITHOUT_BACKWARD)
 def test_any_drawn_plan(pool, scenario):
     results = pool.run(scenario.world_size, pt.load_gather, scenario)
     assert_osd_equal(golden_twin(scenario), results[0]["full"], tolerance=tolerance(scenario), context="golden twin")
