@@ -13,18 +13,25 @@ from __future__ import annotations
 from typing import Any
 
 
-def _sets_into_live(s: Any, lifecycle: tuple) -> list[int]:
-    """How many steps were trained at each set into the live objects (a load of a
-    checkpoint into them, or a get set straight back)."""
-    from ..lifecycle import GetSet, Load, Train
+def _trained_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[int]:
+    """How many steps were trained at each step of the lifecycle of one of `kinds`."""
+    from ..lifecycle import Train
 
     trained, found = s.steps, []
     for step in lifecycle:
         if isinstance(step, Train):
             trained += step.steps
-        elif isinstance(step, (Load, GetSet)):
+        elif isinstance(step, kinds):
             found.append(trained)
     return found
+
+
+def _sets_into_live(s: Any, lifecycle: tuple) -> list[int]:
+    """How many steps were trained at each set into the live objects (a load of a
+    checkpoint into them, or a get set straight back)."""
+    from ..lifecycle import GetSet, Load
+
+    return _trained_at(s, lifecycle, (Load, GetSet))
 
 
 def sets_into_frozen_params(s: Any, lifecycle: tuple) -> bool:
@@ -46,30 +53,18 @@ def at_some_save(s: Any, lifecycle: tuple, condition) -> bool:
     """Whether `condition` (a named condition of a scenario) holds for the
     scenario as it stands at some save of the lifecycle (the steps trained so
     far; the world and plan `s`'s)."""
-    from ..lifecycle import Save, Train
+    from ..lifecycle import Save
 
-    trained = s.steps
-    for step in lifecycle:
-        if isinstance(step, Train):
-            trained += step.steps
-        elif isinstance(step, Save) and condition(s.replace(steps=trained)):
-            return True
-    return False
+    return any(condition(s.replace(steps=trained)) for trained in _trained_at(s, lifecycle, (Save,)))
 
 
 def loads_into_stepped_lbfgs(s: Any, lifecycle: tuple) -> bool:
     """Some load into the live objects of an LBFGS that has stepped (not a get set
     back): torch-dcp's template then has the live history's lengths (T65)."""
-    from ..lifecycle import Load, Train
+    from ..lifecycle import Load
 
     lbfgs = any(opt.name == "lbfgs" for opt in s.optimizers)
-    trained = s.steps
-    for step in lifecycle:
-        if isinstance(step, Train):
-            trained += step.steps
-        elif isinstance(step, Load) and lbfgs and trained > 0:
-            return True
-    return False
+    return lbfgs and any(trained > 0 for trained in _trained_at(s, lifecycle, (Load,)))
 
 
 LIFECYCLE = (sets_into_frozen_params, sets_into_stepped_lbfgs, at_some_save, loads_into_stepped_lbfgs)

@@ -43,7 +43,7 @@ from .. import reference as ref
 from ..backends import StateOptions, make_backend
 from ..backends.reference import ReferenceBackend
 from ..properties._steps import Checks, build, fresh, load_state, save_state, train_steps
-from ..scenario import Scenario, build_scheduler
+from ..scenario import Scenario, build_schedulers
 from ._rules import (
     GetSet,
     Load,
@@ -155,10 +155,7 @@ class _Run:
                 sched.step()
         elif isinstance(step, RebuildSchedulers):
             w = self.workload
-            specs = [spec for spec in w.scenario.optimizers if spec.scheduler is not None]
-            opts = [opt for spec, opt in zip(w.scenario.optimizers, w.optimizers) if spec.scheduler is not None]
-            schedulers = tuple(build_scheduler(spec.scheduler, opt) for spec, opt in zip(specs, opts))
-            self.workload = dataclasses.replace(w, schedulers=schedulers)
+            self.workload = dataclasses.replace(w, schedulers=build_schedulers(w.scenario, w.optimizers))
         else:
             raise TypeError(f"not a lifecycle step: {step!r}")
 

@@ -115,12 +115,16 @@ def _with_optimizers(workload: Workload, *, wrap: bool) -> Workload:
     optimizers = tuple(build_optimizer(spec, params) for spec in sc.optimizers)
     if wrap:
         optimizers = wrap_optimizers(sc.plan, optimizers)  # ZeRO wraps each one
-    schedulers = tuple(
+    return dataclasses.replace(workload, optimizers=optimizers, schedulers=build_schedulers(sc, optimizers))
+
+
+def build_schedulers(scenario: Scenario, optimizers) -> tuple:
+    """The LR schedulers `scenario`'s optimizer specs ask for, over `optimizers` (in spec order)."""
+    return tuple(
         build_scheduler(spec.scheduler, opt)
-        for spec, opt in zip(sc.optimizers, optimizers)
+        for spec, opt in zip(scenario.optimizers, optimizers)
         if spec.scheduler is not None
     )
-    return dataclasses.replace(workload, optimizers=optimizers, schedulers=schedulers)
 
 
 def global_batch(scenario: Scenario, step: int, device: torch.device):
