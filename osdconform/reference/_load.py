@@ -35,7 +35,7 @@ from ._dtensor import shard_like, unshard
 from ._dtypes import restore_dtypes
 from ._fqn import Optimizers, as_optimizers, group_layout, param_groups_of
 from ._gather import PARAM_GROUPS, PARAMS, STATE, _copy_value
-from ._param_shaped import PARAM_SHAPED, factored_shape
+from ._param_shaped import FLAT, PARAM_SHAPED, factored_shape
 from ._sharded_tensor import is_sharded_tensor, unshard_sharded_tensor
 
 
@@ -114,6 +114,30 @@ def _check_state_entries(state: dict, layout: list[list[str]], params: dict) -> 
                     )
 
 
+def _check_flat_vectors(state: dict, layout: list[list[str]], params: dict, optimizers: list) -> None:
+    """An optimizer's flat vectors (`FLAT`: LBFGS's) must be as long as its group's parameters together.
+
+    Such a vector is taken whole (it is no parameter's shape), and LBFGS's
+    own load checks nothing: a wrong length would fail only at the next step.
+    """
+    first = 0
+    for optimizer in optimizers:
+        n = len(optimizer.param_groups)
+        names = FLAT.get(type(optimizer).__name__.lower(), ())
+        for fqns in layout[first : first + n] if names else ():
+            numel = sum(params[f].numel() for f in fqns)
+            for fqn in fqns:
+                for name in names:
+                    value = state.get(fqn, {}).get(name)
+                    for v in value if isinstance(value, (list, tuple)) else (value,):
+                        if isinstance(v, torch.Tensor) and tuple(v.shape) != (numel,):
+                            raise OSDLoadError(
+                                f"state[{fqn!r}][{name!r}]: shape {tuple(v.shape)} is not the ({numel},) "
+                                f"of a flat vector over the group's parameters"
+                            )
+        first += n
+
+
 def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
     """Load the canonical OSD `osd` into `optimizers` (one, or several merged).
 
@@ -159,6 +183,7 @@ def load_osd(module: nn.Module, optimizers: Optimizers, osd: dict) -> None:
     if unknown:
         raise OSDLoadError(f"state names parameters the optimizer does not hold: {unknown}")
     _check_state_entries(osd[STATE], layout, params)
+    _check_flat_vectors(osd[STATE], layout, params, optimizers)
     # Walk params in the optimizers' order so collectives line up across ranks.
     shapes = _fsdp1.full_shapes(module)
     pieces = _fsdp1.piece_layouts(params.items(), shapes) if shapes is not None else {}

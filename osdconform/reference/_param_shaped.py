@@ -58,3 +58,9 @@ def factored_shape(name: str, param_shape: tuple[int, ...]) -> tuple[int, ...] |
     shape = list(param_shape)
     shape[dim] = 1
     return tuple(shape)
+
+
+#: Entries that are flat vectors over all the parameters of a param group,
+#: kept under the group's first parameter: LBFGS's search direction, last
+#: gradient and the history of directions and steps (lists of such vectors).
+FLAT: dict[str, tuple[str, ...]] = {"lbfgs": ("d", "prev_flat_grad", "old_dirs", "old_stps")}

@@ -11,7 +11,7 @@ and with the expected-failure conditions (`uneven_strided_params`).
 
 from __future__ import annotations
 
-from ._models import AnyModelSpec, BatchNormSpec, EmbeddingSpec
+from ._models import CONTAINER_TYPES, AnyModelSpec, BatchNormSpec, EmbeddingSpec
 from ._plans import PlanSpec, fsdp_unit_of, mesh_shape_2d
 
 
@@ -73,6 +73,16 @@ def accepts(
             "FSDP1 unregisters a unit's parameters under NO_SHARD (or at world 1) "
             "when none of them gets a gradient (torch bug; see the reproducer)"
         )
+    if plan.kind == "fsdp1":
+        passing = _fsdp1_frozen_passthrough_units(plan, model)
+        if passing:
+            # torch 2.13 bug: a nested FSDP1 unit whose forward returns its
+            # input tensor unchanged (every child unused) and whose parameters
+            # are all frozen fails the first backward ("expected to be in
+            # states [IDLE] but current state is FORWARD_BACKWARD"), whatever
+            # the backend.  Reproducer:
+            # expected_failures/repro/torch_fsdp1_frozen_passthrough_unit_backward.py
+            return f"FSDP1 cannot train a unit that hands back its input with only frozen parameters: {passing}"
     if plan.kind == "dtensor":
         sharded = [f for f, places in plan.placements if set(places) != {"R"}]
         if sharded and conv_param_fqns(model):
@@ -198,6 +208,27 @@ def compiled_checkpointed_batchnorms(plan: PlanSpec, model: AnyModelSpec) -> lis
                 found.append(bn)
                 break
     return found
+
+
+def _fsdp1_frozen_passthrough_units(plan: PlanSpec, model: AnyModelSpec) -> list[str]:
+    """The FSDP1 units of `plan` (not the root) that meet the bug `accepts` names: a
+    container none of whose leaves runs (its forward returns its input) whose parameters
+    are all frozen when it is built (frozen later, after a backward, it trains)."""
+    tree = model.tree()
+    frozen, units = tree.frozen_after(), tree.units()
+    out = []
+    for fqn in plan.shard:
+        inside = [u for u in units if u.fqn.startswith(fqn + ".")]
+        params = [p for p in tree.param_fqns() if p.startswith(fqn + ".")]
+        outer = next((u for u in units if u.fqn == fqn), None)
+        if (
+            outer is not None and outer.kind in CONTAINER_TYPES and params
+            and all(frozen.get(f) == 0 for f in params)
+            and not any(u.used for u in inside if u.kind not in CONTAINER_TYPES)
+            and not set(params) - set(tree.unused_param_fqns())
+        ):
+            out.append(fqn)
+    return out
 
 
 def conv_param_fqns(model: AnyModelSpec) -> frozenset[str]:

@@ -38,6 +38,7 @@ def full_scenarios(
     max_steps: int = MAX_STEPS,
     min_steps: int = 0,
     device: str = "cpu",
+    wrapped: bool | None = None,
 ) -> Scenario:
     """Whole scenarios.  World sizes shrink toward the first given (keep it the smallest).
 
@@ -48,6 +49,11 @@ def full_scenarios(
     at the largest size any model can need, then is cut to the model (see
     `_optimizers`).  So when the shrinker removes a layer, no later draw moves
     and the rest of the scenario stays as it was: failures shrink to one layer.
+
+    `wrapped`: whether models may be drawn wrapped (activation checkpointing,
+    torch.compile; `_plans.wraps`); None: as the full space does.  A test that
+    searches for one arrangement among many turns it off, so that wrapping
+    does not thin its draws.
     """
     runnable = [k for k in plan_kinds if any(plan_accepts(PlanSpec(k), w) is None for w in world_sizes)]
     if not runnable:
@@ -79,7 +85,7 @@ def full_scenarios(
         # be rejected (over half of the TP draws), so give it one to split.
         model = TreeSpec(model.width, model.layers + (LinearSpec(out=2),), model.dtype)
     plan = fit_plan(plan_bp, model, world_size)
-    wrap = draw(wraps(model))  # last: see `_plans.wraps`
+    wrap = draw(wraps(model, enabled=wrapped))  # last: see `_plans.wraps`
     plan = dataclasses.replace(plan, wrap=wrap) if wrap else plan
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.

@@ -471,3 +471,42 @@ def test_adafactors_shapes_are_what_torch_keeps_and_the_reference_load_refuses_o
         broken["state"][fqn][entry] = torch.cat([value, value], dim=-1)
         with pytest.raises(OSDLoadError, match="Adafactor keeps"):
             ref.load_osd(model, opt, broken)
+
+
+def test_lbfgs_flat_vectors_are_what_torch_keeps_and_the_reference_load_refuses_others():
+    """`FLAT` against torch's LBFGS (after two steps, so its history holds
+    vectors): each is as long as the group's parameters together, kept under the
+    first; a load with one a row longer is refused (the reference took any once:
+    the errors property's shape fault on LBFGS state failed against the oracle)."""
+    from osdconform.reference import OSDLoadError
+    from osdconform.reference._param_shaped import FLAT
+
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    opt = torch.optim.LBFGS(model.parameters(), lr=0.1, history_size=3)
+    data = torch.randn(4, 3)
+
+    def closure():
+        opt.zero_grad()
+        loss = model(data).square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    opt.step(closure)
+    numel = sum(p.numel() for p in model.parameters())
+    (state,) = opt.state.values()
+    flat = {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
+    flat.update({f"{k}[{i}]": x for k, v in state.items() if isinstance(v, list) for i, x in enumerate(v) if x.dim()})
+    assert flat and all(tuple(v.shape) == (numel,) for v in flat.values()), {k: v.shape for k, v in flat.items()}
+    assert {k.split("[")[0] for k in flat} == set(FLAT["lbfgs"]), sorted(flat)
+    osd = ref.full_osd(model, opt)
+    ref.load_osd(model, opt, osd)  # its own state loads
+    for entry in FLAT["lbfgs"]:
+        broken = ref.full_osd(model, opt)
+        value = broken["state"]["0.weight"][entry]
+        if isinstance(value, list):
+            broken["state"]["0.weight"][entry] = [torch.cat([value[0], value[0][:1]]), *value[1:]]
+        else:
+            broken["state"]["0.weight"][entry] = torch.cat([value, value[:1]])
+        with pytest.raises(OSDLoadError, match="flat vector"):
+            ref.load_osd(model, opt, broken)

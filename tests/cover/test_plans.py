@@ -130,6 +130,22 @@ def test_a_sharded_bare_parameter_is_refused_only_where_it_is_added_to_a_width_o
     assert plan_accepts(sharded, 1, one) is None  # one element, but added to a width-2 activation
 
 
+def test_an_fsdp1_unit_that_hands_back_its_input_with_only_frozen_parameters_is_refused():
+    # resume[sharded] against the reference: FSDP1's backward fails (T67).
+    from osdconform.scenario import SequentialSpec, UnusedSpec
+
+    def model(freeze, used=False):
+        inner = LinearSpec(out=1, freeze=freeze)
+        return TreeSpec(width=1, layers=(LinearSpec(out=1), SequentialSpec((inner if used else UnusedSpec(inner),))))
+
+    unit = PlanSpec("fsdp1", shard=("layers.1",))
+    assert "hands back its input with only frozen parameters: ['layers.1']" in plan_accepts(unit, 2, model(0))
+    assert plan_accepts(unit, 2, model(3)) is None  # frozen after a backward: it trains
+    assert plan_accepts(unit, 2, model(None)) is None  # a trainable parameter: it trains
+    assert plan_accepts(unit, 2, model(0, used=True)) is None  # the unit computes
+    assert plan_accepts(PlanSpec("fsdp1"), 2, model(0)) is None  # no unit of its own
+
+
 def test_a_colwise_one_output_linear_with_a_bias_is_refused_on_one_rank_only():
     # schedulers[storage] (torch-dcp, full space) on torch 2.13: the bias's backward fails in DTensor.
     model = TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),))
@@ -211,7 +227,7 @@ def test_shrinks_a_two_d_dtensor_scenario_to_one_sharded_parameter():
         return s.plan.mesh_2d and any(p[1] == "S1" for _, p in s.plan.placements)
 
     # World 2 first: the shrinker must keep 4, the only world with a 2-D mesh.
-    s = minimal(ost.full_scenarios(world_sizes=(2, 4), plan_kinds=["dtensor"]), condition)
+    s = minimal(ost.full_scenarios(world_sizes=(2, 4), plan_kinds=["dtensor"], wrapped=False), condition)
     assert s.world_size == 4
     # Placements are drawn per parameter position, so dropping a layer moves
     # the codes of those after it: the shrinker can stop at a few 1-wide
@@ -223,7 +239,7 @@ def test_shrinks_a_two_d_dtensor_scenario_to_one_sharded_parameter():
 
 
 def test_shrinks_fsdp1_hybrid_to_the_smallest_scenario():
-    s = minimal(ost.full_scenarios(plan_kinds=["fsdp1"]), lambda s: s.plan.sharding_strategy == "HYBRID_SHARD")
+    s = minimal(ost.full_scenarios(plan_kinds=["fsdp1"], wrapped=False), lambda s: s.plan.sharding_strategy == "HYBRID_SHARD")
     assert s.world_size == 4 and s.model == SMALLEST_MODEL and s.plan == PlanSpec("fsdp1", sharding_strategy="HYBRID_SHARD")
 
 

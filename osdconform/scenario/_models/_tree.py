@@ -71,6 +71,10 @@ class TreeSpec:
         """
         return tuple(u.fqn for u in _layout(self).units)
 
+    def units(self) -> tuple:
+        """Every submodule a plan may wrap (`UnitInfo`: FQN, spec type, used), outermost first."""
+        return _layout(self).units
+
     def linear_fqns(self) -> tuple[str, ...]:
         """FQNs of the ``nn.Linear`` submodules a tensor-parallel plan may split.
 
