@@ -181,16 +181,19 @@ def _trainable_params(s: Any) -> set[str]:
 
 def missing_fqn_leaves_no_state(s: Any, fault: Any) -> bool:
     """The errors suite's ``missing_fqn`` fault drops the only parameter the
-    checkpoint holds state for, or the checkpoint holds none: a full
-    torch-dsd set, which checks for missing parameters only through the
-    state, then loads it silently."""
+    checkpoint holds state for, or the checkpoint holds none, or drops a
+    parameter frozen by the time of the load: a full torch-dsd set, which
+    checks for missing parameters only through the state of parameters that
+    require grad, then loads it silently."""
     if fault is None or fault.kind != "missing_fqn":
         return False
     fqns = [f for opt in s.optimizers for g in opt.groups for f in g.params]
     if not fqns:
         return False
+    dropped = fqns[fault.pick % len(fqns)]
     saved = set().union(*(dsd_saved_state(s, opt) for opt in s.optimizers))
-    return saved <= {fqns[fault.pick % len(fqns)]}
+    frozen = s.model.frozen_after().get(dropped)
+    return saved <= {dropped} or (frozen is not None and frozen <= s.steps)
 
 
 def fsdp1_unit_of_one_optimizer_partly_in_state(s: Any) -> bool:

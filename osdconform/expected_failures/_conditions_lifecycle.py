@@ -13,49 +13,59 @@ from __future__ import annotations
 from typing import Any
 
 
-def _trained_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[int]:
-    """How many steps were trained at each step of the lifecycle of one of `kinds`."""
-    from ..lifecycle import Train
+def _scenarios_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[Any]:
+    """`s` as it stands at each step of the lifecycle of one of `kinds`: the steps
+    trained so far (``steps``) and the model with the lifecycle's freezes so far."""
+    from ..lifecycle import Freeze, Train
 
-    trained, found = s.steps, []
+    trained, model, found = s.steps, s.model, []
     for step in lifecycle:
         if isinstance(step, Train):
             trained += step.steps
+        elif isinstance(step, Freeze):
+            model = model.with_frozen(step.fqn, step.after)
         elif isinstance(step, kinds):
-            found.append(trained)
+            found.append(s.replace(steps=trained, model=model))
     return found
 
 
-def _sets_into_live(s: Any, lifecycle: tuple) -> list[int]:
-    """How many steps were trained at each set into the live objects (a load of a
-    checkpoint into them, or a get set straight back)."""
+def _trained_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[int]:
+    """How many steps were trained at each step of the lifecycle of one of `kinds`."""
+    return [at.steps for at in _scenarios_at(s, lifecycle, kinds)]
+
+
+def _sets_into_live(s: Any, lifecycle: tuple) -> list[Any]:
+    """The scenario at each set into the live objects (a load of a checkpoint
+    into them, or a get set straight back)."""
     from ..lifecycle import GetSet, Load
 
-    return _trained_at(s, lifecycle, (Load, GetSet))
+    return _scenarios_at(s, lifecycle, (Load, GetSet))
 
 
 def sets_into_frozen_params(s: Any, lifecycle: tuple) -> bool:
     """Some set into the live objects comes after a parameter was frozen that
-    trained before (frozen after k >= 1 steps, step k reached): torch-dsd's set
-    drops the saved state of a parameter that does not require grad (T12)."""
-    freezes = [k for k in s.model.frozen_after().values() if k]
-    return any(1 <= k <= trained - 1 for trained in _sets_into_live(s, lifecycle) for k in freezes)
+    trained before (frozen after k >= 1 steps, step k reached; by the model or
+    by a `Freeze` step): torch-dsd's set drops the saved state of a parameter
+    that does not require grad (T12)."""
+    return any(
+        1 <= k <= at.steps - 1 for at in _sets_into_live(s, lifecycle) for k in at.model.frozen_after().values() if k
+    )
 
 
 def sets_into_stepped_lbfgs(s: Any, lifecycle: tuple) -> bool:
     """Some set into the live objects of an LBFGS that has stepped: torch-dsd's
     strict set then asks state of every parameter LBFGS keeps none for (T66)."""
     lbfgs = any(opt.name == "lbfgs" for opt in s.optimizers)
-    return lbfgs and any(trained > 0 for trained in _sets_into_live(s, lifecycle))
+    return lbfgs and any(at.steps > 0 for at in _sets_into_live(s, lifecycle))
 
 
 def at_some_save(s: Any, lifecycle: tuple, condition) -> bool:
     """Whether `condition` (a named condition of a scenario) holds for the
     scenario as it stands at some save of the lifecycle (the steps trained so
-    far; the world and plan `s`'s)."""
+    far, the freezes so far; the world and plan `s`'s)."""
     from ..lifecycle import Save
 
-    return any(condition(s.replace(steps=trained)) for trained in _trained_at(s, lifecycle, (Save,)))
+    return any(condition(at) for at in _scenarios_at(s, lifecycle, (Save,)))
 
 
 def loads_into_stepped_lbfgs(s: Any, lifecycle: tuple) -> bool:

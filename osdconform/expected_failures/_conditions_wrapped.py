@@ -36,4 +36,13 @@ def rekeyed_by_wrapping(s: Any, source: Any) -> bool:
     return orig_mod_units(s) != orig_mod_units(source)
 
 
-WRAPPED = (orig_mod_units, keyed_with_orig_mod, rekeyed_by_wrapping)
+def compiled_params(s: Any) -> frozenset[str]:
+    """The parameters of `s`'s model inside a module wrapped by ``torch.compile``
+    (all of them where the whole model is compiled): their names carry ``_orig_mod``."""
+    compiled = [fqn for fqn, wrapper in s.plan.wrap if wrapper == "compile"]
+    return frozenset(
+        p for p in s.model.param_fqns() if any(fqn == "" or p.startswith(fqn + ".") for fqn in compiled)
+    )
+
+
+WRAPPED = (orig_mod_units, keyed_with_orig_mod, rekeyed_by_wrapping, compiled_params)

@@ -1,4 +1,4 @@
-"""Checkpoint lifecycles: chains of train, save, load, restart, reshard and scheduler steps, drawn by Hypothesis.
+"""Checkpoint lifecycles: chains of train, save, load, restart, reshard, freeze and scheduler steps, drawn by Hypothesis.
 
 ``suites/test_lifecycle.py`` runs `lifecycle_machine` for a backend in each of
 its forms; a third party can run it in its own test the same way::
@@ -14,10 +14,23 @@ each one against a shadow whose checkpoints the reference takes).
 
 from ._machine import MAX_STEPS, lifecycle_machine
 from ._replay import lifecycle
-from ._rules import GetSet, Load, RebuildSchedulers, Reshard, Restart, Save, Step, StepSchedulers, Train, worlds
+from ._rules import (
+    Freeze,
+    GetSet,
+    Load,
+    RebuildSchedulers,
+    Reshard,
+    Restart,
+    Save,
+    Step,
+    StepSchedulers,
+    Train,
+    worlds,
+)
 
 __all__ = [
     "MAX_STEPS",
+    "Freeze",
     "GetSet",
     "Load",
     "RebuildSchedulers",

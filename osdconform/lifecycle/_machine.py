@@ -25,10 +25,11 @@ from hypothesis import assume, note
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 
-from ..scenario import PlanSpec, plan_accepts
+from ..scenario import PlanSpec, TreeSpec, plan_accepts
 from ._expected import inherited
 from ._replay import lifecycle
 from ._rules import (
+    Freeze,
     GetSet,
     Load,
     RebuildSchedulers,
@@ -72,6 +73,13 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
         def _now(self):
             return scenario_after(self.start_scenario, tuple(self.steps))
 
+        def _trained(self) -> int:
+            return self.start_scenario.steps + sum(s.steps for s in self.steps if isinstance(s, Train))
+
+        def _freezable(self) -> tuple:
+            model = self._now().model
+            return model.freezable_fqns() if isinstance(model, TreeSpec) and self._trained() else ()
+
         @rule(steps=st.integers(1, 2))
         def train(self, steps: int) -> None:
             self.steps.append(Train(steps))
@@ -101,9 +109,20 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
                       and not any(o.unsupported_plan(k) for o in now.optimizers)]
             usable = space.plan_kinds(usable)
             assume(usable)
-            plan = data.draw(space.plans(now.model, usable), label="plan")
+            plan = data.draw(space.plans(now.model, usable, seed=now.seed, salt=f"lifecycle-{len(self.steps)}"),
+                             label="plan")
             assume(plan_accepts(plan, world_size, now.model) is None)
             self.steps.append(Reshard(checkpoint, world_size, plan))
+
+        @precondition(lambda self: bool(self._freezable()))
+        @rule(data=st.data())
+        def freeze(self, data) -> None:
+            now, trained = self._now(), self._trained()
+            fqn = data.draw(st.sampled_from(self._freezable()), label="freeze")
+            model = now.model.with_frozen(fqn, trained)
+            # Only what the plan can still train: the refusals see every step ahead.
+            assume(plan_accepts(now.plan, now.world_size, model, trained + 2 * MAX_STEPS) is None)
+            self.steps.append(Freeze(fqn, trained))
 
         @precondition(lambda self: not options.storage)
         @rule()

@@ -45,6 +45,7 @@ from ..backends.reference import ReferenceBackend
 from ..properties._steps import Checks, build, fresh, load_state, save_state, train_steps
 from ..scenario import Scenario, build_schedulers
 from ._rules import (
+    Freeze,
     GetSet,
     Load,
     RebuildSchedulers,
@@ -156,6 +157,10 @@ class _Run:
         elif isinstance(step, RebuildSchedulers):
             w = self.workload
             self.workload = dataclasses.replace(w, schedulers=build_schedulers(w.scenario, w.optimizers))
+        elif isinstance(step, Freeze):
+            # The next training step freezes it (`train` applies the scenario's freezes).
+            self.scenario = scenario_after(self.scenario, (step,))
+            self.workload = dataclasses.replace(self.workload, scenario=self.scenario)
         else:
             raise TypeError(f"not a lifecycle step: {step!r}")
 

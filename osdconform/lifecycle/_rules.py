@@ -76,7 +76,18 @@ class RebuildSchedulers:
     groups' ``initial_lr``, which the optimizer's state dict carries)."""
 
 
-Step = Union[Train, Save, Load, Restart, Reshard, GetSet, StepSchedulers, RebuildSchedulers]
+@dataclass(frozen=True)
+class Freeze:
+    """Freeze the module or bare parameter `fqn` from the next training step on, as
+    a job does that stops training part of its model (``requires_grad_(False)``
+    before training step `after`, the steps trained so far: the scenario's
+    ``freeze``, so a restarted job's script freezes it again at that step)."""
+
+    fqn: str
+    after: int
+
+
+Step = Union[Train, Save, Load, Restart, Reshard, GetSet, StepSchedulers, RebuildSchedulers, Freeze]
 
 
 def describe(step: Step) -> str:
@@ -95,14 +106,18 @@ def describe(step: Step) -> str:
         return "step the LR schedulers (no optimizer step)"
     if isinstance(step, RebuildSchedulers):
         return "build the LR schedulers anew over the live optimizers"
+    if isinstance(step, Freeze):
+        return f"freeze {step.fqn} from training step {step.after} on"
     return "get the state and set it back"
 
 
 def scenario_after(scenario: Scenario, steps: tuple[Step, ...]) -> Scenario:
-    """The scenario (world size, plan) the lifecycle runs under after `steps`."""
+    """The scenario (world size, plan, freezes) the lifecycle runs under after `steps`."""
     for step in steps:
         if isinstance(step, Reshard):
             scenario = scenario.replace(world_size=step.world_size, plan=step.plan)
+        elif isinstance(step, Freeze):
+            scenario = scenario.replace(model=scenario.model.with_frozen(step.fqn, step.after))
     return scenario
 
 

@@ -136,6 +136,12 @@ def accepts(
         # DDP, FSDP and DTensor all reduce or shard dense gradients; a sparse
         # Embedding gradient is supported by none of these wrappers here.
         return "sparse gradients (Embedding(sparse=True)) run only without a plan"
+    if model is not None and plan.kind in ("fsdp1", "fsdp2", "fsdp2+tp") and len(model.dtypes()) > 1:
+        # FSDP1: "Must flatten tensors with uniform dtype"; FSDP2: "FSDP expects
+        # uniform original parameter dtype" (the root unit holds what no unit of
+        # its own takes).  The strategies draw mixed dtypes only for none and
+        # ddp; a reshard or a lifecycle going on under another plan must not.
+        return f"FSDP shards a unit's parameters as one buffer, of one dtype; the model mixes {sorted(model.dtypes())}"
     if model is not None and plan.kind in ("fsdp1", "fsdp2", "fsdp2+tp") and "0-d param" in model.features():
         # FSDP1: "FSDP doesn't support scalar parameters" (ValueError at wrap).
         return "FSDP (fully_shard and FullyShardedDataParallel) does not take 0-d (scalar) parameters"

@@ -41,6 +41,6 @@ def reshard_pairs(
     kinds = [k for k in kinds if not any(opt.unsupported_plan(k) for opt in first.optimizers)]
     kinds = space.plan_kinds(kinds)
     assume(kinds)
-    plan = draw(space.plans(first.model, kinds))
+    plan = draw(space.plans(first.model, kinds, seed=first.seed, salt="reshard"))
     assume(plan_accepts(plan, w2, first.model) is None)
     return first, first.replace(world_size=w2, plan=plan)

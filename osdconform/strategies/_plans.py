@@ -11,23 +11,23 @@ own, ``reshard_after_forward=True``, a 1-D mesh, FULL_SHARD with
 no TP style, replicated parameters, no wrapper.  Whatever the
 blueprint says that the world or model cannot take is dropped by `fit_plan`
 (a 2-D mesh on a world that does not factor, a shard dim a parameter lacks).
-The model's wrappers (`wraps`) are the exception: drawn after the model, as
-a scenario's last draws.
+The model's wrappers are the exception: the full space derives them from the
+example's seed (`wrapping_of_seed`), drawing nothing for them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass
 from typing import Sequence
 
 from hypothesis import strategies as st
 
-from ..scenario import PLAN_KINDS, AnyModelSpec, PlanSpec
+from ..scenario import PLAN_KINDS, AnyModelSpec, PlanSpec, plan_accepts
 from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, mesh_shape_2d
 from ..scenario._refusals import batchnorm_param_fqns, conv_param_fqns, embedding_param_fqns, empty_tp_pieces
 from ._models import MAX_PARAMS, MAX_UNITS
-from ._optimizers import _sometimes
 
 #: A Linear has at least one parameter, so no model has more Linears than this.
 MAX_LINEARS = MAX_PARAMS
@@ -92,33 +92,61 @@ def _placement(code: int, ndim: int) -> str:
     return f"S{(code - 1) % ndim}"
 
 
-#: Whether the full space draws wrapped models yet.  Not yet: drawing them moves
-#: every later draw of every suite's examples, and the conformance matrix then
-#: meets examples its expected failures were not checked against (besides the
-#: wrapped-model defects: torch-dsd's `_orig_mod`, repro
-#: torch_dsd_keeps_orig_mod_inside_checkpoint_wrapper.py).  The builder, the
-#: reference, the refusals and these draws are ready and tested
-#: (tests/cover/test_wrappers.py); turning this on is issue 14's next step,
-#: with the matrix run and triaged.
-DRAW_WRAPPERS = False
+#: Whether the full space draws wrapped models (`full_scenarios(wrapped=...)` overrides).
+DRAW_WRAPPERS = True
+
+
+def _wrapping(model: AnyModelSpec, pick) -> tuple[tuple[str, str], ...]:
+    """Activation checkpointing and torch.compile for `model`'s units, chosen by
+    `pick(n)` (a number below n): about one model in four is wrapped at all,
+    and a third of those compiled as a whole too."""
+    if pick(4):
+        return ()
+    chosen = [(fqn, w) for fqn in model.layer_fqns() for w in _WRAP_CODES[pick(len(_WRAP_CODES))]]
+    if not pick(3):
+        chosen.append(("", "compile"))
+    return tuple(chosen)
+
+
+def wrapping_of_seed(model: AnyModelSpec, seed: int, salt: str = "") -> tuple[tuple[str, str], ...]:
+    """How the full space wraps `model` in an example whose data seed is `seed`.
+
+    A function of draws already made, not draws of its own: a draw more in
+    every example would move every later example of a derandomized run, and
+    each suite's expected failures were checked against the examples it
+    draws.  Wrapping thus changes only the examples it wraps.  Seed 0 (where
+    the shrinker takes a seed first) wraps nothing, so a failure shrinks to
+    an unwrapped model unless the wrapping is needed, and then to the smallest
+    seed that wraps the model so.  `salt` gives a second model of the same
+    example (a reshard's target) a wrapping of its own.
+    """
+    if seed == 0:
+        return ()
+    rng = random.Random(f"osdconform-wrap-{salt}-{seed}")
+    return _wrapping(model, rng.randrange)
+
+
+def wrapped_by_seed(
+    plan: PlanSpec, model: AnyModelSpec, world_size: int, seed: int, salt: str = "", steps: int | None = None
+) -> PlanSpec:
+    """`plan` with the wrapping `wrapping_of_seed` gives, unless torch cannot train
+    the model so (`scenario._refusals`): then `plan` as it is, so that wrapping
+    never turns an example away (a rejected example, too, moves the later ones)."""
+    wrap = wrapping_of_seed(model, seed, salt)
+    if not wrap:
+        return plan
+    wrapped = dataclasses.replace(plan, wrap=wrap)
+    if plan_accepts(wrapped, world_size, model, steps) is not None and plan_accepts(plan, world_size, model, steps) is None:
+        return plan
+    return wrapped
 
 
 @st.composite
-def wraps(draw, model: AnyModelSpec, enabled: bool | None = None) -> tuple[tuple[str, str], ...]:
-    """Activation checkpointing and torch.compile for `model`'s units (about one
-    model in four is wrapped at all), and sometimes the whole model compiled.
-
-    Drawn after the model and everything else (the last draws of a scenario),
-    so that adding this dimension moved no other draw: a run draws the
-    scenarios it drew before, some of them wrapped.  Shrinks to no wrapper.
-    Draws nothing (no wrapper) unless `enabled` (default: `DRAW_WRAPPERS`).
-    """
-    if not (DRAW_WRAPPERS if enabled is None else enabled) or not draw(_sometimes(4)):
-        return ()
-    chosen = [(fqn, w) for fqn in model.layer_fqns() for w in _WRAP_CODES[draw(_WRAP_CODE)]]
-    if draw(_sometimes(3)):
-        chosen.append(("", "compile"))
-    return tuple(chosen)
+def wraps(draw, model: AnyModelSpec) -> tuple[tuple[str, str], ...]:
+    """Wrappers for `model`'s units as draws of their own (for composing your own
+    strategies, `plans`; the full space derives them from the seed instead:
+    `wrapping_of_seed`).  Shrinks to no wrapper."""
+    return _wrapping(model, lambda n: draw(st.integers(0, n - 1)))
 
 
 def fit_plan(blueprint: PlanBlueprint, model: AnyModelSpec, world_size: int) -> PlanSpec:
@@ -183,9 +211,19 @@ def _tp(blueprint: PlanBlueprint, model: AnyModelSpec) -> tuple[tuple[str, str],
 
 
 @st.composite
-def plans(draw, model: AnyModelSpec, kinds: Sequence[str] = PLAN_KINDS, world_size: int = 4) -> PlanSpec:
-    """A plan for `model` at `world_size` (for composing your own strategies)."""
+def plans(
+    draw, model: AnyModelSpec, kinds: Sequence[str] = PLAN_KINDS, world_size: int = 4,
+    seed: int | None = None, salt: str = "plan",
+) -> PlanSpec:
+    """A plan for `model` at `world_size` (for composing your own strategies).
+
+    Its wrappers are drawn (`wraps`), or, given the example's `seed`, derived
+    from it as the full space does (`wrapping_of_seed`, with `salt`; none
+    unless `DRAW_WRAPPERS`): a reshard's target plan then draws nothing more.
+    """
     kind = draw(st.sampled_from(list(kinds)))
     plan = fit_plan(draw(plan_blueprints(kind)), model, world_size)
+    if seed is not None:
+        return wrapped_by_seed(plan, model, world_size, seed, salt) if DRAW_WRAPPERS else plan
     wrap = draw(wraps(model))
     return dataclasses.replace(plan, wrap=wrap) if wrap else plan

@@ -7,7 +7,6 @@ world size 1 (the first of the allowed sizes), no training step.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 from hypothesis import assume
@@ -18,7 +17,7 @@ from ..scenario._catalogue import kind_of
 from ..scenario._models import EmbeddingSpec, LinearSpec, TreeSpec
 from ._models import models
 from ._optimizers import fit_optimizers, optimizer_blueprints, runs_under
-from ._plans import fit_plan, plan_blueprints, wraps
+from ._plans import DRAW_WRAPPERS, fit_plan, plan_blueprints, wrapped_by_seed
 
 MAX_STEPS = 3
 #: Plans that take a model whose parameters mix dtypes.
@@ -50,10 +49,10 @@ def full_scenarios(
     `_optimizers`).  So when the shrinker removes a layer, no later draw moves
     and the rest of the scenario stays as it was: failures shrink to one layer.
 
-    `wrapped`: whether models may be drawn wrapped (activation checkpointing,
-    torch.compile; `_plans.wraps`); None: as the full space does.  A test that
-    searches for one arrangement among many turns it off, so that wrapping
-    does not thin its draws.
+    `wrapped`: whether models may be wrapped (activation checkpointing,
+    torch.compile; chosen by the seed: `_plans.wrapped_by_seed`); None: as
+    the full space does.  A test that searches for one arrangement among many
+    turns it off, so that wrapping does not thin its draws.
     """
     runnable = [k for k in plan_kinds if any(plan_accepts(PlanSpec(k), w) is None for w in world_sizes)]
     if not runnable:
@@ -85,8 +84,8 @@ def full_scenarios(
         # be rejected (over half of the TP draws), so give it one to split.
         model = TreeSpec(model.width, model.layers + (LinearSpec(out=2),), model.dtype)
     plan = fit_plan(plan_bp, model, world_size)
-    wrap = draw(wraps(model, enabled=wrapped))  # last: see `_plans.wraps`
-    plan = dataclasses.replace(plan, wrap=wrap) if wrap else plan
+    if DRAW_WRAPPERS if wrapped is None else wrapped:
+        plan = wrapped_by_seed(plan, model, world_size, seed, steps=steps)
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.
     assume(plan_accepts(plan, world_size, model, steps) is None)

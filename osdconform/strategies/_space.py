@@ -105,11 +105,12 @@ class Space:
         drawn = full_scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, **kw)
         return drawn.filter(_has_schedulers_or_several_optimizers) if schedulers else drawn
 
-    def plans(self, model: Any, kinds: Sequence[str]) -> st.SearchStrategy:
-        """A plan of one of `kinds` for `model`, as this space draws plans."""
+    def plans(self, model: Any, kinds: Sequence[str], seed: int = 0, salt: str = "plan") -> st.SearchStrategy:
+        """A plan of one of `kinds` for `model`, as this space draws plans (the
+        full space wraps the model as `seed` and `salt` say: `_plans.wrapping_of_seed`)."""
         if self.is_core:
             return st.sampled_from(list(kinds)).flatmap(lambda kind: core_plans(kind, model))
-        return full_plans(model, kinds=kinds)
+        return full_plans(model, kinds=kinds, seed=seed, salt=salt)
 
 
 def _has_schedulers_or_several_optimizers(scenario: Any) -> bool:

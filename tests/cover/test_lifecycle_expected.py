@@ -5,7 +5,7 @@ from __future__ import annotations
 from osdconform.backends import StateOptions
 from osdconform.expected_failures import parse_xfails
 from osdconform.expected_failures._conditions_lifecycle import sets_into_frozen_params, sets_into_stepped_lbfgs
-from osdconform.lifecycle import GetSet, Load, Reshard, Restart, Save, Train
+from osdconform.lifecycle import Freeze, GetSet, Load, Reshard, Restart, Save, Train
 from osdconform.lifecycle._expected import inherited, property_steps, scenario_at
 from osdconform.scenario import GroupSpec, LinearSpec, OptimizerSpec, PlanSpec, Scenario, TreeSpec
 
@@ -91,3 +91,17 @@ def test_conditions_at_saves_and_loads_count_the_steps_trained_before_them():
     assert loads_into_stepped_lbfgs(lbfgs, (Save(0), Train(1), Load(0)))
     assert not loads_into_stepped_lbfgs(lbfgs, (Train(1), Save(0), Restart(0), GetSet()))  # no load into live
     assert not loads_into_stepped_lbfgs(START, (Save(0), Train(1), Load(0)))
+
+
+def test_a_freeze_step_is_the_scenarios_freeze_for_what_follows_it():
+    """A `Freeze` step becomes the model's ``freeze`` (frozen after the steps trained
+    so far): the scenario the later steps inherit entries with, the one a restart
+    builds, and what the lifecycle predicates read."""
+    steps = (Train(1), Save(0), Freeze("layers.0", 1), Load(0), Train(1), Load(0))
+    assert scenario_at(START, steps[:2]).model.frozen_after() == {"layers.1.weight": 2}
+    assert scenario_at(START, steps).model.frozen_after() == {"layers.0.weight": 1, "layers.1.weight": 2}
+    # Right after the freeze no training step has applied it: the live parameter still requires grad.
+    assert not sets_into_frozen_params(START, steps[:4])
+    assert sets_into_frozen_params(START, steps)
+    assert START.model.freezable_fqns() == ("layers.0",)
+    assert scenario_at(START, steps).model.freezable_fqns() == ()

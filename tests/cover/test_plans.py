@@ -146,6 +146,15 @@ def test_an_fsdp1_unit_that_hands_back_its_input_with_only_frozen_parameters_is_
     assert plan_accepts(PlanSpec("fsdp1"), 2, model(0)) is None  # no unit of its own
 
 
+def test_fsdp_plans_refuse_a_model_of_mixed_dtypes():
+    # lifecycle[full] against the reference: a reshard into fsdp1 of a model drawn for ddp.
+    mixed = TreeSpec(width=1, layers=(LinearSpec(out=1), LinearSpec(out=1, dtype="float64")))
+    for kind in ("fsdp1", "fsdp2"):
+        assert "one dtype" in plan_accepts(PlanSpec(kind), 2, mixed)
+    assert plan_accepts(PlanSpec("ddp"), 2, mixed) is None
+    assert plan_accepts(PlanSpec("fsdp1"), 2, TreeSpec(width=1, layers=(LinearSpec(out=1, dtype="float64"),))) is None
+
+
 def test_a_colwise_one_output_linear_with_a_bias_is_refused_on_one_rank_only():
     # schedulers[storage] (torch-dcp, full space) on torch 2.13: the bias's backward fails in DTensor.
     model = TreeSpec(width=1, layers=(LinearSpec(out=1, bias=True),))

@@ -104,38 +104,45 @@ _DRAWS = settings(max_examples=150, derandomize=True, database=None, deadline=No
                   suppress_health_check=list(HealthCheck))
 
 
-def test_the_wrapper_draws_give_every_wrapper_and_the_core_space_none():
-    """`wraps` (the full space's, once `DRAW_WRAPPERS` is on) gives every wrapper tag,
-    most models unwrapped; the full space does not draw them yet, the core space never."""
+def test_the_full_space_wraps_by_the_seed_and_the_core_space_never():
+    """The full space wraps about one model in four, chosen by the example's seed
+    (`wrapping_of_seed`: no draw of its own, so turning wrappers on moved no other
+    draw), giving every wrapper tag; seed 0 wraps nothing; `wraps` (drawn, for
+    composed strategies) gives them all too; the core space never wraps."""
     from hypothesis import strategies as st
 
     from osdconform.strategies._models import models
-    from osdconform.strategies._plans import DRAW_WRAPPERS, wraps
+    from osdconform.strategies._plans import DRAW_WRAPPERS, wrapping_of_seed, wraps
 
-    seen: set[str] = set()
-    plain = [0]
-
-    @_DRAWS
-    @given(models().flatmap(lambda m: st.tuples(st.just(m), wraps(m, enabled=True))))
-    def drawn(pair):
-        model, wrap = pair
-        if wrap:
-            sc = _scenario_of(model, wrap)
-            seen.update(t for t in sc.features if t.startswith("wrap:"))
-        plain[0] += not wrap
+    assert DRAW_WRAPPERS
+    by_seed: set[str] = set()
+    drawn_tags: set[str] = set()
+    wrapped = [0, 0]
 
     @_DRAWS
     @given(full_scenarios())
     def full(sc):
-        assert bool(sc.plan.wrap) <= DRAW_WRAPPERS, sc
+        assert sc.plan.wrap in ((), wrapping_of_seed(sc.model, sc.seed))  # () where torch cannot train it
+        assert not wrapping_of_seed(sc.model, 0)
+        wrapped[0] += bool(sc.plan.wrap)
+        wrapped[1] += 1
+        by_seed.update(t for t in sc.features if t.startswith("wrap:"))
+
+    @_DRAWS
+    @given(models().flatmap(lambda m: st.tuples(st.just(m), wraps(m))))
+    def drawn(pair):
+        model, wrap = pair
+        if wrap:
+            drawn_tags.update(t for t in _scenario_of(model, wrap).features if t.startswith("wrap:"))
 
     @_DRAWS
     @given(core_scenarios(world_sizes=(1, 2, 3, 4), plan_kinds=("none", "ddp", "fsdp2")))
     def core(sc):
         assert not sc.plan.wrap, sc
 
-    drawn()
     full()
+    drawn()
     core()
-    assert seen == set(WRAP_TAGS)
-    assert plain[0] > 75, "most scenarios stay unwrapped, so wrappers do not crowd out the rest"
+    assert by_seed == set(WRAP_TAGS) and drawn_tags == set(WRAP_TAGS), (by_seed, drawn_tags)
+    # Hypothesis draws seed 0 often (a boundary), which wraps nothing: so under a quarter.
+    assert 0.05 < wrapped[0] / wrapped[1] < 0.3, "some scenarios wrapped, most not: %s of %s" % tuple(wrapped)

@@ -52,6 +52,7 @@ from ._side_effects import GetAdvancesStep
 from ._stateless import StatelessGetFails, StatelessGroupsNotLoaded
 from ._tied import TiedParamStateDropped
 from ._types import MomentsNoLongerDTensors, StepCastToFloat64
+from ._wrapped import WrapperNamesInKeys
 
 #: Every fault of the corpus, by bug class.
 CORPUS = (
@@ -72,6 +73,7 @@ CORPUS = (
     FullSetKeepsAdamCustomKeys,
     SecondLoadLosesState,
     AsyncSaveWritesLiveState,
+    WrapperNamesInKeys,
 )
 
 __all__ = ["CORPUS", *(cls.__name__ for cls in CORPUS)]

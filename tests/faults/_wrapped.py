@@ -1,11 +1,9 @@
 """Faults only a wrapped model shows: keys that keep the wrappers' names.
 
-Not in the corpus (`faults.CORPUS`) yet: the full space does not draw wrapped
-models until ``strategies._plans.DRAW_WRAPPERS`` is on (issue 14), and until
-then no suite can catch it.  With it on, this fault was caught by
-``test_fidelity.py::test_fidelity[full]`` at world 1 in 114 s ("OSD mismatch
-... _checkpoint_wrapped_module" / "_orig_mod"); it joins `CORPUS` and
-``tests/nocover/test_suite_catches_faults.py`` with that switch.
+The full space draws wrapped models (``strategies._plans.wrapped_by_seed``),
+so this fault is in the corpus; ``test_fidelity.py::test_fidelity[full]``
+catches it ("OSD mismatch ... _checkpoint_wrapped_module" / "_orig_mod"),
+and only on an example whose model is wrapped.
 """
 
 from __future__ import annotations

@@ -11,7 +11,11 @@ and looks every checkpoint key up in the target's, so it dies with
 ``KeyError: 'state.weight.ro.<n>'`` instead of loading the checkpoint's
 history; the other way round (a shorter history in the checkpoint) it loads
 silently and leaves the target's own later entries in the lists, mixing two
-histories.  ``Optimizer.load_state_dict`` replaces the lists.
+histories.  An empty history (an LBFGS that has run one inner iteration)
+flattens to no key at all, so a set of its own state straight back into it
+drops ``old_dirs``, ``old_stps`` and ``ro``, and its next step fails
+(``TypeError: object of type 'NoneType' has no len()``).
+``Optimizer.load_state_dict`` replaces the lists.
 A user resuming into an optimizer that already stepped (a warm-up, or a
 retried load) hits it; so does osdconform's ``errors`` suite, whose target
 trains a step before the load and so sees this KeyError where it expects
@@ -32,10 +36,10 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 
-def trained(steps: int, seed: int):
+def trained(steps: int, seed: int, max_iter: int = 3):
     torch.manual_seed(seed)
     model = torch.nn.Linear(3, 1, bias=False)
-    optim = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=3)
+    optim = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=max_iter)
     x, y = torch.randn(8, 3), torch.randn(8, 1)
 
     def closure():
@@ -46,7 +50,24 @@ def trained(steps: int, seed: int):
 
     for _ in range(steps):
         optim.step(closure)
+    optim.closure = closure
     return model, optim
+
+
+def set_back_empty_history() -> str:
+    """One step of one inner iteration (empty history lists), its state set straight back."""
+    full = StateDictOptions(full_state_dict=True)
+    model, optim = trained(steps=1, seed=0, max_iter=1)
+    kept = sorted(k for k, v in optim.state[model.weight].items() if isinstance(v, list))
+    set_optimizer_state_dict(model, optim, get_optimizer_state_dict(model, optim, options=full), options=full)
+    left = sorted(k for k, v in optim.state[model.weight].items() if isinstance(v, list))
+    try:
+        optim.step(optim.closure)
+        step = "the next step runs"
+    except Exception as exc:  # noqa: BLE001
+        step = f"the next step fails: {type(exc).__name__}: {exc}"
+    verdict = "ok" if left == kept else "WRONG (lists dropped)"
+    return f"empty history set back: lists {kept} -> {left}, {step}: {verdict}"
 
 
 def load(checkpoint_steps: int, target_steps: int) -> str:
@@ -70,7 +91,7 @@ def main() -> int:
     os.environ.setdefault("MASTER_PORT", "29545")
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
-        outcomes = [load(2, 1), load(1, 2)]
+        outcomes = [load(2, 1), load(1, 2), set_back_empty_history()]
         for line in outcomes:
             print(line)
         return 0 if all(line.endswith(": ok") for line in outcomes) else 1

@@ -9,7 +9,7 @@ for failure reports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 from ._layout import ParamInfo, _join, _layout, _names, _out_width
@@ -148,12 +148,56 @@ class TreeSpec:
     def tree(self) -> "TreeSpec":
         return self
 
+    def freezable_fqns(self) -> tuple[str, ...]:
+        """The modules and bare parameters (by FQN) whose parameters are never frozen
+        (`with_frozen` can freeze them)."""
+        frozen = self.frozen_after()
+        out = []
+        for fqn in _leaf_fqns(ModuleListSpec(self.layers), "layers"):
+            params = [p for p in self.param_fqns() if p == fqn or p.startswith(fqn + ".")]
+            if params and not any(p in frozen for p in params):
+                out.append(fqn)
+        return tuple(out)
+
+    def with_frozen(self, fqn: str, after: int) -> "TreeSpec":
+        """This tree with the module or bare parameter `fqn` frozen after `after` steps
+        (as a training job freezes part of its model mid-run)."""
+        root = ModuleListSpec(self.layers)
+        if fqn not in _leaf_fqns(root, "layers"):
+            raise KeyError(f"no module or bare parameter {fqn!r} in the model")
+        return TreeSpec(self.width, _freeze_in(root, "layers", fqn, after).children, self.dtype)
+
     def bare_param_widths(self) -> dict[str, int]:
         """Each bare parameter's FQN -> the width of the activation it is added to."""
         return {p.fqn: p.width for p in self._params() if p.width is not None}
 
     def _params(self) -> Iterator[ParamInfo]:
         return (p for p in _layout(self).params if p.alias_of is None)
+
+
+def _leaf_fqns(container, prefix: str) -> list[str]:
+    """FQNs of the leaves (modules and bare parameters) under `container`."""
+    out = []
+    for name, child in zip(_names(container, container.children), container.children):
+        node = child.child if isinstance(child, UnusedSpec) else child
+        fqn = _join(prefix, name)
+        out += _leaf_fqns(node, fqn) if isinstance(node, CONTAINER_TYPES) else [fqn]
+    return out
+
+
+def _freeze_in(container, prefix: str, fqn: str, after: int):
+    """`container` with the leaf at `fqn` given ``freeze=after``."""
+    children = []
+    for name, child in zip(_names(container, container.children), container.children):
+        unused = isinstance(child, UnusedSpec)
+        node = child.child if unused else child
+        here = _join(prefix, name)
+        if here == fqn:
+            node = replace(node, freeze=after)
+        elif isinstance(node, CONTAINER_TYPES) and fqn.startswith(here + "."):
+            node = _freeze_in(node, here, fqn, after)
+        children.append(UnusedSpec(node) if unused else node)
+    return replace(container, children=tuple(children))
 
 
 def _describe_nodes(children, prefix: str, width: int, indent: str, container) -> list[str]:
