@@ -327,8 +327,23 @@ def fit_optimizers(
             params = tuple(fqn for _, _, fqn in sorted(members.get((o, g), [])))
             if params or extras.keep_if_empty:
                 groups.append(GroupSpec(params, _group_hparams(bp.name, bp.flags, drawn, extras)))
-        specs.append(OptimizerSpec(bp.name, tuple(groups), bp.flags, bp.scheduler))
+        scheduler = None if _lr_reaches_zero_under_strong_wolfe(bp.name, groups, bp.scheduler) else bp.scheduler
+        specs.append(OptimizerSpec(bp.name, tuple(groups), bp.flags, scheduler))
     return tuple(specs)
+
+
+def _lr_reaches_zero_under_strong_wolfe(name: str, groups, scheduler: SchedulerSpec | None) -> bool:
+    """Whether `scheduler` takes an LBFGS with the strong-Wolfe line search to lr 0,
+    where torch's line search divides by zero (T70,
+    repro/torch_lbfgs_strong_wolfe_zero_lr.py): such a job cannot train, whatever
+    its checkpointing, so the scheduler is left out (fitted away, not rejected:
+    no other example moves)."""
+    if name != "lbfgs" or scheduler is None:
+        return False
+    if not any(dict(g.hparams).get("line_search_fn") == "strong_wolfe" for g in groups):
+        return False
+    args = scheduler.arguments()
+    return scheduler.kind == "PolynomialLR" or (scheduler.kind == "CosineAnnealingLR" and not args.get("eta_min"))
 
 
 def _fit_single(bp: SingleOptimizerBlueprint, plan_kind: str | None) -> SingleOptimizerBlueprint:

@@ -510,3 +510,27 @@ def test_lbfgs_flat_vectors_are_what_torch_keeps_and_the_reference_load_refuses_
             broken["state"]["0.weight"][entry] = torch.cat([value, value[:1]])
         with pytest.raises(OSDLoadError, match="flat vector"):
             ref.load_osd(model, opt, broken)
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ost.full_scenarios(world_sizes=(1,), plan_kinds=["none"]))
+def test_no_lbfgs_with_the_strong_wolfe_search_is_scheduled_down_to_lr_zero(s):
+    """torch's strong-Wolfe line search divides by zero at lr 0 (T70): LBFGS with it
+    gets no PolynomialLR, nor CosineAnnealingLR with eta_min 0 (schedulers[full]
+    against the reference met one)."""
+    from osdconform.strategies._optimizers import _lr_reaches_zero_under_strong_wolfe
+
+    for opt in s.optimizers:
+        assert not _lr_reaches_zero_under_strong_wolfe(opt.name, opt.groups, opt.scheduler), opt
+
+
+def test_the_schedulers_that_take_strong_wolfe_lbfgs_to_lr_zero_are_named():
+    from osdconform.scenario import SchedulerSpec
+    from osdconform.strategies._optimizers import _lr_reaches_zero_under_strong_wolfe as reaches_zero
+
+    wolfe = (GroupSpec(("layers.0.weight",), (("line_search_fn", "strong_wolfe"),)),)
+    assert reaches_zero("lbfgs", wolfe, SchedulerSpec("PolynomialLR"))
+    assert reaches_zero("lbfgs", wolfe, SchedulerSpec("CosineAnnealingLR"))
+    assert not reaches_zero("lbfgs", wolfe, SchedulerSpec("CosineAnnealingLR", (("eta_min", 0.01),)))
+    assert not reaches_zero("lbfgs", (GroupSpec(("layers.0.weight",)),), SchedulerSpec("PolynomialLR"))
+    assert not reaches_zero("sgd", wolfe, SchedulerSpec("PolynomialLR"))
