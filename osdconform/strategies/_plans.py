@@ -145,8 +145,14 @@ def wrapped_by_seed(
 def wraps(draw, model: AnyModelSpec) -> tuple[tuple[str, str], ...]:
     """Wrappers for `model`'s units as draws of their own (for composing your own
     strategies, `plans`; the full space derives them from the seed instead:
-    `wrapping_of_seed`).  Shrinks to no wrapper."""
-    return _wrapping(model, lambda n: draw(st.integers(0, n - 1)))
+    `wrapping_of_seed`), as often as `_wrapping` gives them.  Every draw shrinks
+    to no wrapper: no model wrapped, no unit wrapped, the model not compiled."""
+    if draw(st.integers(0, 3)) != 3:
+        return ()
+    chosen = [(fqn, w) for fqn in model.layer_fqns() for w in _WRAP_CODES[draw(_WRAP_CODE)]]
+    if draw(st.integers(0, 2)) == 2:
+        chosen.append(("", "compile"))
+    return tuple(chosen)
 
 
 def fit_plan(blueprint: PlanBlueprint, model: AnyModelSpec, world_size: int) -> PlanSpec:

@@ -146,3 +146,15 @@ def test_the_full_space_wraps_by_the_seed_and_the_core_space_never():
     assert by_seed == set(WRAP_TAGS) and drawn_tags == set(WRAP_TAGS), (by_seed, drawn_tags)
     # Hypothesis draws seed 0 often (a boundary), which wraps nothing: so under a quarter.
     assert 0.05 < wrapped[0] / wrapped[1] < 0.3, "some scenarios wrapped, most not: %s of %s" % tuple(wrapped)
+
+
+def test_drawn_wrappers_shrink_to_none():
+    """`wraps` (drawn, for composed strategies) shrinks to no wrapper, and a
+    condition on one wrapped unit to that unit alone."""
+    from helpers.shrinking import minimal
+    from osdconform.scenario import LinearSpec, TreeSpec
+    from osdconform.strategies._plans import wraps
+
+    model = TreeSpec(width=1, layers=(LinearSpec(out=1), LinearSpec(out=1)))
+    assert minimal(wraps(model), lambda w: True) == ()
+    assert minimal(wraps(model), lambda w: ("layers.1", "checkpoint") in w) == (("layers.1", "checkpoint"),)
