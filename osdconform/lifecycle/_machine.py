@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 
 from ..scenario import PlanSpec, TreeSpec, plan_accepts
-from ._expected import inherited
+from ._expected import inherited, scenario_at
 from ._replay import lifecycle
 from ._rules import (
     Freeze,
@@ -39,7 +39,6 @@ from ._rules import (
     StepSchedulers,
     Train,
     describe,
-    scenario_after,
     worlds,
 )
 
@@ -71,10 +70,11 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
             self.steps: list = []
 
         def _now(self):
-            return scenario_after(self.start_scenario, tuple(self.steps))
+            """The scenario as it stands now: world, plan, freezes and steps trained so far."""
+            return scenario_at(self.start_scenario, tuple(self.steps))
 
         def _trained(self) -> int:
-            return self.start_scenario.steps + sum(s.steps for s in self.steps if isinstance(s, Train))
+            return self._now().steps
 
         def _freezable(self) -> tuple:
             model = self._now().model

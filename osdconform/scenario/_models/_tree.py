@@ -196,7 +196,7 @@ def _freeze_in(container, prefix: str, fqn: str, after: int):
             node = replace(node, freeze=after)
         elif isinstance(node, CONTAINER_TYPES) and fqn.startswith(here + "."):
             node = _freeze_in(node, here, fqn, after)
-        children.append(UnusedSpec(node) if unused else node)
+        children.append(replace(child, child=node) if unused else node)
     return replace(container, children=tuple(children))
 
 
