@@ -28,6 +28,15 @@ parameter's grad None, as the twin does without a plan.  Optimizers that need
 a closure (LBFGS) step after the others with a closure over the same data,
 as `_build.train` does (`_closure`).
 
+Mixed precision (``PlanSpec.mixed_precision``): FSDP casts each unit's
+parameters, and the root's floating inputs, to bfloat16 for the forward and
+backward, and casts the bfloat16 gradients back to float32 to reduce them;
+the optimizers step the float32 parameters.  The twin computes the same: its
+forward runs on bfloat16 copies of the parameters (`_forward`), so each
+parameter's gradient is the bfloat16 one cast back, averaged over the slices
+in float32.  The state then carries bfloat16 rounding whatever the model's
+dtype, so the comparison takes bfloat16's tolerance (`golden_tolerance`).
+
 The twin runs in any process (the driver, a rank) and needs no process group;
 it computes with one intra-op thread, as ranks do.
 
@@ -50,14 +59,14 @@ from ..compare import DTYPE_TOLERANCE
 from ..reference import full_osd
 from ..scenario._build import ROWS_PER_RANK, Workload, build_workload, global_batch
 from ..scenario._models import apply_freezes, loss, select_rows
-from ..scenario._plans import PlanSpec, fsdp_unit_of
+from ..scenario._plans import MIXED_PRECISION, PlanSpec, fsdp_unit_of
 from ..scenario._spec import Scenario
 
 #: Dtypes from the least to the most precise (for `golden_tolerance`).
 _PRECISION_ORDER = (torch.bfloat16, torch.float16, torch.float32, torch.float64)
 
 
-def golden_tolerance(model) -> dict[torch.dtype, tuple[float, float]]:
+def golden_tolerance(model, plan: PlanSpec | None = None) -> dict[torch.dtype, tuple[float, float]]:
     """``(rtol, atol)`` per dtype for comparing `model`'s distributed state with the twin's.
 
     The tolerances are `osdconform.compare.DTYPE_TOLERANCE` (the reasons are
@@ -65,9 +74,12 @@ def golden_tolerance(model) -> dict[torch.dtype, tuple[float, float]]:
     tensor gets the tolerance of the *least* precise dtype the model uses,
     because gradients flow through every layer: a float64 parameter below a
     bfloat16 layer gets a gradient with bfloat16 rounding in it, which the
-    two reduction orders round differently.
+    two reduction orders round differently.  A `plan` that computes in
+    bfloat16 (mixed precision) counts as a model that uses it.
     """
     used = {getattr(torch, name) for name in model.dtypes()}
+    if plan is not None and plan.mixed_precision:
+        used.add(getattr(torch, MIXED_PRECISION["param_dtype"]))
     loosest = next(d for d in _PRECISION_ORDER if d in used or d == torch.float64)
     return {d: DTYPE_TOLERANCE[loosest] for d in DTYPE_TOLERANCE}
 
@@ -133,7 +145,7 @@ def _loss_and_grads(module: torch.nn.Module, scenario: Scenario, batch) -> torch
         if scenario.plan.data_parallel:
             value = _data_parallel_grads(module, batch, scenario)
         else:
-            value = loss(module(batch))
+            value = loss(_forward(module, scenario.plan, batch))
             if value.requires_grad:  # not when every used parameter is frozen
                 value.backward()
             value = value.detach()
@@ -165,7 +177,7 @@ def _data_parallel_grads(module: torch.nn.Module, batch, scenario: Scenario) -> 
     totals: list[torch.Tensor | None] = [None] * len(params)
     losses = {}
     for start, stop in slices:
-        out = loss(module(select_rows(batch, start, stop)))
+        out = loss(_forward(module, scenario.plan, select_rows(batch, start, stop)))
         losses[start, stop] = out.detach()
         if not out.requires_grad:
             continue
@@ -181,6 +193,23 @@ def _data_parallel_grads(module: torch.nn.Module, batch, scenario: Scenario) -> 
     if world == 1:
         return losses[rank_slices[0]]
     return torch.stack([losses[sl] for sl in rank_slices]).sum() / world
+
+
+def _forward(module: torch.nn.Module, plan: PlanSpec, inputs) -> torch.Tensor:
+    """`module`'s output on `inputs` as `plan` computes it.
+
+    Under mixed precision on bfloat16 copies of the parameters and of the
+    floating inputs (see the module docstring): the copies are made inside
+    the graph, so each gradient reaches its full-precision parameter cast
+    back, as FSDP's reduction receives it.  Buffers keep their dtype, as
+    FSDP leaves them.
+    """
+    if not plan.mixed_precision:
+        return module(inputs)
+    dtype = getattr(torch, MIXED_PRECISION["param_dtype"])
+    params = {name: p.to(dtype) for name, p in module.named_parameters()}
+    cast = tuple(t.to(dtype) if t.is_floating_point() else t for t in inputs)
+    return torch.func.functional_call(module, params, (cast,))
 
 
 class _Fsdp1Grads:

@@ -45,7 +45,7 @@ def fidelity(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
         with ctx.phase("compare with the golden twin"):
             checks.equal(
                 golden, live, "fidelity (golden twin vs reference gather of the live state)",
-                tolerance=golden_tolerance(scenario.model),
+                tolerance=golden_tolerance(scenario.model, scenario.plan),
             )
     checks.done()
     return summary(live)

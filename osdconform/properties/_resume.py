@@ -83,7 +83,7 @@ def _resume(ctx, scenario, backend_spec, options, directory, more_steps, *, chec
     with ctx.phase("reference gather"):
         expected = {"params": ref.full_params(straight.module), **ref.full_osd(straight.module, straight.optimizers)}
         actual = {"params": ref.full_params(dst.module), **ref.full_osd(dst.module, dst.optimizers)}
-    tolerance = golden_tolerance(scenario.model) if ddp_rebuckets(scenario) and k > 0 else None
+    tolerance = golden_tolerance(scenario.model, scenario.plan) if ddp_rebuckets(scenario) and k > 0 else None
     with ctx.phase("compare"):
         checks.all_equal(
             [(expected, actual, f"resume ({k} steps + {more_steps} after the checkpoint vs {k + more_steps} straight)")],

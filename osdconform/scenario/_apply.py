@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ._plans import PlanSpec, _placement
+from ._plans import MIXED_PRECISION, PlanSpec, _placement
 from ._refusals import accepts
 from ._wrappers import module_path, user_submodule
 
@@ -113,7 +113,35 @@ def _fsdp1(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
         use_orig_params=plan.use_orig_params,
         device_id=device,
         device_mesh=mesh,
+        mixed_precision=_fsdp1_mixed_precision(plan),
     )
+
+
+def _precision_dtypes() -> dict[str, torch.dtype]:
+    return {k: getattr(torch, v) for k, v in MIXED_PRECISION.items()}
+
+
+def _fsdp1_mixed_precision(plan: PlanSpec):
+    """FSDP1's ``MixedPrecision`` for `plan` (None: full precision).
+
+    Buffers keep their dtype (``buffer_dtype`` unset), as under FSDP2, whose
+    policy casts parameters only.  The root casts the model's inputs
+    (``cast_root_forward_inputs``, the default), as FSDP2's root does.
+    """
+    if not plan.mixed_precision:
+        return None
+    from torch.distributed.fsdp import MixedPrecision
+
+    return MixedPrecision(**_precision_dtypes())
+
+
+def _fsdp2_policy(plan: PlanSpec) -> dict:
+    """``fully_shard``'s ``mp_policy`` argument for `plan` (none: its default, full precision)."""
+    if not plan.mixed_precision:
+        return {}
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    return {"mp_policy": MixedPrecisionPolicy(**_precision_dtypes())}
 
 
 def _fully_shard(plan: PlanSpec, module: nn.Module, mesh) -> None:
@@ -121,9 +149,10 @@ def _fully_shard(plan: PlanSpec, module: nn.Module, mesh) -> None:
 
     # Innermost first: fully_shard on a module whose parameters an outer
     # fully_shard already made DTensors fails (it takes them for TP shards).
+    policy = _fsdp2_policy(plan)
     for name in reversed(plan.shard):
-        fully_shard(user_submodule(module, name), mesh=mesh, reshard_after_forward=plan.reshard_after_forward)
-    fully_shard(module, mesh=mesh, reshard_after_forward=plan.reshard_after_forward)
+        fully_shard(user_submodule(module, name), mesh=mesh, reshard_after_forward=plan.reshard_after_forward, **policy)
+    fully_shard(module, mesh=mesh, reshard_after_forward=plan.reshard_after_forward, **policy)
 
 
 def _fsdp2(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:

@@ -25,7 +25,10 @@ dtensor    every parameter a DTensor with its own ``placements`` ("R" or
 
 Every kind also takes ``wrap``: activation checkpointing and ``torch.compile``
 of submodules or of the whole model, applied when the model is built, before
-the plan (see `_wrappers`).
+the plan (see `_wrappers`).  The FSDP kinds take ``mixed_precision``: the
+units compute in bfloat16 over float32 (the model's) parameters and reduce
+gradients in float32 (FSDP1 ``MixedPrecision``, FSDP2 ``MixedPrecisionPolicy``:
+`MIXED_PRECISION`); the optimizers keep stepping the full-precision shards.
 
 Why the plan dimension is three modules: this one is the spec (plain data,
 no torch); `_refusals` holds `accepts`, the combinations that cannot run and
@@ -48,16 +51,23 @@ PLAN_KINDS = ("none", "ddp", "fsdp1", "fsdp2", "tp", "fsdp2+tp", "zero", "dtenso
 #: simplest (the default) first.
 FSDP1_STRATEGIES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD")
 TP_STYLES = ("colwise", "rowwise")
+#: Plans that take ``mixed_precision``.
+MIXED_PRECISION_PLANS = ("fsdp1", "fsdp2", "fsdp2+tp")
+#: What ``mixed_precision=True`` sets (dtype names: this module imports no torch):
+#: the dtype units compute in and the one gradients are reduced in.  Buffers keep theirs.
+MIXED_PRECISION = {"param_dtype": "bfloat16", "reduce_dtype": "float32"}
+#: The feature tag of a mixed-precision plan.
+MIXED_PRECISION_TAG = "precision:bf16 compute"
 
 #: Which fields each kind takes (beyond ``kind`` and ``wrap``, which every kind takes);
 #: every other field must keep its default.
 _FIELDS = {
     "none": (),
     "ddp": (),
-    "fsdp1": ("shard", "use_orig_params", "sharding_strategy"),
-    "fsdp2": ("shard", "reshard_after_forward", "mesh_2d"),
+    "fsdp1": ("shard", "use_orig_params", "sharding_strategy", "mixed_precision"),
+    "fsdp2": ("shard", "reshard_after_forward", "mesh_2d", "mixed_precision"),
     "tp": ("tp",),
-    "fsdp2+tp": ("shard", "reshard_after_forward", "tp"),
+    "fsdp2+tp": ("shard", "reshard_after_forward", "tp", "mixed_precision"),
     "zero": (),
     "dtensor": ("mesh_2d", "placements"),
 }
@@ -74,6 +84,8 @@ class PlanSpec:
     (placement per mesh dim, ...))`` with placements ``"R"`` (Replicate) or
     ``"S<d>"`` (Shard(d)); parameters not listed are replicated.  ``wrap``:
     ``(module_fqn, "checkpoint" | "compile")`` in the order applied (`_wrappers`).
+    ``mixed_precision``: FSDP units compute in bfloat16 and reduce in float32
+    (`MIXED_PRECISION`).
     """
 
     kind: str = "none"
@@ -85,6 +97,7 @@ class PlanSpec:
     tp: tuple[tuple[str, str], ...] = ()
     placements: tuple[tuple[str, tuple[str, ...]], ...] = ()
     wrap: tuple[tuple[str, str], ...] = ()
+    mixed_precision: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in PLAN_KINDS:
@@ -165,6 +178,8 @@ class PlanSpec:
         for _, places in self.placements:
             for p in places:
                 tags.add("dtensor:replicate" if p == "R" else "dtensor:shard" if p == "S0" else "dtensor:shard dim>0")
+        if self.mixed_precision:
+            tags.add(MIXED_PRECISION_TAG)
         return frozenset(tags) | wrap_features(self.wrap)
 
     def model_features(self, model: AnyModelSpec, world_size: int) -> frozenset[str]:
@@ -182,9 +197,12 @@ class PlanSpec:
         return frozenset(tags)
 
     def describe(self) -> str:
+        text = self._describe_kind()
+        if self.mixed_precision:
+            text += ", computing in bfloat16 (gradients reduced in float32)"
         if self.wrap:
-            return f"{self._describe_kind()}, model wrapped: {describe_wraps(self.wrap)}"
-        return self._describe_kind()
+            text += f", model wrapped: {describe_wraps(self.wrap)}"
+        return text
 
     def _describe_kind(self) -> str:
         own = ", ".join(self.shard) if self.shard else "no submodule"

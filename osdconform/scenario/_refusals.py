@@ -158,6 +158,19 @@ def accepts(
         frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
         if frozen >= set(model.param_fqns()):
             return "DDP refuses a module with no parameter that requires grad"
+    norms = getattr(model, "unit_fqns", lambda kind: ())(BatchNormSpec) if plan.mixed_precision else ()
+    if norms:
+        # Not a checkpointing defect, limits of the arrangement in torch 2.13:
+        # FSDP2 casts a BatchNorm's weight to bfloat16 and leaves its running
+        # stats as they are, and CPU batch_norm takes bfloat16 input only with
+        # float32 weight and stats ("expected scalar type BFloat16 but found
+        # Float", "mixed dtype (CPU): expect parameter to have scalar type of
+        # Float" in a float64 or bfloat16 model); FSDP1 wraps every BatchNorm in
+        # a unit of its own with mixed precision off
+        # (MixedPrecision._module_classes_to_ignore), which fails the same way,
+        # and, for a BatchNorm without parameters, now and then in FSDP1's own
+        # forward ("generator raised StopIteration").
+        return f"mixed precision over BatchNorm modules: {sorted(norms)}"
     if model is not None and plan.wrap:
         bns = compiled_checkpointed_batchnorms(plan, model)
         if bns:

@@ -11,8 +11,9 @@ own, ``reshard_after_forward=True``, a 1-D mesh, FULL_SHARD with
 no TP style, replicated parameters, no wrapper.  Whatever the
 blueprint says that the world or model cannot take is dropped by `fit_plan`
 (a 2-D mesh on a world that does not factor, a shard dim a parameter lacks).
-The model's wrappers are the exception: the full space derives them from the
-example's seed (`wrapping_of_seed`), drawing nothing for them.
+The model's wrappers and mixed precision are the exception: the full space
+derives them from the example's seed (`wrapping_of_seed`,
+`mixed_precision_of_seed`), drawing nothing for them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Sequence
 from hypothesis import strategies as st
 
 from ..scenario import PLAN_KINDS, AnyModelSpec, PlanSpec, plan_accepts
-from ..scenario._plans import FSDP1_STRATEGIES, TP_STYLES, mesh_shape_2d
+from ..scenario._plans import FSDP1_STRATEGIES, MIXED_PRECISION_PLANS, TP_STYLES, mesh_shape_2d
 from ..scenario._refusals import batchnorm_param_fqns, conv_param_fqns, embedding_param_fqns, empty_tp_pieces
 from ._models import MAX_PARAMS, MAX_UNITS
 
@@ -94,6 +95,9 @@ def _placement(code: int, ndim: int) -> str:
 
 #: Whether the full space draws wrapped models (`full_scenarios(wrapped=...)` overrides).
 DRAW_WRAPPERS = True
+#: Whether the full space draws FSDP plans that compute in bfloat16
+#: (`full_scenarios(mixed_precision=...)` overrides).
+DRAW_MIXED_PRECISION = True
 
 
 def _wrapping(model: AnyModelSpec, pick) -> tuple[tuple[str, str], ...]:
@@ -139,6 +143,34 @@ def wrapped_by_seed(
     if plan_accepts(wrapped, world_size, model, steps) is not None and plan_accepts(plan, world_size, model, steps) is None:
         return plan
     return wrapped
+
+
+def mixed_precision_of_seed(seed: int, salt: str = "") -> bool:
+    """Whether the full space makes an FSDP plan compute in bfloat16 in an
+    example whose data seed is `seed`: one in three, never at seed 0 (so a
+    failure shrinks to full precision unless it needs mixed precision).  A
+    function of the seed for the reason `wrapping_of_seed` gives."""
+    if seed == 0:
+        return False
+    return random.Random(f"osdconform-precision-{salt}-{seed}").randrange(3) == 0
+
+
+def dressed_by_seed(
+    plan: PlanSpec, model: AnyModelSpec, world_size: int, seed: int, salt: str = "", steps: int | None = None,
+    *, wrapped: bool = True, mixed_precision: bool = True,
+) -> PlanSpec:
+    """`plan` as the full space runs it in an example of `seed`: the model wrapped
+    (`wrapped_by_seed`) and an FSDP plan in mixed precision (`mixed_precision_of_seed`)
+    where the seed says so and torch can train it so; each is left out, never
+    the example turned away, where it cannot.  `wrapped`, `mixed_precision`:
+    whether to consider each at all."""
+    if wrapped:
+        plan = wrapped_by_seed(plan, model, world_size, seed, salt, steps)
+    if mixed_precision and plan.kind in MIXED_PRECISION_PLANS and mixed_precision_of_seed(seed, salt):
+        mixed = dataclasses.replace(plan, mixed_precision=True)
+        if plan_accepts(mixed, world_size, model, steps) is None:
+            return mixed
+    return plan
 
 
 @st.composite
@@ -223,13 +255,23 @@ def plans(
 ) -> PlanSpec:
     """A plan for `model` at `world_size` (for composing your own strategies).
 
-    Its wrappers are drawn (`wraps`), or, given the example's `seed`, derived
-    from it as the full space does (`wrapping_of_seed`, with `salt`; none
-    unless `DRAW_WRAPPERS`): a reshard's target plan then draws nothing more.
+    Its wrappers are drawn (`wraps`), and an FSDP plan's mixed precision
+    (shrinking to off); or, given the example's `seed`, both are derived from
+    it as the full space does (`dressed_by_seed`, with `salt`; as far as
+    `DRAW_WRAPPERS` and `DRAW_MIXED_PRECISION` allow): a reshard's target
+    plan then draws nothing more.
     """
     kind = draw(st.sampled_from(list(kinds)))
     plan = fit_plan(draw(plan_blueprints(kind)), model, world_size)
     if seed is not None:
-        return wrapped_by_seed(plan, model, world_size, seed, salt) if DRAW_WRAPPERS else plan
+        return dressed_by_seed(
+            plan, model, world_size, seed, salt, wrapped=DRAW_WRAPPERS, mixed_precision=DRAW_MIXED_PRECISION
+        )
     wrap = draw(wraps(model))
-    return dataclasses.replace(plan, wrap=wrap) if wrap else plan
+    if wrap:
+        plan = dataclasses.replace(plan, wrap=wrap)
+    if kind in MIXED_PRECISION_PLANS and draw(st.booleans()):
+        mixed = dataclasses.replace(plan, mixed_precision=True)
+        if plan_accepts(mixed, world_size, model) is None:
+            plan = mixed
+    return plan

@@ -17,7 +17,7 @@ from ..scenario._catalogue import kind_of
 from ..scenario._models import EmbeddingSpec, LinearSpec, TreeSpec
 from ._models import models
 from ._optimizers import fit_optimizers, optimizer_blueprints, runs_under
-from ._plans import DRAW_WRAPPERS, fit_plan, plan_blueprints, wrapped_by_seed
+from ._plans import DRAW_MIXED_PRECISION, DRAW_WRAPPERS, dressed_by_seed, fit_plan, plan_blueprints
 
 MAX_STEPS = 3
 #: Plans that take a model whose parameters mix dtypes.
@@ -38,6 +38,7 @@ def full_scenarios(
     min_steps: int = 0,
     device: str = "cpu",
     wrapped: bool | None = None,
+    mixed_precision: bool | None = None,
 ) -> Scenario:
     """Whole scenarios.  World sizes shrink toward the first given (keep it the smallest).
 
@@ -52,7 +53,8 @@ def full_scenarios(
     `wrapped`: whether models may be wrapped (activation checkpointing,
     torch.compile; chosen by the seed: `_plans.wrapped_by_seed`); None: as
     the full space does.  A test that searches for one arrangement among many
-    turns it off, so that wrapping does not thin its draws.
+    turns it off, so that wrapping does not thin its draws.  `mixed_precision`:
+    likewise for FSDP plans computing in bfloat16 (`_plans.dressed_by_seed`).
     """
     runnable = [k for k in plan_kinds if any(plan_accepts(PlanSpec(k), w) is None for w in world_sizes)]
     if not runnable:
@@ -84,8 +86,11 @@ def full_scenarios(
         # be rejected (over half of the TP draws), so give it one to split.
         model = TreeSpec(model.width, model.layers + (LinearSpec(out=2),), model.dtype)
     plan = fit_plan(plan_bp, model, world_size)
-    if DRAW_WRAPPERS if wrapped is None else wrapped:
-        plan = wrapped_by_seed(plan, model, world_size, seed, steps=steps)
+    plan = dressed_by_seed(
+        plan, model, world_size, seed, steps=steps,
+        wrapped=DRAW_WRAPPERS if wrapped is None else wrapped,
+        mixed_precision=DRAW_MIXED_PRECISION if mixed_precision is None else mixed_precision,
+    )
     # Blueprints are fitted so that this holds; the assume() is a guard, and
     # a plan that rejects many models should fit itself instead.
     assume(plan_accepts(plan, world_size, model, steps) is None)

@@ -13,7 +13,7 @@ from helpers.drawn import tags_drawn
 from helpers.shrinking import SMALLEST_MODEL, all_ones, minimal
 from osdconform import strategies as ost
 from osdconform.scenario import PLAN_KINDS, LinearSpec, MLPSpec, ParamSpec, PlanSpec, TreeSpec, plan_accepts
-from osdconform.scenario._plans import FSDP1_STRATEGIES, mesh_shape_2d
+from osdconform.scenario._plans import FSDP1_STRATEGIES, MIXED_PRECISION_PLANS, MIXED_PRECISION_TAG, mesh_shape_2d
 from osdconform.strategies._plans import fit_plan, plan_blueprints
 
 NAMESPACE: dict = {}
@@ -32,6 +32,7 @@ exec("from osdconform.scenario import *", NAMESPACE)
         PlanSpec("tp", tp=(("layers.0", "colwise"), ("layers.1", "rowwise"))),
         PlanSpec("fsdp2+tp", shard=("layers.1",), tp=(("layers.0", "colwise"),)),
         PlanSpec("dtensor", mesh_2d=True, placements=(("layers.0.weight", ("S1", "R")),)),
+        PlanSpec("fsdp2", mixed_precision=True, wrap=(("layers.0", "checkpoint"),)),
     ],
 )
 def test_repr_rebuilds_and_names_only_what_differs_from_the_defaults(plan):
@@ -51,6 +52,7 @@ def test_repr_pinned():
         (dict(kind="ddp", shard=("layers.0",)), "plan 'ddp' takes no 'shard'"),
         (dict(kind="tp", mesh_2d=True), "plan 'tp' takes no 'mesh_2d'"),
         (dict(kind="fsdp2", tp=(("layers.0", "colwise"),)), "plan 'fsdp2' takes no 'tp'"),
+        (dict(kind="ddp", mixed_precision=True), "plan 'ddp' takes no 'mixed_precision'"),
         (dict(kind="fsdp1", sharding_strategy="EVERYTHING"), "unknown sharding strategy 'EVERYTHING'"),
         (dict(kind="tp", tp=(("layers.0", "diagonal"),)), "unknown TP style 'diagonal'"),
         (dict(kind="dtensor", placements=(("w", ("R", "R")),)), "'w' has 2 placements for a 1-D mesh"),
@@ -84,6 +86,10 @@ def test_features_tag_every_option():
     assert PlanSpec("dtensor", placements=(("a", ("S0",)), ("b", ("S1",)))).features() == {
         "plan:dtensor", "dtensor:shard", "dtensor:shard dim>0",
     }
+    for kind in MIXED_PRECISION_PLANS:
+        mixed = PlanSpec(kind, mixed_precision=True)
+        assert mixed.features() == PlanSpec(kind).features() | {MIXED_PRECISION_TAG}
+        assert "computing in bfloat16" in mixed.describe()
 
 
 def test_uneven_strided_shards_are_tagged_with_the_model():
@@ -153,6 +159,21 @@ def test_fsdp_plans_refuse_a_model_of_mixed_dtypes():
         assert "one dtype" in plan_accepts(PlanSpec(kind), 2, mixed)
     assert plan_accepts(PlanSpec("ddp"), 2, mixed) is None
     assert plan_accepts(PlanSpec("fsdp1"), 2, TreeSpec(width=1, layers=(LinearSpec(out=1, dtype="float64"),))) is None
+
+
+def test_mixed_precision_refuses_batchnorm():
+    # FSDP2: CPU batch_norm takes bf16 input only with fp32 weight and stats; FSDP1
+    # puts each BatchNorm in a unit of its own at full precision (the ci-full
+    # triage against torch-dsd failed in training on both, with and without affine).
+    from osdconform.scenario import BatchNormSpec, LayerNormSpec
+
+    for kind in MIXED_PRECISION_PLANS:
+        plan = PlanSpec(kind, mixed_precision=True)
+        for norm in (BatchNormSpec(), BatchNormSpec(affine=False, stats=False)):
+            model = TreeSpec(width=2, layers=(LinearSpec(out=2), norm))
+            assert "mixed precision over BatchNorm modules: ['layers.1']" in plan_accepts(plan, 4, model)
+            assert plan_accepts(PlanSpec(kind), 4, model) is None
+        assert plan_accepts(plan, 4, TreeSpec(width=2, layers=(LinearSpec(out=2), LayerNormSpec()))) is None
 
 
 def test_a_colwise_one_output_linear_with_a_bias_is_refused_on_one_rank_only():

@@ -17,7 +17,9 @@ Modules by bug class: ``_lost_state`` (state left behind), ``_hparams``
 placement), ``_aliasing``, ``_inputs`` (bad input accepted or reported
 badly), ``_reshard``, ``_hangs``, ``_masked`` (faults behind known torch
 defects, in the same example), ``_lifecycle`` (what only a chain of loads
-shows), ``_in_flight`` (what only a save in flight shows); ``_kit`` holds
+shows), ``_in_flight`` (what only a save in flight shows), ``_wrapped`` (what
+only a wrapped model shows), ``_precision`` (what only mixed precision
+shows); ``_kit`` holds
 what they share.
 """
 
@@ -46,6 +48,7 @@ from ._lost_state import (
     StepRestartsAfterLoad,
 )
 from ._masked import FullSetKeepsAdamCustomKeys
+from ._precision import StateSavedInComputeDtype
 from ._reshard import DCPReshardSkipsMissingRanks, ZeroReshardKeepsOldPartition
 from ._shards import EmptyShardStateDropped, UnevenShardLosesLastElement
 from ._side_effects import GetAdvancesStep
@@ -74,6 +77,7 @@ CORPUS = (
     SecondLoadLosesState,
     AsyncSaveWritesLiveState,
     WrapperNamesInKeys,
+    StateSavedInComputeDtype,
 )
 
 __all__ = ["CORPUS", *(cls.__name__ for cls in CORPUS)]

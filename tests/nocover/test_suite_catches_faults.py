@@ -128,6 +128,13 @@ CORPUS_CASES = [
         r"OSD mismatch.*(_checkpoint_wrapped_module|_orig_mod)",
         id="torch-dsd-wrapper-names-in-keys",
     ),
+    pytest.param(
+        # Only a plan computing in mixed precision shows it (at world 1 or 1-2 the ci
+        # profile's 25 examples drew none; at 1-4 the first is its 36th, 140 s with shrinking).
+        "StateSavedInComputeDtype", "test_fidelity.py::test_fidelity[full]", "1,2,3,4", "full",
+        r"OSD mismatch at state\['[\w.]+'\]\['\w+'\]: dtype differs: expected torch.float32, actual torch.bfloat16",
+        id="torch-dsd-state-saved-in-compute-dtype",
+    ),
 ]
 
 

@@ -44,13 +44,17 @@ class _Container:
 
     ``_steps`` holds, per child, its attribute name, how to apply it and its
     dtype (the hidden batch is cast to each child's dtype); unused children
-    have no step.  The subclasses below are the torch containers with this
+    have no step.  In a model of one dtype the dtype is None and nothing is
+    cast: the batch has the model's dtype already, and a plan may make the
+    layers compute in another (FSDP's mixed precision casts the parameters
+    and the model's inputs to bfloat16; a cast back would undo it).  The subclasses below are the torch containers with this
     forward, so FQNs and ``isinstance`` stay those of torch's containers.
     """
 
     def forward(self, h: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         for name, how, dtype in self._steps:
-            h = h.to(dtype)
+            if dtype is not None:
+                h = h.to(dtype)
             if how == "param":
                 h = h + getattr(self, name)
             else:
@@ -135,10 +139,25 @@ class TreeModel(nn.Module):
     def __init__(self, spec: TreeSpec) -> None:
         super().__init__()
         self.layers = _build_container(ModuleListSpec(spec.layers), spec.width, spec.dtype)
+        if not _overrides_dtype(spec.layers, spec.dtype):
+            for module in self.modules():
+                if isinstance(module, _Container):
+                    module._steps = [(name, how, None) for name, how, _ in module._steps]
 
     def forward(self, inputs):
         features, indices = inputs
         return self.layers(features, indices)
+
+
+def _overrides_dtype(nodes, dtype: str) -> bool:
+    """Whether any of `nodes` (or below) has a dtype of its own other than `dtype`."""
+    for node in nodes:
+        inner = node.child if isinstance(node, UnusedSpec) else node
+        if getattr(inner, "dtype", None) not in (None, dtype):
+            return True
+        if _overrides_dtype(getattr(inner, "children", ()), dtype):
+            return True
+    return False
 
 
 _CONTAINER_CLASSES = {SequentialSpec: Sequential, ModuleListSpec: ModuleList, ModuleDictSpec: ModuleDict}
