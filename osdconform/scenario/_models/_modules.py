@@ -47,8 +47,9 @@ class _Container:
     have no step.  In a model of one dtype the dtype is None and nothing is
     cast: the batch has the model's dtype already, and a plan may make the
     layers compute in another (FSDP's mixed precision casts the parameters
-    and the model's inputs to bfloat16; a cast back would undo it).  The subclasses below are the torch containers with this
-    forward, so FQNs and ``isinstance`` stay those of torch's containers.
+    and the model's inputs to bfloat16; a cast back would undo it).  The
+    subclasses below are the torch containers with this forward, so FQNs and
+    ``isinstance`` stay those of torch's containers.
     """
 
     def forward(self, h: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
