@@ -129,8 +129,8 @@ CORPUS_CASES = [
         id="torch-dsd-wrapper-names-in-keys",
     ),
     pytest.param(
-        # Only a plan computing in mixed precision shows it (at world 1 or 1-2 the ci
-        # profile's 25 examples drew none; at 1-4 the first is its 36th, 140 s with shrinking).
+        # Only a plan computing in mixed precision shows it (at worlds 1, 2, 3, 1-2 or 2-3
+        # the ci profile's 25 examples did not catch it; at 1-4 they do, 140 s with the shrinking).
         "StateSavedInComputeDtype", "test_fidelity.py::test_fidelity[full]", "1,2,3,4", "full",
         r"OSD mismatch at state\['[\w.]+'\]\['\w+'\]: dtype differs: expected torch.float32, actual torch.bfloat16",
         id="torch-dsd-state-saved-in-compute-dtype",
