@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 from helpers import golden_tasks as gt
-from osdconform.compare import first_difference
+from osdconform.compare import DTYPE_TOLERANCE, first_difference
 from osdconform.golden import golden_full_osd, golden_tolerance
 from osdconform.harness import WorldPool
 from osdconform.scenario import (
@@ -92,8 +92,7 @@ def test_the_twin_computes_as_fsdp_mixed_precision_does(pool, plan, world_size):
         assert first_difference(expected, osd) is None, f"rank {rank}"
     full_precision = golden_full_osd(scenario.replace(plan=dataclasses.replace(plan, mixed_precision=False)))
     assert first_difference(full_precision, ranks[0], tolerance=golden_tolerance(MODEL)) is not None
-    assert golden_tolerance(MODEL, plan)[torch.float32] == golden_tolerance(
-        MODEL.__class__(MODEL.width, MODEL.layers, "bfloat16"))[torch.float32]
+    assert golden_tolerance(MODEL, plan)[torch.float32] == DTYPE_TOLERANCE[torch.bfloat16]
 
 
 _DRAWS = settings(max_examples=200, derandomize=True, database=None, deadline=None,
