@@ -29,7 +29,7 @@ class RankReport:
             rank=rank,
             phase=phase,
             type_name=type(exc).__qualname__,
-            message=f"{exc}{note}",
+            message="\n".join([f"{exc}{note}", *getattr(exc, "__notes__", ())]),
             traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
             is_assertion=isinstance(exc, AssertionError),
         )

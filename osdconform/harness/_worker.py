@@ -73,7 +73,9 @@ class RankContext:
         self.device = device
         self._phase_slot = phase_slot
         self._workdir = config.workdir
+        self._config = config
         self._tmpdir: str | None = None
+        self._stores: list[Any] = []  # the stores of restarted process groups, kept connected
         self.current_phase = "start"
 
     def set_phase(self, name: str) -> None:
@@ -86,6 +88,34 @@ class RankContext:
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix=f"task-r{self.rank}-", dir=self._workdir)
         return self._tmpdir
+
+    def restart_process_group(self, tag: str) -> None:
+        """Destroy every process group of this world and join a new default one:
+        the same ranks, a fresh group, as a job restarted in place does (an
+        elastic or fault-tolerant trainer that keeps its processes).
+
+        Collective: every rank calls it with the same `tag`, unique to the
+        restart (it names the new group's keys in the driver's store).  What
+        was built over the old groups (meshes, FSDP and DDP modules, DTensors)
+        is dead afterwards; later tasks on this world use the new group.
+        """
+        import torch.distributed as dist
+
+        from ._devices import device_kind
+
+        config = self._config
+        dist.barrier()  # no rank leaves the old group while another still uses it
+        dist.destroy_process_group()
+        timeout = timedelta(seconds=config.pg_timeout_s)
+        store = dist.TCPStore(config.store_host, config.store_port, is_master=False, timeout=timeout)
+        dist.init_process_group(
+            device_kind(config.device).pg_backend,
+            store=dist.PrefixStore(f"osdconform-restart/{tag}", store),
+            rank=self.rank,
+            world_size=self.world_size,
+            timeout=timeout,
+        )
+        self._stores.append(store)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:

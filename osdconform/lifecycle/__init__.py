@@ -1,4 +1,4 @@
-"""Checkpoint lifecycles: chains of train, save, load, restart, reshard, freeze and scheduler steps, drawn by Hypothesis.
+"""Checkpoint lifecycles: chains of train, save, load, restart (in place or in a new process-group world), reshard, freeze and scheduler steps, drawn by Hypothesis.
 
 ``suites/test_lifecycle.py`` runs `lifecycle_machine` for a backend in each of
 its forms; a third party can run it in its own test the same way::
@@ -18,6 +18,7 @@ from ._rules import (
     Freeze,
     GetSet,
     Load,
+    NewWorld,
     RebuildSchedulers,
     Reshard,
     Restart,
@@ -33,6 +34,7 @@ __all__ = [
     "Freeze",
     "GetSet",
     "Load",
+    "NewWorld",
     "RebuildSchedulers",
     "Reshard",
     "Restart",

@@ -10,7 +10,7 @@ the property step it performs, with the scenario as it stands at that step
 that property step is *inherited*:
 
 * a ``Save`` or ``GetSet`` gets the state (`GETS`); a ``GetSet``, a
-  ``Load`` and a ``Restart`` set or load it (`LOADS`, the checkpoint's
+  ``Load``, a ``Restart`` and a ``NewWorld`` set or load it (`LOADS`, the checkpoint's
   saving scenario as ``source``); a ``Reshard`` loads in another world or
   plan (``reshard`` / ``reshard_load``, its ``source`` the saving side).
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ._rules import GetSet, Load, Reshard, Restart, Save, Step, Train, scenario_after
+from ._rules import GetSet, Load, NewWorld, Reshard, Restart, Save, Step, Train, scenario_after
 
 #: What a get (or save) of a lifecycle is: a round trip's get, which must
 #: change nothing (side effects) and hold what the optimizer holds (fidelity).
@@ -57,7 +57,7 @@ def property_steps(start: Any, steps: tuple[Step, ...], first: int, stop: int) -
         if isinstance(step, (Save, GetSet)):
             for prop in GETS:
                 yield prop, prop, now, None
-        if isinstance(step, (GetSet, Load, Restart)):
+        if isinstance(step, (GetSet, Load, Restart, NewWorld)):
             source = now if isinstance(step, GetSet) else saved_at.get(step.checkpoint)
             for prop, name in LOADS:
                 yield prop, name, now, source

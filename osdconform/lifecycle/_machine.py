@@ -32,6 +32,7 @@ from ._rules import (
     Freeze,
     GetSet,
     Load,
+    NewWorld,
     RebuildSchedulers,
     Reshard,
     Restart,
@@ -53,7 +54,9 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
     scenarios, world sizes, plans and ``check`` (expected failures, reports and
     reproducers as in every suite).  Reshards are drawn where the form can
     carry state to another world size or plan (full and storage forms; a
-    sharded OSD belongs to its plan); get-and-set-back in the in-memory forms.
+    sharded OSD belongs to its plan), and so is a restart in a new process-group
+    world (a sharded OSD's DTensors belong to the old one's meshes);
+    get-and-set-back in the in-memory forms.
     """
     scenarios = osd.scenarios(options)
     world_sizes = osd.usable_world_sizes()
@@ -113,6 +116,11 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
                              label="plan")
             assume(plan_accepts(plan, world_size, now.model) is None)
             self.steps.append(Reshard(checkpoint, world_size, plan))
+
+        @precondition(lambda self: can_reshard)
+        @rule(checkpoint=checkpoints)
+        def new_world(self, checkpoint: int) -> None:
+            self.steps.append(NewWorld(checkpoint))
 
         @precondition(lambda self: bool(self._freezable()))
         @rule(data=st.data())

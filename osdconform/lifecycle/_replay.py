@@ -48,6 +48,7 @@ from ._rules import (
     Freeze,
     GetSet,
     Load,
+    NewWorld,
     RebuildSchedulers,
     Reshard,
     Restart,
@@ -85,9 +86,18 @@ def lifecycle(
         if stopped:
             break  # later steps build on a wrong state: the first wrong step is the finding
         step = steps[i]
+        if isinstance(step, NewWorld):
+            with ctx.phase(f"step {i}: hand the in-memory checkpoints over and restart the process group"):
+                for run in (live, shadow):
+                    run.leave_world()
+                ctx.restart_process_group(f"{directory}/{i}")
         for run in (live, shadow):
             with ctx.phase(f"step {i} ({run.tag}): {describe(step)}"):
-                run.take(step, next_step)
+                try:
+                    run.take(step, next_step)
+                except Exception as exc:  # the step's own phases (get, set, ...) hide which step it was
+                    exc.add_note(f"in lifecycle step {i} ({run.tag}): {describe(step)}")
+                    raise
         if isinstance(step, Train):
             next_step += step.steps
         _compare(ctx, live, shadow, checks, f"after step {i} ({describe(step)})")
@@ -140,7 +150,7 @@ class _Run:
             self._save(step.checkpoint)
         elif isinstance(step, Load):
             self._load(step.checkpoint)
-        elif isinstance(step, Restart):
+        elif isinstance(step, (Restart, NewWorld)):
             self.workload = fresh(ctx, self.scenario, backend)
             self._load(step.checkpoint)
         elif isinstance(step, Reshard):
@@ -202,6 +212,14 @@ class _Run:
             return
         for checkpoint, osd in self.saved.items():
             torch.save(osd, f"{self._folder(checkpoint)}.rank{self.ctx.rank}.pt")
+
+    def leave_world(self) -> None:
+        """Before the process group restarts: the in-memory checkpoints go to
+        files (the loads after the restart read them back) and nothing built
+        over the old groups is kept."""
+        self.export()
+        self.saved.clear()
+        self.workload = None
 
     def _imported(self, checkpoint: int) -> Any:
         """An in-memory checkpoint a world before this one exported (`export`)."""

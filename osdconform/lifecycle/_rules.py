@@ -59,6 +59,17 @@ class Reshard:
 
 
 @dataclass(frozen=True)
+class NewWorld:
+    """Restart the job in place: every process group destroyed and a new one made
+    over the same ranks (`RankContext.restart_process_group`), fresh objects
+    over it, `checkpoint` loaded.  What the old world held in memory goes
+    through files, as it does between worlds: a restarted job keeps nothing
+    built over the old groups."""
+
+    checkpoint: int
+
+
+@dataclass(frozen=True)
 class GetSet:
     """In-memory forms: get the state and set it straight back (must change nothing)."""
 
@@ -87,7 +98,7 @@ class Freeze:
     after: int
 
 
-Step = Union[Train, Save, Load, Restart, Reshard, GetSet, StepSchedulers, RebuildSchedulers, Freeze]
+Step = Union[Train, Save, Load, Restart, Reshard, NewWorld, GetSet, StepSchedulers, RebuildSchedulers, Freeze]
 
 
 def describe(step: Step) -> str:
@@ -102,6 +113,8 @@ def describe(step: Step) -> str:
         return f"restart: fresh objects, load checkpoint {step.checkpoint}"
     if isinstance(step, Reshard):
         return f"reshard: world {step.world_size}, plan {step.plan.describe()}, load checkpoint {step.checkpoint}"
+    if isinstance(step, NewWorld):
+        return f"new process-group world (same ranks): fresh objects, load checkpoint {step.checkpoint}"
     if isinstance(step, StepSchedulers):
         return "step the LR schedulers (no optimizer step)"
     if isinstance(step, RebuildSchedulers):

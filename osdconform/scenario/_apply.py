@@ -72,6 +72,8 @@ def device_mesh(device_type: str, shape: tuple[int, ...], names: tuple[str, ...]
     from torch.distributed.device_mesh import init_device_mesh
 
     key = (dist.group.WORLD, device_type, tuple(shape), names)
+    for stale in [k for k in _MESHES if k[0] is not dist.group.WORLD]:
+        del _MESHES[stale]  # a restarted world's (`RankContext.restart_process_group`): dead groups
     if key not in _MESHES:
         _MESHES[key] = init_device_mesh(device_type, tuple(shape), mesh_dim_names=names)
     return _MESHES[key]

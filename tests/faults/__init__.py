@@ -16,8 +16,8 @@ Modules by bug class: ``_lost_state`` (state left behind), ``_hparams``
 ``_tied``, ``_shards`` (uneven and empty shards), ``_types`` (kind and
 placement), ``_aliasing``, ``_inputs`` (bad input accepted or reported
 badly), ``_reshard``, ``_hangs``, ``_masked`` (faults behind known torch
-defects, in the same example), ``_lifecycle`` (what only a chain of loads
-shows), ``_in_flight`` (what only a save in flight shows), ``_wrapped`` (what
+defects, in the same example), ``_lifecycle`` (what only a chain of loads,
+or a restart in a new process-group world, shows), ``_in_flight`` (what only a save in flight shows), ``_wrapped`` (what
 only a wrapped model shows), ``_precision`` (what only mixed precision
 shows); ``_kit`` holds
 what they share.
@@ -38,7 +38,7 @@ from ._hparams import (
 )
 from ._in_flight import AsyncSaveWritesLiveState
 from ._inputs import AcceptsStateOfWrongShape, ErrorNamesNoKey, UnknownKeysIgnored
-from ._lifecycle import SecondLoadLosesState
+from ._lifecycle import KeepsItsFirstProcessGroup, SecondLoadLosesState
 from ._lost_state import (
     DCPDropsStateWhenGradsPresent,
     FrozenParamStateDroppedOnLoad,
@@ -74,7 +74,7 @@ CORPUS = (
     ZeroReshardKeepsOldPartition, DCPReshardSkipsMissingRanks,
     FullSetHangsOnShardedPlans,
     FullSetKeepsAdamCustomKeys,
-    SecondLoadLosesState,
+    SecondLoadLosesState, KeepsItsFirstProcessGroup,
     AsyncSaveWritesLiveState,
     WrapperNamesInKeys,
     StateSavedInComputeDtype,

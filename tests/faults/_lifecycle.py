@@ -39,3 +39,46 @@ class SecondLoadLosesState(ReferenceBackend):
             live = {names.get(id(p)) for opt in workload.optimizers for p, st in ref.local_state(opt).items() if st}
             osd = map_entries(osd, lambda fqn, e: None if fqn in live else e)
         super().set_optimizer_state(workload, osd, options)
+
+
+class KeepsItsFirstProcessGroup(ReferenceBackend):
+    """A checkpointer that takes the process group it coordinates over once, at
+    its first get or set, and keeps it for the life of the object.
+
+    The class of checkpointers that make a group of their own once (a gloo
+    group for async saves, created at the first save and cached with no
+    invalidation: ByteDance-Seed/VeOmni#1176's review, "cached for the life of
+    the process with no invalidation hook ... a note for whoever adds
+    in-process reuse"; torchtitan's checkpoint manager makes its gloo group at
+    construction) or are handed ``process_group=`` once.  After a job
+    restarts its process groups in place (a fault-tolerant trainer that keeps
+    its processes), the kept group is no longer registered and the next
+    checkpoint fails ("... is not initialized in the world").  Every
+    single-step property checkpoints within one process group; only a
+    lifecycle that starts a new process-group world (``NewWorld``) and then
+    gets or sets shows it.
+
+    Re-created: each get and set first agrees on a checkpoint number by a
+    broadcast from rank 0 over the group the first one used.
+    """
+
+    name = "keeps-its-first-process-group"
+    over = "reference"
+    reports = ("ByteDance-Seed/VeOmni#1176 (review): process groups cached for the life of the process",)
+
+    _group = None
+
+    def _agree(self) -> None:
+        import torch.distributed as dist
+
+        if self._group is None:
+            self._group = dist.group.WORLD
+        dist.broadcast_object_list([0], src=0, group=self._group)
+
+    def get_optimizer_state(self, workload, options):
+        self._agree()
+        return super().get_optimizer_state(workload, options)
+
+    def set_optimizer_state(self, workload, osd, options):
+        self._agree()
+        super().set_optimizer_state(workload, osd, options)

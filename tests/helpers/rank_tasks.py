@@ -273,3 +273,40 @@ def raise_then_others(ctx, rank: int, others: str, seconds: float) -> int:
         else:
             torch.distributed.barrier()
     return ctx.rank
+
+
+# -- restarting the process group in place (lifecycle NewWorld) -----------------
+
+
+def restart_and_use_the_new_world(ctx, tag: str) -> dict:
+    """Build a mesh, restart the process group, then use the new world: a
+    collective, a new mesh (not the old one from `device_mesh`'s cache) and a
+    DTensor redistributed over it.  Returns what rank 0 saw."""
+    import torch.distributed as dist
+    from torch.distributed.tensor import Replicate
+
+    from osdconform.scenario._apply import device_mesh
+
+    old_world, old_mesh = dist.group.WORLD, device_mesh("cpu", (ctx.world_size,))
+    ctx.restart_process_group(tag)
+    total = torch.ones(1)
+    dist.all_reduce(total)
+    mesh = device_mesh("cpu", (ctx.world_size,))
+    full = distribute_tensor(torch.arange(4.0), mesh).redistribute(mesh, [Replicate()]).to_local()
+    try:
+        dist.get_rank(old_world)
+        old_group_registered = True
+    except ValueError:
+        old_group_registered = False
+    return {
+        "sum": total.item(), "new_group": dist.group.WORLD is not old_world, "new_mesh": mesh is not old_mesh,
+        "gathered": full.tolist(), "old_group_registered": old_group_registered,
+    }
+
+
+def all_reduce_ones(ctx) -> float:
+    import torch.distributed as dist
+
+    total = torch.ones(1)
+    dist.all_reduce(total)
+    return total.item()

@@ -1,0 +1,71 @@
+"""A lifecycle's restart in a new process-group world (``NewWorld``, issue 14 item 5).
+
+The harness restarts the process group in place (`RankContext.restart_process_group`):
+the warm world keeps working afterwards, for the task that restarted and the
+tasks after it, and nothing of the old group is left registered.  A lifecycle
+through a new world passes against the reference under plans that build
+meshes and process groups (FSDP2, DDP), and fails against a checkpointer that
+keeps the group of its first get (`KeepsItsFirstProcessGroup`, a fault of the
+corpus) at the first get or set after the restart, naming that step.
+"""
+
+from __future__ import annotations
+
+import pytest
+from faults import KeepsItsFirstProcessGroup
+
+from helpers import rank_tasks
+from osdconform.backends import StateOptions
+from osdconform.harness import WorldFailure, WorldPool
+from osdconform.lifecycle import Load, NewWorld, Save, Train, lifecycle, worlds
+from osdconform.lifecycle._rules import describe
+from osdconform.scenario import GroupSpec, MLPSpec, OptimizerSpec, PlanSpec, Scenario
+
+FULL = StateOptions(full=True)
+STEPS = (Save(0), Train(1), NewWorld(0), Train(1), Save(1), Load(0), NewWorld(1), Train(1))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with WorldPool(timeout=120) as pool:
+        yield pool
+
+
+def _scenario(plan: str) -> Scenario:
+    model = MLPSpec(dims=(3, 4, 2), bias=(True, False))
+    adam = OptimizerSpec("adam", (GroupSpec(model.param_fqns()),))
+    return Scenario(seed=2, world_size=2, model=model, optimizers=(adam,), plan=PlanSpec(plan), steps=1)
+
+
+def test_a_restarted_process_group_serves_the_task_and_the_tasks_after_it(pool):
+    seen = pool.run(2, rank_tasks.restart_and_use_the_new_world, "test-restart")
+    assert seen[0] == {
+        "sum": 2.0, "new_group": True, "new_mesh": True, "gathered": [0.0, 1.0, 2.0, 3.0],
+        "old_group_registered": False,
+    }
+    assert pool.run(2, rank_tasks.all_reduce_ones) == [2.0, 2.0]
+
+
+def test_a_new_world_is_a_step_of_the_same_world():
+    # In place: the same ranks go on, so a lifecycle with new worlds is still one task.
+    assert worlds(_scenario("ddp"), STEPS) == [(_scenario("ddp"), 0, len(STEPS))]
+    assert describe(NewWorld(1)) == "new process-group world (same ranks): fresh objects, load checkpoint 1"
+
+
+@pytest.mark.parametrize("plan", ["fsdp2", "ddp"])
+def test_a_lifecycle_through_new_worlds_passes_against_the_reference(pool, tmp_path, plan):
+    sc = _scenario(plan)
+    result = pool.run(2, lifecycle, sc, "reference", FULL, str(tmp_path), sc, STEPS, 0, len(STEPS))
+    assert result == [{"steps": len(STEPS)}] * 2
+
+
+def test_a_checkpointer_keeping_its_first_process_group_fails_at_the_first_get_after_the_restart(pool, tmp_path):
+    sc = _scenario("ddp")
+    backend = f"{KeepsItsFirstProcessGroup.__module__}:{KeepsItsFirstProcessGroup.__name__}"
+    with pytest.raises(WorldFailure) as failure:
+        pool.run(2, lifecycle, sc, backend, FULL, str(tmp_path), sc, STEPS, 0, len(STEPS))
+    for report in failure.value.reports:  # every rank, in the set that loads checkpoint 0
+        assert report.phase == "set"
+        assert "is not initialized in the world" in report.message
+        assert report.message.endswith(
+            "in lifecycle step 2 (live): new process-group world (same ranks): fresh objects, load checkpoint 0")
