@@ -15,8 +15,8 @@ from typing import Any
 
 def _scenarios_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[Any]:
     """`s` as it stands at each step of the lifecycle of one of `kinds`: the steps
-    trained so far (``steps``) and the model with the lifecycle's freezes so far."""
-    from ..lifecycle import Freeze, Train
+    trained so far (``steps``) and the model with the lifecycle's freezes (and unfreezes) so far."""
+    from ..lifecycle import Freeze, Train, Unfreeze
 
     trained, model, found = s.steps, s.model, []
     for step in lifecycle:
@@ -24,6 +24,8 @@ def _scenarios_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[Any]:
             trained += step.steps
         elif isinstance(step, Freeze):
             model = model.with_frozen(step.fqn, step.after)
+        elif isinstance(step, Unfreeze):
+            model = model.with_frozen(step.fqn, None)
         elif isinstance(step, kinds):
             found.append(s.replace(steps=trained, model=model))
     return found

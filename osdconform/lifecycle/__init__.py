@@ -1,4 +1,4 @@
-"""Checkpoint lifecycles: chains of train, save, load, restart (in place or in a new process-group world), reshard, freeze and scheduler steps, drawn by Hypothesis.
+"""Checkpoint lifecycles: chains of train, save, load, restart (in place or in a new process-group world), reshard, freeze, unfreeze and scheduler steps, drawn by Hypothesis.
 
 ``suites/test_lifecycle.py`` runs `lifecycle_machine` for a backend in each of
 its forms; a third party can run it in its own test the same way::
@@ -26,6 +26,7 @@ from ._rules import (
     Step,
     StepSchedulers,
     Train,
+    Unfreeze,
     worlds,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "Step",
     "StepSchedulers",
     "Train",
+    "Unfreeze",
     "lifecycle",
     "lifecycle_machine",
     "worlds",

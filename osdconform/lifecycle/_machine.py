@@ -39,6 +39,7 @@ from ._rules import (
     Save,
     StepSchedulers,
     Train,
+    Unfreeze,
     describe,
     worlds,
 )
@@ -131,6 +132,19 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
             # Only what the plan can still train: the refusals see every step ahead.
             assume(plan_accepts(now.plan, now.world_size, model, trained + 2 * MAX_STEPS) is None)
             self.steps.append(Freeze(fqn, trained))
+
+        def _unfreezable(self) -> tuple:
+            model = self._now().model
+            return model.unfreezable_fqns() if isinstance(model, TreeSpec) else ()
+
+        @precondition(lambda self: bool(self._unfreezable()))
+        @rule(data=st.data())
+        def unfreeze(self, data) -> None:
+            now, trained = self._now(), self._trained()
+            fqn = data.draw(st.sampled_from(self._unfreezable()), label="unfreeze")
+            model = now.model.with_frozen(fqn, None)
+            assume(plan_accepts(now.plan, now.world_size, model, trained + 2 * MAX_STEPS) is None)
+            self.steps.append(Unfreeze(fqn))
 
         @precondition(lambda self: not options.storage)
         @rule()

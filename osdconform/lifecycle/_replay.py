@@ -56,6 +56,7 @@ from ._rules import (
     Step,
     StepSchedulers,
     Train,
+    Unfreeze,
     describe,
     scenario_after,
 )
@@ -171,6 +172,14 @@ class _Run:
             # The next training step freezes it (`train` applies the scenario's freezes).
             self.scenario = scenario_after(self.scenario, (step,))
             self.workload = dataclasses.replace(self.workload, scenario=self.scenario)
+        elif isinstance(step, Unfreeze):
+            frozen = self.scenario.model.frozen_after()
+            self.scenario = scenario_after(self.scenario, (step,))
+            self.workload = dataclasses.replace(self.workload, scenario=self.scenario)
+            still = self.scenario.model.frozen_after()
+            for fqn in frozen:
+                if still.get(fqn) != frozen[fqn]:
+                    self.workload.module.get_parameter(fqn).requires_grad_(True)
         else:
             raise TypeError(f"not a lifecycle step: {step!r}")
 

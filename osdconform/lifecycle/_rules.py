@@ -98,7 +98,18 @@ class Freeze:
     after: int
 
 
-Step = Union[Train, Save, Load, Restart, Reshard, NewWorld, GetSet, StepSchedulers, RebuildSchedulers, Freeze]
+@dataclass(frozen=True)
+class Unfreeze:
+    """Train the module or bare parameter `fqn` again from the next training step
+    on (``requires_grad_(True)``), a job's unfreezing of what a `Freeze` froze:
+    its optimizer state is the one it had when it was frozen, and steps on
+    from there.  The scenario forgets the freeze (a restarted job's script
+    builds the part unfrozen)."""
+
+    fqn: str
+
+
+Step = Union[Train, Save, Load, Restart, Reshard, NewWorld, GetSet, StepSchedulers, RebuildSchedulers, Freeze, Unfreeze]
 
 
 def describe(step: Step) -> str:
@@ -121,6 +132,8 @@ def describe(step: Step) -> str:
         return "build the LR schedulers anew over the live optimizers"
     if isinstance(step, Freeze):
         return f"freeze {step.fqn} from training step {step.after} on"
+    if isinstance(step, Unfreeze):
+        return f"unfreeze {step.fqn}: it trains again from the next step on"
     return "get the state and set it back"
 
 
@@ -131,6 +144,8 @@ def scenario_after(scenario: Scenario, steps: tuple[Step, ...]) -> Scenario:
             scenario = scenario.replace(world_size=step.world_size, plan=step.plan)
         elif isinstance(step, Freeze):
             scenario = scenario.replace(model=scenario.model.with_frozen(step.fqn, step.after))
+        elif isinstance(step, Unfreeze):
+            scenario = scenario.replace(model=scenario.model.with_frozen(step.fqn, None))
     return scenario
 
 

@@ -40,3 +40,34 @@ def test_steps_rebuild_from_their_repr_and_say_what_they_do():
         assert eval(repr(step), namespace) == step
         assert describe(step)
     assert describe(Load(0)) == "load checkpoint 0 into the live objects"
+
+
+def _tree_with_freezes():
+    from osdconform.scenario import LinearSpec, ParamSpec, SequentialSpec, TreeSpec
+
+    return TreeSpec(width=2, layers=(
+        LinearSpec(out=2, freeze=2), LinearSpec(out=2, freeze=0),
+        SequentialSpec((LinearSpec(out=2), ParamSpec()), freeze=1), LinearSpec(out=2),
+    ))
+
+
+def test_only_what_froze_mid_run_by_a_freeze_of_its_own_unfreezes():
+    tree = _tree_with_freezes()
+    # layers.1 froze at build; layers.2.* froze through their container, not on their own.
+    assert tree.unfreezable_fqns() == ("layers.0",)
+    thawed = tree.with_frozen("layers.0", None)
+    assert "layers.0.weight" not in thawed.frozen_after()
+    assert thawed.frozen_after() == {p: k for p, k in tree.frozen_after().items() if not p.startswith("layers.0.")}
+    assert tree.with_frozen("layers.3", 3).unfreezable_fqns() == ("layers.0", "layers.3")
+
+
+def test_an_unfreeze_takes_the_freeze_of_a_freeze_step_away():
+    from osdconform.lifecycle import Freeze, Unfreeze
+
+    start = START.replace(model=_tree_with_freezes(), optimizers=(
+        OptimizerSpec("adam", (GroupSpec(_tree_with_freezes().param_fqns()),)),))
+    after = scenario_after(start, (Freeze("layers.3", 1), Unfreeze("layers.0"), Unfreeze("layers.3")))
+    assert after.model.frozen_after() == {p: k for p, k in start.model.frozen_after().items()
+                                          if not p.startswith("layers.0.")}
+    assert describe(Unfreeze("layers.0")) == "unfreeze layers.0: it trains again from the next step on"
+    assert eval(repr(Unfreeze("layers.0")), {"Unfreeze": Unfreeze}) == Unfreeze("layers.0")

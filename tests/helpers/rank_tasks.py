@@ -310,3 +310,26 @@ def all_reduce_ones(ctx) -> float:
     total = torch.ones(1)
     dist.all_reduce(total)
     return total.item()
+
+
+def unfreeze_trains_again(ctx, scenario: Scenario, fqn: str, directory: str) -> list[bool]:
+    """Take a lifecycle's Freeze, Train, Unfreeze, Train on the live objects (the
+    reference backend): whether `fqn` stayed put while frozen, requires grad after
+    the unfreeze, and moved in the step after it."""
+    from osdconform.backends import StateOptions
+    from osdconform.backends.reference import ReferenceBackend
+    from osdconform.lifecycle import Freeze, Train, Unfreeze
+    from osdconform.lifecycle._replay import _Run
+    from osdconform.properties._steps import build
+
+    run = _Run(ctx, ReferenceBackend(), StateOptions(full=True), directory, scenario, "live")
+    run.workload = build(ctx, scenario, run.backend)
+    param, module = run.workload.module.get_parameter(fqn), fqn.rsplit(".", 1)[0]
+    run.take(Train(1), 0)
+    run.take(Freeze(module, 1), 1)  # from step 1 on
+    before = param.detach().clone()
+    run.take(Train(1), 1)
+    still = torch.equal(param.detach(), before)
+    run.take(Unfreeze(module), 2)
+    run.take(Train(1), 2)
+    return [still, param.requires_grad, not torch.equal(param.detach(), before)]

@@ -159,9 +159,27 @@ class TreeSpec:
                 out.append(fqn)
         return tuple(out)
 
-    def with_frozen(self, fqn: str, after: int) -> "TreeSpec":
+    def unfreezable_fqns(self) -> tuple[str, ...]:
+        """The modules and bare parameters (by FQN) frozen mid-run by a freeze of their
+        own (``freeze=k``, ``k > 0``): ``with_frozen(fqn, None)`` trains them again.
+
+        Not those frozen at build (``k = 0``): a plan built over a parameter that
+        does not require grad leaves it out (DDP syncs no gradient of it), so
+        training it later is a job's mistake, not a checkpoint's.
+        """
+        frozen = self.frozen_after()
+        out = []
+        for fqn in _leaf_fqns(ModuleListSpec(self.layers), "layers"):
+            after = self.with_frozen(fqn, None).frozen_after()
+            thawed = {p: k for p, k in frozen.items() if after.get(p) != k}
+            if thawed and all(k > 0 for k in thawed.values()):
+                out.append(fqn)
+        return tuple(out)
+
+    def with_frozen(self, fqn: str, after: int | None) -> "TreeSpec":
         """This tree with the module or bare parameter `fqn` frozen after `after` steps
-        (as a training job freezes part of its model mid-run)."""
+        (as a training job freezes part of its model mid-run), or with its own
+        freeze taken away (`after` None: it trains again, as a job unfreezes it)."""
         root = ModuleListSpec(self.layers)
         if fqn not in _leaf_fqns(root, "layers"):
             raise KeyError(f"no module or bare parameter {fqn!r} in the model")
@@ -185,7 +203,7 @@ def _leaf_fqns(container, prefix: str) -> list[str]:
     return out
 
 
-def _freeze_in(container, prefix: str, fqn: str, after: int):
+def _freeze_in(container, prefix: str, fqn: str, after: int | None):
     """`container` with the leaf at `fqn` given ``freeze=after``."""
     children = []
     for name, child in zip(_names(container, container.children), container.children):

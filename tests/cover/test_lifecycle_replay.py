@@ -1,4 +1,5 @@
-"""A lifecycle's restart in a new process-group world (``NewWorld``, issue 14 item 5).
+"""Lifecycle steps on live objects: a restart in a new process-group world
+(``NewWorld``) and an unfreeze (``Unfreeze``), issue 14 item 5.
 
 The harness restarts the process group in place (`RankContext.restart_process_group`):
 the warm world keeps working afterwards, for the task that restarted and the
@@ -6,7 +7,10 @@ tasks after it, and nothing of the old group is left registered.  A lifecycle
 through a new world passes against the reference under plans that build
 meshes and process groups (FSDP2, DDP), and fails against a checkpointer that
 keeps the group of its first get (`KeepsItsFirstProcessGroup`, a fault of the
-corpus) at the first get or set after the restart, naming that step.
+corpus) at the first set after the restart, naming that step.  An unfrozen
+parameter requires grad again and trains on the live objects (it stood still
+while frozen), and a lifecycle that freezes, saves, unfreezes and loads
+passes against the reference.
 """
 
 from __future__ import annotations
@@ -69,3 +73,25 @@ def test_a_checkpointer_keeping_its_first_process_group_fails_at_the_first_get_a
         assert "is not initialized in the world" in report.message
         assert report.message.endswith(
             "in lifecycle step 2 (live): new process-group world (same ranks): fresh objects, load checkpoint 0")
+
+
+def test_a_lifecycle_that_unfreezes_what_it_froze_passes_against_the_reference(pool, tmp_path):
+    from osdconform.lifecycle import Freeze, Restart, Unfreeze
+    from osdconform.scenario import LinearSpec, TreeSpec
+
+    model = TreeSpec(width=3, layers=(LinearSpec(out=3, bias=True), LinearSpec(out=2)))
+    adam = OptimizerSpec("adam", (GroupSpec(model.param_fqns()),))
+    sc = Scenario(seed=4, world_size=2, model=model, optimizers=(adam,), plan=PlanSpec("ddp"), steps=1)
+    steps = (Freeze("layers.0", 1), Train(1), Save(0), Unfreeze("layers.0"), Train(2), Load(0), Train(1),
+             Restart(0), Train(1))
+    result = pool.run(2, lifecycle, sc, "reference", FULL, str(tmp_path), sc, steps, 0, len(steps))
+    assert result == [{"steps": len(steps)}] * 2
+
+
+def test_an_unfrozen_parameter_trains_again_on_the_live_objects(pool, tmp_path):
+    from osdconform.scenario import LinearSpec, TreeSpec
+
+    model = TreeSpec(width=3, layers=(LinearSpec(out=3, bias=True), LinearSpec(out=2)))
+    adam = OptimizerSpec("adam", (GroupSpec(model.param_fqns()),))
+    sc = Scenario(seed=4, world_size=2, model=model, optimizers=(adam,), plan=PlanSpec("ddp"), steps=0)
+    assert pool.run(2, rank_tasks.unfreeze_trains_again, sc, "layers.0.weight", str(tmp_path)) == [[True] * 3] * 2
