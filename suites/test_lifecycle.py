@@ -1,4 +1,4 @@
-"""Lifecycles: chains of train, save, load, restart (in place or in a new process-group world), reshard, freeze, unfreeze and scheduler steps, checked after every step.
+"""Lifecycles: chains of train, save, load, restart (in place or in a new process-group world), reshard, freeze, unfreeze, param-group and scheduler steps, checked after every step.
 
 A Hypothesis state machine (`osdconform.lifecycle`) draws the chain (which
 checkpoint each load takes, the world sizes and plans a reshard goes to) and

@@ -15,19 +15,19 @@ from typing import Any
 
 def _scenarios_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[Any]:
     """`s` as it stands at each step of the lifecycle of one of `kinds`: the steps
-    trained so far (``steps``) and the model with the lifecycle's freezes (and unfreezes) so far."""
-    from ..lifecycle import Freeze, Train, Unfreeze
+    trained so far (``steps``), the model with the lifecycle's freezes (and
+    unfreezes) so far and the param groups it added so far."""
+    from ..lifecycle import AddParamGroup, Freeze, Train, Unfreeze
+    from ..lifecycle._rules import scenario_after
 
-    trained, model, found = s.steps, s.model, []
+    trained, at, found = s.steps, s, []
     for step in lifecycle:
         if isinstance(step, Train):
             trained += step.steps
-        elif isinstance(step, Freeze):
-            model = model.with_frozen(step.fqn, step.after)
-        elif isinstance(step, Unfreeze):
-            model = model.with_frozen(step.fqn, None)
+        elif isinstance(step, (Freeze, Unfreeze, AddParamGroup)):
+            at = scenario_after(at, (step,))
         elif isinstance(step, kinds):
-            found.append(s.replace(steps=trained, model=model))
+            found.append(at.replace(steps=trained))
     return found
 
 

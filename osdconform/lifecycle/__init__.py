@@ -1,4 +1,4 @@
-"""Checkpoint lifecycles: chains of train, save, load, restart (in place or in a new process-group world), reshard, freeze, unfreeze and scheduler steps, drawn by Hypothesis.
+"""Checkpoint lifecycles: chains of train, save, load, restart (in place or in a new process-group world), reshard, freeze, unfreeze, param-group and scheduler steps, drawn by Hypothesis.
 
 ``suites/test_lifecycle.py`` runs `lifecycle_machine` for a backend in each of
 its forms; a third party can run it in its own test the same way::
@@ -15,6 +15,7 @@ each one against a shadow whose checkpoints the reference takes).
 from ._machine import MAX_STEPS, lifecycle_machine
 from ._replay import lifecycle
 from ._rules import (
+    AddParamGroup,
     Freeze,
     GetSet,
     Load,
@@ -32,6 +33,7 @@ from ._rules import (
 
 __all__ = [
     "MAX_STEPS",
+    "AddParamGroup",
     "Freeze",
     "GetSet",
     "Load",

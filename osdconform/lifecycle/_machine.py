@@ -29,6 +29,7 @@ from ..scenario import PlanSpec, TreeSpec, plan_accepts
 from ._expected import inherited, scenario_at
 from ._replay import lifecycle
 from ._rules import (
+    AddParamGroup,
     Freeze,
     GetSet,
     Load,
@@ -41,6 +42,7 @@ from ._rules import (
     Train,
     Unfreeze,
     describe,
+    held_back,
     worlds,
 )
 
@@ -68,14 +70,24 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
     class Lifecycle(RuleBasedStateMachine):
         checkpoints = Bundle("checkpoints")
 
-        @initialize(scenario=scenarios)
-        def start(self, scenario) -> None:
-            self.start_scenario = scenario
+        @initialize(scenario=scenarios, data=st.data())
+        def start(self, scenario, data) -> None:
+            # Now and then one of its param groups is held back, for `add_param_group`.
+            ways = held_back(scenario)
+            way = data.draw(st.none() | st.sampled_from(ways), label="held back") if ways else None
+            self.start_scenario, self.pending = way if way is not None else (scenario, None)
             self.steps: list = []
 
         def _now(self):
             """The scenario as it stands now: world, plan, freezes and steps trained so far."""
             return scenario_at(self.start_scenario, tuple(self.steps))
+
+        def _loadable(self, checkpoint: int) -> bool:
+            """Whether `checkpoint` has the param groups the optimizers have now: not
+            one saved before a group was added (torch refuses a state dict with
+            another number of groups; a job cannot roll back over the add)."""
+            saved = next(i for i, s in enumerate(self.steps) if s == Save(checkpoint))
+            return not any(isinstance(s, AddParamGroup) for s in self.steps[saved:])
 
         def _trained(self) -> int:
             return self._now().steps
@@ -96,15 +108,18 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
 
         @rule(checkpoint=checkpoints)
         def load(self, checkpoint: int) -> None:
+            assume(self._loadable(checkpoint))
             self.steps.append(Load(checkpoint))
 
         @rule(checkpoint=checkpoints)
         def restart(self, checkpoint: int) -> None:
+            assume(self._loadable(checkpoint))
             self.steps.append(Restart(checkpoint))
 
         @precondition(lambda self: can_reshard)
         @rule(checkpoint=checkpoints, data=st.data())
         def reshard(self, checkpoint: int, data) -> None:
+            assume(self._loadable(checkpoint))
             now = self._now()
             sizes = [w for w in world_sizes if any(plan_accepts(PlanSpec(k), w) is None for k in kinds)]
             world_size = data.draw(st.sampled_from(sizes), label="world size")
@@ -121,6 +136,7 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
         @precondition(lambda self: can_reshard)
         @rule(checkpoint=checkpoints)
         def new_world(self, checkpoint: int) -> None:
+            assume(self._loadable(checkpoint))
             self.steps.append(NewWorld(checkpoint))
 
         @precondition(lambda self: bool(self._freezable()))
@@ -145,6 +161,12 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
             model = now.model.with_frozen(fqn, None)
             assume(plan_accepts(now.plan, now.world_size, model, trained + 2 * MAX_STEPS) is None)
             self.steps.append(Unfreeze(fqn))
+
+        @precondition(lambda self: getattr(self, "pending", None) is not None)
+        @rule()
+        def add_param_group(self) -> None:
+            self.steps.append(self.pending)
+            self.pending = None
 
         @precondition(lambda self: not options.storage)
         @rule()

@@ -44,7 +44,9 @@ from ..backends import StateOptions, make_backend
 from ..backends.reference import ReferenceBackend
 from ..properties._steps import Checks, build, fresh, load_state, save_state, train_steps
 from ..scenario import Scenario, build_schedulers
+from ..scenario._apply import trainable_params
 from ._rules import (
+    AddParamGroup,
     Freeze,
     GetSet,
     Load,
@@ -170,6 +172,12 @@ class _Run:
             self.workload = dataclasses.replace(w, schedulers=build_schedulers(w.scenario, w.optimizers))
         elif isinstance(step, Freeze):
             # The next training step freezes it (`train` applies the scenario's freezes).
+            self.scenario = scenario_after(self.scenario, (step,))
+            self.workload = dataclasses.replace(self.workload, scenario=self.scenario)
+        elif isinstance(step, AddParamGroup):
+            params = trainable_params(self.workload.module)
+            group = {"params": [params[fqn] for fqn in step.group.params], **step.group.kwargs()}
+            self.workload.optimizers[step.optimizer].add_param_group(group)
             self.scenario = scenario_after(self.scenario, (step,))
             self.workload = dataclasses.replace(self.workload, scenario=self.scenario)
         elif isinstance(step, Unfreeze):

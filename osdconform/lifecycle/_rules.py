@@ -15,10 +15,11 @@ backend restored.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Union
 
-from ..scenario import PlanSpec, Scenario
+from ..scenario import GroupSpec, PlanSpec, Scenario
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,43 @@ class Unfreeze:
     fqn: str
 
 
-Step = Union[Train, Save, Load, Restart, Reshard, NewWorld, GetSet, StepSchedulers, RebuildSchedulers, Freeze, Unfreeze]
+@dataclass(frozen=True)
+class AddParamGroup:
+    """``add_param_group(group)`` on optimizer number `optimizer` of the live
+    objects: parameters that trained with no optimizer so far (a lifecycle
+    starts without one of its optimizer's groups, `held_back`) join it, as a
+    job adds the parameters of a part it starts to optimize mid-run.  The
+    scenario's optimizer has the group last from here on (a restarted job's
+    script builds it with the group, and the checkpoint has it)."""
+
+    optimizer: int
+    group: GroupSpec
+
+
+Step = Union[
+    Train, Save, Load, Restart, Reshard, NewWorld, GetSet, StepSchedulers, RebuildSchedulers, Freeze, Unfreeze,
+    AddParamGroup,
+]
+
+
+def held_back(scenario: Scenario) -> list[tuple[Scenario, AddParamGroup]]:
+    """Every way to start a lifecycle of `scenario` without one of its groups and
+    add it later: ``(the scenario without it, the step that adds it)``.
+
+    A group other than an optimizer's first (the optimizer must have one to be
+    built), of an optimizer without an LR scheduler (a scheduler built before
+    the group was added knows no base lr for it)."""
+    out = []
+    for o, opt in enumerate(scenario.optimizers):
+        if opt.scheduler is not None:
+            continue
+        for g in range(1, len(opt.groups)):
+            if not opt.groups[g].params:
+                continue
+            rest = dataclasses.replace(opt, groups=opt.groups[:g] + opt.groups[g + 1:])
+            optimizers = scenario.optimizers[:o] + (rest,) + scenario.optimizers[o + 1:]
+            out.append((scenario.replace(optimizers=optimizers), AddParamGroup(o, opt.groups[g])))
+    return out
 
 
 def describe(step: Step) -> str:
@@ -134,11 +171,13 @@ def describe(step: Step) -> str:
         return f"freeze {step.fqn} from training step {step.after} on"
     if isinstance(step, Unfreeze):
         return f"unfreeze {step.fqn}: it trains again from the next step on"
+    if isinstance(step, AddParamGroup):
+        return f"add a param group to optimizer {step.optimizer}: {step.group.describe()}"
     return "get the state and set it back"
 
 
 def scenario_after(scenario: Scenario, steps: tuple[Step, ...]) -> Scenario:
-    """The scenario (world size, plan, freezes) the lifecycle runs under after `steps`."""
+    """The scenario (world size, plan, freezes, param groups) the lifecycle runs under after `steps`."""
     for step in steps:
         if isinstance(step, Reshard):
             scenario = scenario.replace(world_size=step.world_size, plan=step.plan)
@@ -146,6 +185,10 @@ def scenario_after(scenario: Scenario, steps: tuple[Step, ...]) -> Scenario:
             scenario = scenario.replace(model=scenario.model.with_frozen(step.fqn, step.after))
         elif isinstance(step, Unfreeze):
             scenario = scenario.replace(model=scenario.model.with_frozen(step.fqn, None))
+        elif isinstance(step, AddParamGroup):
+            opts = scenario.optimizers
+            grown = dataclasses.replace(opts[step.optimizer], groups=opts[step.optimizer].groups + (step.group,))
+            scenario = scenario.replace(optimizers=opts[: step.optimizer] + (grown,) + opts[step.optimizer + 1:])
     return scenario
 
 

@@ -1,5 +1,6 @@
 """Lifecycle steps on live objects: a restart in a new process-group world
-(``NewWorld``) and an unfreeze (``Unfreeze``), issue 14 item 5.
+(``NewWorld``), an unfreeze (``Unfreeze``) and a param group added
+(``AddParamGroup``), issue 14 item 5.
 
 The harness restarts the process group in place (`RankContext.restart_process_group`):
 the warm world keeps working afterwards, for the task that restarted and the
@@ -10,7 +11,9 @@ keeps the group of its first get (`KeepsItsFirstProcessGroup`, a fault of the
 corpus) at the first set after the restart, naming that step.  An unfrozen
 parameter requires grad again and trains on the live objects (it stood still
 while frozen), and a lifecycle that freezes, saves, unfreezes and loads
-passes against the reference.
+passes against the reference.  A group held back at the start joins the live
+optimizer (its parameters stood still until then, and train and have state
+after), under DDP, ZeRO (which partitions it anew) and FSDP2.
 """
 
 from __future__ import annotations
@@ -95,3 +98,29 @@ def test_an_unfrozen_parameter_trains_again_on_the_live_objects(pool, tmp_path):
     adam = OptimizerSpec("adam", (GroupSpec(model.param_fqns()),))
     sc = Scenario(seed=4, world_size=2, model=model, optimizers=(adam,), plan=PlanSpec("ddp"), steps=0)
     assert pool.run(2, rank_tasks.unfreeze_trains_again, sc, "layers.0.weight", str(tmp_path)) == [[True] * 3] * 2
+
+
+@pytest.mark.parametrize("plan", ["ddp", "zero", "fsdp2"])
+def test_a_lifecycle_that_adds_a_param_group_passes_against_the_reference(pool, tmp_path, plan):
+    from osdconform.lifecycle import AddParamGroup, Restart
+    from osdconform.lifecycle._rules import held_back
+
+    model = MLPSpec(dims=(3, 4, 2), bias=(True, False))
+    adam = OptimizerSpec("adamw", (GroupSpec(("layers.0.weight", "layers.0.bias")),
+                                   GroupSpec(("layers.1.weight",), (("lr", 0.01),))))
+    full = Scenario(seed=2, world_size=2, model=model, optimizers=(adam,), plan=PlanSpec(plan), steps=1)
+    [(sc, add)] = held_back(full)
+    assert add == AddParamGroup(0, adam.groups[1])
+    steps = (Save(0), Train(1), add, Train(1), Save(1), Train(1), Load(1), NewWorld(1), Train(1), Restart(1))
+    result = pool.run(2, lifecycle, sc, "reference", FULL, str(tmp_path), sc, steps, 0, len(steps))
+    assert result == [{"steps": len(steps)}] * 2
+
+
+def test_an_added_group_joins_the_live_optimizer_and_trains(pool, tmp_path):
+    from osdconform.lifecycle._rules import held_back
+
+    model = MLPSpec(dims=(3, 4, 2), bias=(True, False))
+    adam = OptimizerSpec("adam", (GroupSpec(("layers.0.weight", "layers.0.bias")), GroupSpec(("layers.1.weight",))))
+    full = Scenario(seed=2, world_size=2, model=model, optimizers=(adam,), plan=PlanSpec("ddp"), steps=0)
+    [(sc, add)] = held_back(full)
+    assert pool.run(2, rank_tasks.added_group_trains, sc, add, str(tmp_path)) == [[2, True, True, True]] * 2

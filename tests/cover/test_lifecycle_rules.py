@@ -71,3 +71,25 @@ def test_an_unfreeze_takes_the_freeze_of_a_freeze_step_away():
                                           if not p.startswith("layers.0.")}
     assert describe(Unfreeze("layers.0")) == "unfreeze layers.0: it trains again from the next step on"
     assert eval(repr(Unfreeze("layers.0")), {"Unfreeze": Unfreeze}) == Unfreeze("layers.0")
+
+
+def test_a_held_back_group_is_added_back_last():
+    from osdconform.lifecycle import AddParamGroup
+    from osdconform.lifecycle._rules import held_back
+
+    adam = OptimizerSpec("adam", (
+        GroupSpec(("layers.0.weight",)), GroupSpec(("layers.0.bias",), (("lr", 0.5),)), GroupSpec(()),
+    ))
+    start = START.replace(optimizers=(adam,))
+    [(without, add)] = held_back(start)  # not the first group, nor an empty one
+    assert add == AddParamGroup(0, GroupSpec(("layers.0.bias",), (("lr", 0.5),)))
+    assert [g.params for g in without.optimizers[0].groups] == [("layers.0.weight",), ()]
+    after = scenario_after(without, (add,))
+    assert [g.params for g in after.optimizers[0].groups] == [("layers.0.weight",), (), ("layers.0.bias",)]
+    assert describe(add) == "add a param group to optimizer 0: [layers.0.bias] lr=0.5"
+    assert eval(repr(add), {"AddParamGroup": AddParamGroup, "GroupSpec": GroupSpec}) == add
+    # An optimizer with an LR scheduler keeps its groups (the scheduler knows no base lr for a new one).
+    from osdconform.scenario import SchedulerSpec
+
+    scheduled = OptimizerSpec("adam", adam.groups, scheduler=SchedulerSpec("StepLR"))
+    assert held_back(start.replace(optimizers=(scheduled,))) == []

@@ -333,3 +333,26 @@ def unfreeze_trains_again(ctx, scenario: Scenario, fqn: str, directory: str) -> 
     run.take(Unfreeze(module), 2)
     run.take(Train(1), 2)
     return [still, param.requires_grad, not torch.equal(param.detach(), before)]
+
+
+def added_group_trains(ctx, scenario: Scenario, add, directory: str) -> list:
+    """Take Train, `add` (an AddParamGroup), Train on the live objects (the reference
+    backend): the groups of the optimizer after it, whether the added parameters
+    stood still before it, and whether they moved and have state after."""
+    from osdconform.backends import StateOptions
+    from osdconform.backends.reference import ReferenceBackend
+    from osdconform.lifecycle import Train
+    from osdconform.lifecycle._replay import _Run
+    from osdconform.properties._steps import build
+
+    run = _Run(ctx, ReferenceBackend(), StateOptions(full=True), directory, scenario, "live")
+    run.workload = build(ctx, scenario, run.backend)
+    params = [run.workload.module.get_parameter(f) for f in add.group.params]
+    before = [p.detach().clone() for p in params]
+    run.take(Train(1), 0)
+    still = all(torch.equal(p.detach(), b) for p, b in zip(params, before))
+    run.take(add, 1)
+    run.take(Train(1), 1)
+    opt = run.workload.optimizers[add.optimizer]
+    moved = all(not torch.equal(p.detach(), b) for p, b in zip(params, before))
+    return [len(opt.param_groups), still, moved, all(opt.state.get(p) for p in params)]
