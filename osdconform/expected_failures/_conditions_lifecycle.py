@@ -79,4 +79,48 @@ def loads_into_stepped_lbfgs(s: Any, lifecycle: tuple) -> bool:
     return lbfgs and any(trained > 0 for trained in _trained_at(s, lifecycle, (Load,)))
 
 
-LIFECYCLE = (sets_into_frozen_params, sets_into_stepped_lbfgs, at_some_save, loads_into_stepped_lbfgs)
+def sets_state_from_before_added_params_stepped(s: Any, lifecycle: tuple) -> bool:
+    """Some set of optimizer state taken after an `AddParamGroup` and before the
+    next training step (a get set straight back, or a checkpoint saved then and
+    loaded later, into the live objects or fresh ones): the added parameters
+    have no state in it yet, and torch-dsd's strict set demands state for every
+    parameter that requires grad once the checkpoint has any."""
+    from ..lifecycle import AddParamGroup, GetSet, Load, NewWorld, Reshard, Restart, Save, Train
+
+    unstepped, lacking = False, set()
+    for step in lifecycle:
+        if isinstance(step, AddParamGroup):
+            unstepped = True
+        elif isinstance(step, Train):
+            unstepped = False
+        elif isinstance(step, GetSet) and unstepped:
+            return True
+        elif isinstance(step, Save) and unstepped:
+            lacking.add(step.checkpoint)
+        elif isinstance(step, (Load, Restart, NewWorld, Reshard)) and step.checkpoint in lacking:
+            return True
+    return False
+
+
+def reloads_a_checkpoint_trained_through(s: Any, lifecycle: tuple) -> bool:
+    """An in-memory checkpoint loaded into the live objects, trained on, then
+    loaded again: where the set aliases the dict it was given (torch-dsd's
+    isolation defect), the training after the first load changed the
+    checkpoint itself, so the second load restores the trained values."""
+    from ..lifecycle import Load, Train
+
+    loaded, trained_through = set(), set()
+    for step in lifecycle:
+        if isinstance(step, Train):
+            trained_through |= loaded
+        elif isinstance(step, Load):
+            if step.checkpoint in trained_through:
+                return True
+            loaded.add(step.checkpoint)
+    return False
+
+
+LIFECYCLE = (
+    sets_into_frozen_params, sets_into_stepped_lbfgs, at_some_save, loads_into_stepped_lbfgs,
+    sets_state_from_before_added_params_stepped, reloads_a_checkpoint_trained_through,
+)

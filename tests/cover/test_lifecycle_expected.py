@@ -105,3 +105,25 @@ def test_a_freeze_step_is_the_scenarios_freeze_for_what_follows_it():
     assert sets_into_frozen_params(START, steps)
     assert START.model.freezable_fqns() == ("layers.0",)
     assert scenario_at(START, steps).model.freezable_fqns() == ()
+
+
+def test_sets_of_state_taken_before_an_added_group_stepped_are_named():
+    from osdconform.expected_failures._conditions_lifecycle import sets_state_from_before_added_params_stepped as lacks
+    from osdconform.lifecycle import AddParamGroup, NewWorld
+
+    add = AddParamGroup(0, GroupSpec(("layers.1.weight",)))
+    assert lacks(START, (Train(1), add, GetSet()))
+    assert not lacks(START, (Train(1), add, Train(1), GetSet()))  # the added parameters stepped
+    assert lacks(START, (add, Save(0), Train(1), Load(0)))  # saved before, loaded after
+    assert lacks(START, (add, Save(0), NewWorld(0)))
+    assert not lacks(START, (add, Train(1), Save(0), NewWorld(0)))
+    assert not lacks(START, (Save(0), GetSet(), Load(0)))
+
+
+def test_a_reload_of_a_checkpoint_trained_through_is_named():
+    from osdconform.expected_failures._conditions_lifecycle import reloads_a_checkpoint_trained_through as reloads
+
+    assert reloads(START, (GetSet(), Save(0), Load(0), Train(1), Load(0)))
+    assert not reloads(START, (Save(0), Load(0), Load(0)))  # nothing trained in between
+    assert not reloads(START, (Save(0), Train(1), Load(0)))  # loaded once
+    assert not reloads(START, (Save(0), Save(1), Load(0), Train(1), Load(1)))  # another checkpoint
