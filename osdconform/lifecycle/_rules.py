@@ -133,17 +133,18 @@ def held_back(scenario: Scenario) -> list[tuple[Scenario, AddParamGroup]]:
     """Every way to start a lifecycle of `scenario` without one of its groups and
     add it later: ``(the scenario without it, the step that adds it)``.
 
-    A group other than an optimizer's first (the optimizer must have one to be
-    built), of an optimizer without an LR scheduler (a scheduler built before
-    the group was added knows no base lr for it)."""
+    A group other than an optimizer's first, that leaves the optimizer a
+    parameter (it must be built: ZeRO refuses one without, torch.optim one
+    without a group), of an optimizer without an LR scheduler (a scheduler
+    built before the group was added knows no base lr for it)."""
     out = []
     for o, opt in enumerate(scenario.optimizers):
         if opt.scheduler is not None:
             continue
         for g in range(1, len(opt.groups)):
-            if not opt.groups[g].params:
-                continue
             rest = dataclasses.replace(opt, groups=opt.groups[:g] + opt.groups[g + 1:])
+            if not opt.groups[g].params or not any(group.params for group in rest.groups):
+                continue
             optimizers = scenario.optimizers[:o] + (rest,) + scenario.optimizers[o + 1:]
             out.append((scenario.replace(optimizers=optimizers), AddParamGroup(o, opt.groups[g])))
     return out

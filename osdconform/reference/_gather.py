@@ -73,9 +73,9 @@ def _osd(module: nn.Module, optimizers: Optimizers, full: bool) -> dict:
             states = _zero.gather_state(optimizer)
         else:
             states = _zero.local_state(optimizer)
-        for group in optimizer.param_groups:
+        for g, group in enumerate(optimizer.param_groups):
             fqns = next(layout)
-            hp = {k: _copy_value(v) for k, v in group.items() if k != PARAMS}
+            hp = {k: _copy_value(v) for k, v in _zero.hyperparameters(optimizer, g).items()}
             groups.append({**hp, PARAMS: list(fqns)})
             entries += [(fqn, p, states.get(p) or None) for p, fqn in zip(group[PARAMS], fqns)]
     shapes = _fsdp1.full_shapes(module)

@@ -30,6 +30,22 @@ def local_state(optimizer: torch.optim.Optimizer) -> dict:
     return optimizer.optim.state if is_zero(optimizer) else optimizer.state
 
 
+def hyperparameters(optimizer: torch.optim.Optimizer, index: int) -> dict[str, Any]:
+    """The hyperparameters in effect for group `index` of `optimizer` (without ``params``).
+
+    ZeRO's own group holds what its constructor or ``add_param_group`` was
+    given; its local optimizer's group of the same index holds that with the
+    wrapped class's defaults filled in, which are what it steps with.  ZeRO
+    copies them into its own group only at the next step, so a group added
+    since has none of them there yet (Adam's ``betas``, ``eps``, ...).
+    """
+    group = {k: v for k, v in optimizer.param_groups[index].items() if k != "params"}
+    if not is_zero(optimizer):
+        return group
+    local = optimizer.optim.param_groups[index]
+    return {**group, **{k: v for k, v in local.items() if k != "params" and k not in group}}
+
+
 def _params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for g in optimizer.param_groups for p in g["params"]]
 

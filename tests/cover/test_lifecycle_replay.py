@@ -114,6 +114,13 @@ def test_a_lifecycle_that_adds_a_param_group_passes_against_the_reference(pool, 
     steps = (Save(0), Train(1), add, Train(1), Save(1), Train(1), Load(1), NewWorld(1), Train(1), Restart(1))
     result = pool.run(2, lifecycle, sc, "reference", FULL, str(tmp_path), sc, steps, 0, len(steps))
     assert result == [{"steps": len(steps)}] * 2
+    # Saved right after the add, before the group stepped: under ZeRO the wrapper's group has
+    # only what add_param_group was given until the next step (the local optimizer has the
+    # defaults), and the reference takes the hyperparameters in effect.
+    steps = (Train(1), add, Save(0), NewWorld(0), Train(1), Load(0))
+    (tmp_path / "right-after").mkdir()
+    result = pool.run(2, lifecycle, sc, "reference", FULL, str(tmp_path / "right-after"), sc, steps, 0, len(steps))
+    assert result == [{"steps": len(steps)}] * 2
 
 
 def test_an_added_group_joins_the_live_optimizer_and_trains(pool, tmp_path):

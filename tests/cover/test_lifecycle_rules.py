@@ -93,3 +93,6 @@ def test_a_held_back_group_is_added_back_last():
 
     scheduled = OptimizerSpec("adam", adam.groups, scheduler=SchedulerSpec("StepLR"))
     assert held_back(start.replace(optimizers=(scheduled,))) == []
+    # Nor one that would leave the optimizer no parameter (ZeRO cannot be built over none).
+    hollow = OptimizerSpec("sgd", (GroupSpec(()), GroupSpec(("layers.0.weight", "layers.0.bias"))))
+    assert held_back(start.replace(optimizers=(hollow,))) == []
