@@ -75,7 +75,7 @@ class RankContext:
         self._workdir = config.workdir
         self._config = config
         self._tmpdir: str | None = None
-        self._stores: list[Any] = []  # the stores of restarted process groups, kept connected
+        self._restart_store: Any = None  # one connection to the driver's store, for every restart
         self.current_phase = "start"
 
     def set_phase(self, name: str) -> None:
@@ -107,15 +107,17 @@ class RankContext:
         dist.barrier()  # no rank leaves the old group while another still uses it
         dist.destroy_process_group()
         timeout = timedelta(seconds=config.pg_timeout_s)
-        store = dist.TCPStore(config.store_host, config.store_port, is_master=False, timeout=timeout)
+        if self._restart_store is None:
+            self._restart_store = dist.TCPStore(
+                config.store_host, config.store_port, is_master=False, timeout=timeout
+            )
         dist.init_process_group(
             device_kind(config.device).pg_backend,
-            store=dist.PrefixStore(f"osdconform-restart/{tag}", store),
+            store=dist.PrefixStore(f"osdconform-restart/{tag}", self._restart_store),
             rank=self.rank,
             world_size=self.world_size,
             timeout=timeout,
         )
-        self._stores.append(store)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
