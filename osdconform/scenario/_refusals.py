@@ -142,6 +142,12 @@ def accepts(
         # its own takes).  The strategies draw mixed dtypes only for none and
         # ddp; a reshard or a lifecycle going on under another plan must not.
         return f"FSDP shards a unit's parameters as one buffer, of one dtype; the model mixes {sorted(model.dtypes())}"
+    if model is not None and plan.kind == "zero" and len(model.dtypes()) > 1:
+        # torch's documented limit: "ZeroRedundancyOptimizer only supports using
+        # the same dense type for all parameters" (a TypeError at construction).
+        # The strategies draw mixed dtypes only for none and ddp; a reshard or a
+        # lifecycle going on under zero must not.
+        return f"ZeroRedundancyOptimizer takes parameters of one dtype; the model mixes {sorted(model.dtypes())}"
     if model is not None and plan.kind in ("fsdp1", "fsdp2", "fsdp2+tp") and "0-d param" in model.features():
         # FSDP1: "FSDP doesn't support scalar parameters" (ValueError at wrap).
         return "FSDP (fully_shard and FullyShardedDataParallel) does not take 0-d (scalar) parameters"

@@ -280,3 +280,11 @@ def test_fit_plan_drops_what_the_world_cannot_take():
     assert fit_plan(blueprint, model, 2) == PlanSpec("fsdp2", shard=("layers.0",))
     hybrid = minimal(plan_blueprints("fsdp1"), lambda b: b.sharding_strategy == "HYBRID_SHARD")
     assert fit_plan(hybrid, model, 3) == PlanSpec("fsdp1")
+
+
+def test_zero_refuses_a_model_that_mixes_dtypes():
+    """ZeroRedundancyOptimizer refuses parameters of several dtypes (a lifecycle's
+    reshard drew one into ``zero`` and failed at construction)."""
+    mixed = TreeSpec(width=2, layers=(LinearSpec(out=2), LinearSpec(out=2, dtype="bfloat16")))
+    assert "one dtype" in plan_accepts(PlanSpec("zero"), 2, mixed)
+    assert plan_accepts(PlanSpec("zero"), 2, TreeSpec(width=2, layers=(LinearSpec(out=2),) * 2)) is None
