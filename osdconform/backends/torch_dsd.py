@@ -14,7 +14,11 @@ from ._protocol import ALL_PLANS, Capabilities, StateOptions
 #: Every plan but ``zero``: torch.distributed.checkpoint.state_dict does not
 #: support ZeroRedundancyOptimizer (its get calls ``state_dict()``, which
 #: raises until ``consolidate_state_dict()`` ran); the ``zero`` backend does.
-DSD_PLANS = ALL_PLANS - {"zero"}
+#: And not yet ``pp``: its first triage found torch defects whose expected
+#: failures must be judged per pipeline stage (the full set's device assertion,
+#: T07, fires where one stage's optimizer keeps no state tensor); until those
+#: entries exist the plan is not drawn here rather than drawn unexplained.
+DSD_PLANS = ALL_PLANS - {"zero", "pp"}
 
 
 def _torch_options(options: StateOptions):

@@ -6,6 +6,6 @@ training, so a backend that gathers faithfully from wrongly trained or wrongly
 loaded state is still caught (``fidelity``, ``resume``).  See `_twin`.
 """
 
-from ._twin import golden_full_osd, golden_tolerance, golden_train, golden_workload
+from ._twin import golden_full_osd, golden_stage_osd, golden_tolerance, golden_train, golden_workload
 
-__all__ = ["golden_full_osd", "golden_tolerance", "golden_train", "golden_workload"]
+__all__ = ["golden_full_osd", "golden_stage_osd", "golden_tolerance", "golden_train", "golden_workload"]

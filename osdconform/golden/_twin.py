@@ -59,6 +59,7 @@ from ..compare import DTYPE_TOLERANCE
 from ..reference import full_osd
 from ..scenario._build import ROWS_PER_RANK, Workload, build_workload, global_batch
 from ..scenario._models import apply_freezes, loss, select_rows
+from ..scenario._pipeline import PP_MICROBATCHES, restrict_osd, stage_param_fqns
 from ..scenario._plans import MIXED_PRECISION, PlanSpec, fsdp_unit_of
 from ..scenario._spec import Scenario
 
@@ -144,6 +145,8 @@ def _loss_and_grads(module: torch.nn.Module, scenario: Scenario, batch) -> torch
     try:
         if scenario.plan.data_parallel:
             value = _data_parallel_grads(module, batch, scenario)
+        elif scenario.plan.kind == "pp":
+            value = _microbatch_grads(module, batch)
         else:
             value = loss(_forward(module, scenario.plan, batch))
             if value.requires_grad:  # not when every used parameter is frozen
@@ -193,6 +196,27 @@ def _data_parallel_grads(module: torch.nn.Module, batch, scenario: Scenario) -> 
     if world == 1:
         return losses[rank_slices[0]]
     return torch.stack([losses[sl] for sl in rank_slices]).sum() / world
+
+
+def _microbatch_grads(module: torch.nn.Module, batch) -> torch.Tensor:
+    """A pipeline's gradients (plan ``pp``): one backward per microbatch, the
+    gradients summed, then divided by the microbatch count, as the schedule
+    does (its ``scale_grads``); microbatches are the batch's rows cut by
+    ``torch.tensor_split``, as the schedule cuts them.  Returns the mean of
+    the microbatches' losses (no closure runs under a pipeline)."""
+    rows = len(batch[0])
+    cuts = [len(part) for part in torch.tensor_split(torch.arange(rows), PP_MICROBATCHES)]
+    losses, start = [], 0
+    for size in cuts:
+        out = loss(module(select_rows(batch, start, start + size)))
+        start += size
+        losses.append(out.detach())
+        if out.requires_grad:
+            out.backward()
+    for p in module.parameters():
+        if p.grad is not None:
+            p.grad.div_(PP_MICROBATCHES)
+    return torch.stack(losses).mean()
 
 
 def _forward(module: torch.nn.Module, plan: PlanSpec, inputs) -> torch.Tensor:
@@ -298,3 +322,12 @@ def golden_full_osd(scenario: Scenario, device: torch.device | str = "cpu") -> d
         return full_osd(workload.module, workload.optimizers)
     finally:
         torch.set_num_threads(threads)
+
+
+def golden_stage_osd(scenario: Scenario, device: torch.device | str, rank: int) -> dict:
+    """What `rank` should hold after training: the twin's full OSD, under a
+    pipeline (plan ``pp``) cut to the rank's stage (`_pipeline.restrict_osd`)."""
+    osd = golden_full_osd(scenario, device)
+    if scenario.plan.kind != "pp":
+        return osd
+    return restrict_osd(osd, stage_param_fqns(scenario.model, scenario.world_size, rank))

@@ -61,9 +61,10 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
     world (a sharded OSD's DTensors belong to the old one's meshes);
     get-and-set-back in the in-memory forms.
     """
-    scenarios = osd.scenarios(options)
+    # Pipelines are not drawn in lifecycles yet (`scenario._pipeline.NOT_DRAWN_IN`).
+    scenarios = osd.scenarios(options).filter(lambda scenario: scenario.plan.kind != "pp")
     world_sizes = osd.usable_world_sizes()
-    kinds = osd.plans(options)
+    kinds = [k for k in osd.plans(options) if k != "pp"]
     space = osd.space
     can_reshard = bool(options.storage or options.full)
 

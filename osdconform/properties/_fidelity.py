@@ -8,6 +8,9 @@ reductions run in another order).  The reference gathers *after* the
 backend's get, so a get that changes the optimizer (a side effect: property 8)
 is not blamed on the gather; it shows as a difference from the twin.
 
+Under a pipeline (plan ``pp``) each rank's gather is its stage's part of
+the state, so every rank compares its own with the twin's cut to the stage.
+
 With ``cpu_offload`` the backend hands over every tensor on the CPU, so the
 gather is compared once moved there (`placed`); on CPU runs that changes
 nothing, on CUDA it is the option's contract.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from .. import reference as ref
 from ..backends import make_backend
-from ..golden import golden_full_osd, golden_tolerance
+from ..golden import golden_stage_osd, golden_tolerance
 from ..scenario import Scenario
 from ._devices import placed
 from ._steps import Checks, gather, source, summary
@@ -39,9 +42,11 @@ def fidelity(ctx, scenario: Scenario, backend_spec: str, options) -> dict:
                 checks.fail(f"cpu_offload: rank {ctx.rank} got a non-empty OSD")
         else:
             checks.equal(expected, got, "fidelity (reference gather vs backend full get)")
-    if ctx.rank == 0:  # one twin is enough; the gather is the same on every rank
+    # One twin is enough where the gather is the same on every rank; under a
+    # pipeline each rank holds its stage's part (`golden_stage_osd`).
+    if ctx.rank == 0 or scenario.plan.kind == "pp":
         with ctx.phase("golden twin"):
-            golden = golden_full_osd(scenario, ctx.device)
+            golden = golden_stage_osd(scenario, ctx.device, ctx.rank)
         with ctx.phase("compare with the golden twin"):
             checks.equal(
                 golden, live, "fidelity (golden twin vs reference gather of the live state)",

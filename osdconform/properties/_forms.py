@@ -5,6 +5,7 @@ A form the backend does not declare is skipped as *unsupported* by
 """
 
 from ..backends import StateOptions
+from ..scenario._pipeline import RANK0_OPTIONS
 
 FORMS = {
     "full": StateOptions(full=True),
@@ -29,9 +30,17 @@ def representable(options: StateOptions):
     The flat form keys a group's hyperparameters by its parameters' FQNs
     (``param_groups.<fqn>.<hp>``), so a param group without parameters cannot
     be written in it: that is the format, not a backend's defect.
+
+    Under a pipeline (plan ``pp``) each rank holds its own stage's state, so
+    the forms in which rank 0 alone gets or gives the whole state
+    (`_pipeline.RANK0_OPTIONS`: torch's ``cpu_offload`` of a full state dict,
+    ``broadcast_from_rank0``) cannot carry it.
     """
+    rank0 = any(getattr(options, name) for name in RANK0_OPTIONS) and options.full
 
     def accepts(scenario) -> bool:
+        if rank0 and scenario.plan.kind == "pp":
+            return False
         return not (options.flatten and "empty group" in scenario.features)
 
     return accepts

@@ -251,6 +251,55 @@ def _dtensor(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module
     return module
 
 
+def _pp(plan: PlanSpec, module: nn.Module, device, world_size) -> nn.Module:
+    """Cut `module` to this rank's pipeline stage (`_pipeline`), in place.
+
+    The layers of other stages go: a module becomes an ``nn.Identity`` (so a
+    ``ModuleList`` keeps its indices and the stage's FQNs stay the user's), a
+    bare parameter is removed, and neither runs in the forward.  The schedule
+    that trains the stage is `pipeline_schedule`'s.
+    """
+    import torch.distributed as dist
+
+    from ._models import TreeModel
+    from ._pipeline import stage_bounds
+
+    if not isinstance(module, TreeModel):
+        raise TypeError(f"a pipeline stage is cut from the suite's TreeModel, not {type(module).__name__}")
+    stage = dist.get_rank()
+    names = module.top_level_names
+    start, stop = stage_bounds(len(names), world_size, stage)
+    owned = set(names[start:stop])
+    layers = user_submodule(module, "layers", outermost=False)  # the ModuleList, whatever wraps it
+    for name in list(layers._parameters):
+        if name not in owned:
+            del layers._parameters[name]
+    for name in list(layers._modules):
+        if name not in owned:
+            layers._modules[name] = nn.Identity()
+    layers._steps = [step for step in layers._steps if step[0] in owned]
+    module.hands_on = stage < world_size - 1
+    return module
+
+
+def pipeline_schedule(module: nn.Module, device: torch.device, world_size: int):
+    """The GPipe schedule that trains this rank's stage `module` (a ``pp`` plan's).
+
+    ``PP_MICROBATCHES`` microbatches; the last stage's loss is the suite's
+    (`_models.loss`) of each microbatch's output, and the schedule divides
+    the summed gradients by the microbatch count (its ``scale_grads``), so
+    a step's gradient is the global batch's mean as without a plan.
+    """
+    import torch.distributed as dist
+    from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
+
+    from ._models import loss
+    from ._pipeline import PP_MICROBATCHES
+
+    stage = PipelineStage(module, dist.get_rank(), world_size, device)
+    return ScheduleGPipe(stage, n_microbatches=PP_MICROBATCHES, loss_fn=lambda output, target: loss(output))
+
+
 def _like_param(param, grad):
     """`grad` in `param`'s layout.
 
@@ -284,4 +333,5 @@ _APPLY: dict[str, Callable[..., nn.Module]] = {
     "fsdp2+tp": _fsdp2_tp,
     "zero": _zero_model,
     "dtensor": _dtensor,
+    "pp": _pp,
 }

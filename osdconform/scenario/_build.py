@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._apply import apply_plan, trainable_params, wrap_optimizers
+from ._apply import apply_plan, pipeline_schedule, trainable_params, wrap_optimizers
 from ._models import apply_freezes, build_model, loss, model_inputs, select_rows
 from ._optimizers import build_optimizer
+from ._pipeline import restrict_optimizer, stage_param_fqns
 from ._schedulers import build_scheduler
 from ._spec import Scenario
 from ._wrappers import wrap_model
@@ -44,6 +45,9 @@ class Workload:
     let an adapter silently checkpoint only the first.
     ``framework`` is whatever a framework adapter's ``prepare`` keeps (an
     ``Accelerator``, a DeepSpeed engine); the suite never reads it.
+    ``pipeline`` is the schedule that trains a pipeline stage (plan ``pp``:
+    ``module`` and ``model`` are then the rank's stage, its optimizers the
+    scenario's restricted to the stage's parameters, `_pipeline`), else None.
     """
 
     scenario: Scenario
@@ -54,6 +58,7 @@ class Workload:
     rank: int
     schedulers: tuple = field(default=())
     framework: Any = None
+    pipeline: Any = None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -93,7 +98,8 @@ def apply_planned(workload: Workload) -> Workload:
     """
     sc = workload.scenario
     model = apply_plan(sc.plan, workload.module, workload.device, sc.world_size)
-    return _with_optimizers(dataclasses.replace(workload, model=model), wrap=True)
+    pipeline = pipeline_schedule(model, workload.device, sc.world_size) if sc.plan.kind == "pp" else None
+    return _with_optimizers(dataclasses.replace(workload, model=model, pipeline=pipeline), wrap=True)
 
 
 def rebuild_optimizers(workload: Workload) -> Workload:
@@ -112,10 +118,20 @@ def rebuild_optimizers(workload: Workload) -> Workload:
 def _with_optimizers(workload: Workload, *, wrap: bool) -> Workload:
     sc = workload.scenario
     params = trainable_params(workload.module)  # by the user's FQNs, whatever the plan wrapped
-    optimizers = tuple(build_optimizer(spec, params) for spec in sc.optimizers)
+    optimizers = tuple(build_optimizer(spec, params) for spec in optimizer_specs(workload))
     if wrap:
         optimizers = wrap_optimizers(sc.plan, optimizers)  # ZeRO wraps each one
     return dataclasses.replace(workload, optimizers=optimizers, schedulers=build_schedulers(sc, optimizers))
+
+
+def optimizer_specs(workload: Workload) -> tuple:
+    """The optimizer specs this rank builds: the scenario's, or under a pipeline
+    (``workload.pipeline``) each restricted to the rank's stage (`_pipeline`)."""
+    sc = workload.scenario
+    if workload.pipeline is None:
+        return sc.optimizers
+    fqns = stage_param_fqns(sc.model, sc.world_size, workload.rank)
+    return tuple(restrict_optimizer(spec, fqns) for spec in sc.optimizers)
 
 
 def build_schedulers(scenario: Scenario, optimizers) -> tuple:
@@ -190,11 +206,14 @@ def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:
         x = local_batch(sc, step, workload.rank, workload.device)
         for opt in workload.optimizers:
             opt.zero_grad(set_to_none=True)
-        out = loss(workload.model(x))
-        if out.requires_grad:  # not when every used parameter is frozen
-            out.backward()
+        if workload.pipeline is not None:
+            _pipeline_step(workload, x)
         else:
-            _reshard(workload.model)
+            out = loss(workload.model(x))
+            if out.requires_grad:  # not when every used parameter is frozen
+                out.backward()
+            else:
+                _reshard(workload.model)
         specs = sc.optimizers
         for spec, opt in zip(specs, workload.optimizers):
             if not spec.needs_closure:
@@ -204,6 +223,21 @@ def train(workload: Workload, steps: int, *, first_step: int = 0) -> None:
                 opt.step(_closure(workload, opt, x))
         for sched in workload.schedulers:
             sched.step()
+
+
+def _pipeline_step(workload: Workload, x) -> None:
+    """One forward and backward of the whole batch `x` through the pipeline.
+
+    The first stage feeds the batch in (its features made to require grad,
+    so that every stage's output does, even where all its parameters are
+    frozen or unused: a stage's backward needs one); the last gets a target,
+    which the loss ignores; the schedule cuts both into microbatches.
+    """
+    sc = workload.scenario
+    stage, last = workload.rank, sc.world_size - 1
+    args = (x[0].detach().requires_grad_(), x[1]) if stage == 0 else ()
+    kwargs = {"target": torch.zeros(len(x[1]), device=workload.device)} if stage == last else {}
+    workload.pipeline.step(*args, **kwargs)
 
 
 def _closure(workload: Workload, opt: torch.optim.Optimizer, x):

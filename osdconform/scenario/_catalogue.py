@@ -44,7 +44,13 @@ import torch
 #: plain tensor.  Any other plan kind (FSDP, tensor parallel, ... and any plan
 #: kind added later) is taken to hand optimizers sharded DTensor parameters,
 #: which some optimizers cannot step.
-WHOLE_PARAM_PLANS = frozenset({"none", "ddp"})
+WHOLE_PARAM_PLANS = frozenset({"none", "ddp", "pp"})
+
+#: Why an optimizer whose step needs a closure (LBFGS) cannot run in a pipeline.
+PIPELINE_CLOSURE_REASON = (
+    "its closure re-evaluates the loss, which in a pipeline only the last stage "
+    "computes, and only inside the schedule's step"
+)
 
 #: Plans that mix parameter kinds in one group: TP splits only the Linears it
 #: is given, leaving plain tensors beside DTensors; FSDP2 over TP leaves

@@ -18,6 +18,7 @@ from ._catalogue import (
     FLAGS,
     MIXED_TENSOR_PLANS,
     MIXED_TENSOR_REASON,
+    PIPELINE_CLOSURE_REASON,
     WHOLE_PARAM_PLANS,
     OptimizerKind,
     constructor_defaults,
@@ -138,6 +139,8 @@ class OptimizerSpec:
 
     def unsupported_plan(self, plan_kind: str) -> str | None:
         """Why this optimizer cannot run under plans of `plan_kind`, or None."""
+        if plan_kind == "pp" and self.needs_closure:
+            return f"{self.kind.cls_name} under pp: {PIPELINE_CLOSURE_REASON}"
         if plan_kind in WHOLE_PARAM_PLANS:
             return None
         kind = self.kind

@@ -21,6 +21,8 @@ fsdp2+tp   TP on the inner mesh dim, ``fully_shard`` on the outer (2-D mesh)
 zero       DDP and ``ZeroRedundancyOptimizer`` around each optimizer
 dtensor    every parameter a DTensor with its own ``placements`` ("R" or
            "S<dim>" per mesh dim) on a 1-D or (``mesh_2d``) 2-D mesh
+pp         pipeline parallelism: rank r is stage r, owning a contiguous run of
+           the top-level layers (`_pipeline`), trained by a GPipe schedule
 ========== ==================================================================
 
 Every kind also takes ``wrap``: activation checkpointing and ``torch.compile``
@@ -45,7 +47,7 @@ from ._models import AnyModelSpec
 from ._wrappers import describe_wraps, validate_wraps, wrap_features
 
 #: Plans the scenario model knows.
-PLAN_KINDS = ("none", "ddp", "fsdp1", "fsdp2", "tp", "fsdp2+tp", "zero", "dtensor")
+PLAN_KINDS = ("none", "ddp", "fsdp1", "fsdp2", "tp", "fsdp2+tp", "zero", "dtensor", "pp")
 
 #: FSDP1 sharding strategies drawn (``torch.distributed.fsdp.ShardingStrategy`` names),
 #: simplest (the default) first.
@@ -70,6 +72,7 @@ _FIELDS = {
     "fsdp2+tp": ("shard", "reshard_after_forward", "tp", "mixed_precision"),
     "zero": (),
     "dtensor": ("mesh_2d", "placements"),
+    "pp": (),
 }
 
 
@@ -222,6 +225,8 @@ class PlanSpec:
             return f"fsdp2+tp on a 2-D mesh (TP: {tp}; fully_shard on {own}, then the root{rf})"
         if self.kind == "zero":
             return "zero (DDP + ZeroRedundancyOptimizer)"
+        if self.kind == "pp":
+            return "pp (rank r is pipeline stage r over its run of top-level layers; GPipe schedule)"
         if self.kind == "dtensor":
             places = "; ".join(f"{f}: {', '.join(p)}" for f, p in self.placements) or "all replicated"
             return f"dtensor on a {mesh} mesh ({places})"

@@ -38,8 +38,16 @@ def accepts(
         # mixes several), and no oracle can key their state by FQN without
         # FSDP's internals (see osdconform.reference._fqn).
         return "fsdp1 without use_orig_params exposes only flat parameters, which have no FQNs"
+    if plan.kind == "pp" and world_size < 2:
+        # One stage is the whole model trained through a schedule: nothing
+        # is split, so it would test plan none again.
+        return "a pipeline needs at least two stages (one per rank)"
     if model is None:
         return None
+    if plan.kind == "pp":
+        reason = _pipeline_refusal(plan, world_size, model)
+        if reason:
+            return reason
     if plan.kind in ("tp", "fsdp2+tp") and not model.linear_fqns():
         return "tensor parallelism splits nn.Linear modules and the model has none"
     if plan.kind == "fsdp2+tp":
@@ -189,6 +197,23 @@ def accepts(
         from ._releases import release_model_refusal  # older torch (it imports this module)
 
         return release_model_refusal(plan, model, steps)
+    return None
+
+
+def _pipeline_refusal(plan: PlanSpec, world_size: int, model: AnyModelSpec) -> str | None:
+    """Why `model` cannot be cut into `world_size` pipeline stages (`_pipeline`), or None."""
+    from ._pipeline import stage_param_fqns, top_level_names
+
+    layers = len(top_level_names(model))
+    if layers < world_size:
+        return f"a pipeline of {world_size} stages needs as many top-level layers; the model has {layers}"
+    if any(fqn == "" for fqn, _ in plan.wrap):
+        # A stage is the user's module cut to its layers; torchtitan compiles
+        # each block of a pipelined model, never the whole (there is none).
+        return "a pipeline stage cannot be cut out of a model compiled whole"
+    empty = [s for s in range(world_size) if not stage_param_fqns(model, world_size, s)]
+    if empty:
+        return f"pipeline stages {empty} would own no parameter (an optimizer needs one)"
     return None
 
 

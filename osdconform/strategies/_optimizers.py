@@ -115,6 +115,8 @@ def _sharded(plan_kind: str | None) -> bool:
 
 
 def runs_under(name: str, plan_kind: str | None) -> bool:
+    if plan_kind == "pp" and kind_of(name).needs_closure:  # see `PIPELINE_CLOSURE_REASON`
+        return False
     return not (_sharded(plan_kind) and kind_of(name).sharded)
 
 

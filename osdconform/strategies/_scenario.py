@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from ..scenario import PLAN_KINDS, PlanSpec, Scenario, plan_accepts
 from ..scenario._catalogue import kind_of
 from ..scenario._models import EmbeddingSpec, LinearSpec, TreeSpec
+from ..scenario._pipeline import pipeline_refusal
 from ._models import models
 from ._optimizers import fit_optimizers, optimizer_blueprints, runs_under
-from ._plans import DRAW_MIXED_PRECISION, DRAW_WRAPPERS, dressed_by_seed, fit_plan, plan_blueprints
+from ._plans import DRAW_MIXED_PRECISION, DRAW_WRAPPERS, dressed_by_seed, fit_plan, pipelined_of_seed, plan_blueprints
 
 MAX_STEPS = 3
 #: Plans that take a model whose parameters mix dtypes.
@@ -67,7 +68,11 @@ def full_scenarios(
     # every list) moves no later draw.
     optimizer_bp = draw(optimizer_blueprints(device))
     first = optimizer_bp.optimizers[0].name
-    kind = draw(st.sampled_from([k for k in runnable if _runs(first, k)] or runnable))
+    # Pipelines come from the seed (`_as_pipeline`), not from this draw, so that
+    # adding them moved no other example and no shrink path; drawn here only
+    # when nothing else is asked for.
+    sampled = [k for k in runnable if k != "pp"]
+    kind = draw(st.sampled_from([k for k in sampled if _runs(first, k)] or sampled)) if sampled else "pp"
     sizes = [w for w in world_sizes if plan_accepts(PlanSpec(kind), w) is None]
     world_size = draw(st.sampled_from(sorted(sizes)))
     plan_bp = draw(plan_blueprints(kind))
@@ -85,6 +90,11 @@ def full_scenarios(
         # Tensor parallelism splits Linears; most trees without one would
         # be rejected (over half of the TP draws), so give it one to split.
         model = TreeSpec(model.width, model.layers + (LinearSpec(out=2),), model.dtype)
+    if kind == "pp" or (kind == "none" and "pp" in runnable and world_size > 1 and pipelined_of_seed(seed)):
+        pipelined = _as_pipeline(optimizer_bp, model, world_size, seed, steps, wrapped)
+        if pipelined is not None:
+            return pipelined
+        assume(kind != "pp")  # else the example goes on as plan none
     plan = fit_plan(plan_bp, model, world_size)
     plan = dressed_by_seed(
         plan, model, world_size, seed, steps=steps,
@@ -108,6 +118,29 @@ def full_scenarios(
         plan=plan,
         steps=steps,
     )
+
+
+def _as_pipeline(optimizer_bp, model, world_size: int, seed: int, steps: int, wrapped: bool | None) -> Scenario | None:
+    """The example as a pipeline (plan ``pp``), or None where it cannot be one.
+
+    A pipeline cuts the top-level layers into one run per rank; most trees
+    have fewer than four, so Linears are added to cut.  The optimizers are
+    fitted to the plan (LBFGS cannot run in one), and every stage must hold a
+    parameter of every optimizer (`_pipeline.pipeline_refusal`).
+    """
+    tree = model.tree()
+    if len(tree.layers) < world_size:
+        model = TreeSpec(tree.width, tree.layers + (LinearSpec(out=tree.width),) * (world_size - len(tree.layers)), tree.dtype)
+    plan = dressed_by_seed(
+        PlanSpec("pp"), model, world_size, seed, steps=steps,
+        wrapped=DRAW_WRAPPERS if wrapped is None else wrapped, mixed_precision=False,
+    )
+    if plan_accepts(plan, world_size, model, steps) is not None:
+        return None
+    optimizers = fit_optimizers(optimizer_bp, model, "pp")
+    if not optimizers or pipeline_refusal(model, world_size, optimizers) is not None:
+        return None
+    return Scenario(seed=seed, world_size=world_size, model=model, optimizers=optimizers, plan=plan, steps=steps)
 
 
 def _runs(optimizer: str, kind: str) -> bool:

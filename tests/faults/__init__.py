@@ -19,7 +19,7 @@ badly), ``_reshard``, ``_hangs``, ``_masked`` (faults behind known torch
 defects, in the same example), ``_lifecycle`` (what only a chain of loads,
 or a restart in a new process-group world, shows), ``_in_flight`` (what only a save in flight shows), ``_wrapped`` (what
 only a wrapped model shows), ``_precision`` (what only mixed precision
-shows); ``_kit`` holds
+shows), ``_pipeline`` (what only ranks holding different parameters show); ``_kit`` holds
 what they share.
 """
 
@@ -48,6 +48,7 @@ from ._lost_state import (
     StepRestartsAfterLoad,
 )
 from ._masked import FullSetKeepsAdamCustomKeys
+from ._pipeline import CheckpointsRankZerosStageOnly
 from ._precision import StateSavedInComputeDtype
 from ._reshard import DCPReshardSkipsMissingRanks, ZeroReshardKeepsOldPartition
 from ._shards import EmptyShardStateDropped, UnevenShardLosesLastElement
@@ -78,6 +79,7 @@ CORPUS = (
     AsyncSaveWritesLiveState,
     WrapperNamesInKeys,
     StateSavedInComputeDtype,
+    CheckpointsRankZerosStageOnly,
 )
 
 __all__ = ["CORPUS", *(cls.__name__ for cls in CORPUS)]

@@ -28,7 +28,11 @@ def apply_freezes(module: nn.Module, spec: AnyModelSpec, step: int) -> None:
     """
     for fqn, k in spec.tree().frozen_after().items():
         if 0 < k <= step:
-            module.get_parameter(fqn).requires_grad_(False)
+            try:
+                param = module.get_parameter(fqn)
+            except AttributeError:  # another pipeline stage's
+                continue
+            param.requires_grad_(False)
 
 
 def model_inputs(spec: AnyModelSpec, rows: int, gen: torch.Generator, device: torch.device):

@@ -135,19 +135,29 @@ class TiedLinear(nn.Module):
 
 
 class TreeModel(nn.Module):
-    """The root: ``layers`` (a `ModuleList`) applied to ``(features, indices)``."""
+    """The root: ``layers`` (a `ModuleList`) applied to ``(features, indices)``.
+
+    A pipeline stage (`_apply._pp`) is this module cut to its own layers: it
+    is called with the two tensors as two arguments, as a schedule hands
+    them on, and every stage but the last hands both on (``hands_on``).
+    """
+
+    hands_on = False
 
     def __init__(self, spec: TreeSpec) -> None:
         super().__init__()
         self.layers = _build_container(ModuleListSpec(spec.layers), spec.width, spec.dtype)
+        #: The top-level layers' names in ``layers``, in order (a pipeline cuts along them).
+        self.top_level_names = tuple(_names(ModuleListSpec(spec.layers), spec.layers))
         if not _overrides_dtype(spec.layers, spec.dtype):
             for module in self.modules():
                 if isinstance(module, _Container):
                     module._steps = [(name, how, None) for name, how, _ in module._steps]
 
-    def forward(self, inputs):
-        features, indices = inputs
-        return self.layers(features, indices)
+    def forward(self, inputs, indices=None):
+        features, indices = inputs if indices is None else (inputs, indices)
+        hidden = self.layers(features, indices)
+        return (hidden, indices) if self.hands_on else hidden
 
 
 def _overrides_dtype(nodes, dtype: str) -> bool:
