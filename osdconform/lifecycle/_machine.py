@@ -61,7 +61,7 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
     world (a sharded OSD's DTensors belong to the old one's meshes);
     get-and-set-back in the in-memory forms.
     """
-    # Pipelines are not drawn in lifecycles yet (`scenario._pipeline.NOT_DRAWN_IN`).
+    # Pipelines are not drawn in lifecycles yet (see `scenario._pipeline`).
     scenarios = osd.scenarios(options).filter(lambda scenario: scenario.plan.kind != "pp")
     world_sizes = osd.usable_world_sizes()
     kinds = [k for k in osd.plans(options) if k != "pp"]

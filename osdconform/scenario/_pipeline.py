@@ -19,6 +19,10 @@ optimizer over that part's parameters only).  The canonical OSD of a stage
 is the whole model's restricted the same way (`restrict_osd`), which is what
 the golden twin is compared with on each rank.
 
+Not drawn yet in reshard pairs and lifecycles: they compare what a rank
+loads with what one rank saved, and a stage holds only its part; merging the
+stages' parts (and cutting them for a pipeline that loads) is the next step.
+
 Why plain data here and the torch side in `_apply`: strategies, refusals and
 expected-failure predicates ask these questions without torch.
 """
@@ -63,11 +67,6 @@ def stage_param_fqns(model: AnyModelSpec, stages: int, stage: int) -> frozenset[
     return frozenset(f for f in model.param_fqns() if f in prefixes or f.startswith(tuple(p + "." for p in prefixes)))
 
 
-def stage_of(model: AnyModelSpec, stages: int, fqn: str) -> int:
-    """The stage that owns parameter `fqn`."""
-    return next(s for s in range(stages) if fqn in stage_param_fqns(model, stages, s))
-
-
 def restrict_optimizer(spec: OptimizerSpec, fqns: frozenset[str]) -> OptimizerSpec:
     """`spec` over the parameters of `fqns` only: groups cut to them, empty groups dropped."""
     groups = tuple(dataclasses.replace(g, params=tuple(f for f in g.params if f in fqns)) for g in spec.groups)
@@ -86,13 +85,6 @@ def restrict_osd(osd: dict, fqns: frozenset[str]) -> dict:
     out["param_groups"] = groups
     return out
 
-
-#: Where the ``pp`` plan is not drawn yet, and why: the suites that carry
-#: state from one world or plan to another (reshard pairs, lifecycles) compare
-#: what a rank loads with what one rank saved, and a stage holds only its part.
-#: Merging the stages' parts (and cutting them for a pipeline that loads) is
-#: the next step of the plan; until then neither draws it.
-NOT_DRAWN_IN = ("reshard", "lifecycle")
 
 #: Forms a pipeline's state cannot travel in: torch's rank-0 options hand the
 #: whole state to (or take it from) rank 0 alone, and under a pipeline rank 0

@@ -27,7 +27,7 @@ def reshard_pairs(
 
     W2 shrinks toward the smallest other size, P2 toward the first kind given.
     """
-    plan_kinds = [k for k in plan_kinds if k != "pp"]  # not yet: see `_pipeline.NOT_DRAWN_IN`
+    plan_kinds = [k for k in plan_kinds if k != "pp"]  # not yet: see `scenario._pipeline`
     first = draw(
         space.scenarios(world_sizes=world_sizes, plan_kinds=plan_kinds, min_steps=min_steps, device=device)
     )
