@@ -14,11 +14,9 @@ from ._protocol import ALL_PLANS, Capabilities, StateOptions
 #: Every plan but ``zero``: torch.distributed.checkpoint.state_dict does not
 #: support ZeroRedundancyOptimizer (its get calls ``state_dict()``, which
 #: raises until ``consolidate_state_dict()`` ran); the ``zero`` backend does.
-#: And not yet ``pp``: its first triage found torch defects whose expected
-#: failures must be judged per pipeline stage (the full set's device assertion,
-#: T07, fires where one stage's optimizer keeps no state tensor); until those
-#: entries exist the plan is not drawn here rather than drawn unexplained.
-DSD_PLANS = ALL_PLANS - {"zero", "pp"}
+#: Under ``pp`` each rank calls it on its stage's module and optimizers, and
+#: expected failures are judged per stage (`XfailEntry.applies`).
+DSD_PLANS = ALL_PLANS - {"zero"}
 
 
 def _torch_options(options: StateOptions):

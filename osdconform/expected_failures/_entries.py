@@ -20,7 +20,10 @@ joined to it with one space each)::
   commas (one defect seen by several properties);
 * ``when``: the predicate, a Python expression (no builtins but ``len``,
   ``any``, ``all``, ``sum``, ``min``, ``max``, ``sorted``, ``set``) over
-  ``s`` (the `Scenario`), ``o`` (the `StateOptions`), ``step`` (the name of
+  ``s`` (the `Scenario`; under a pipeline each stage's in turn, its
+  optimizers cut to the stage's parameters as its rank builds them:
+  `scenario._pipeline.stage_views`, the entry holding where it holds for
+  some stage), ``o`` (the `StateOptions`), ``step`` (the name of
   the property step run, e.g. ``"reshard_load"``: a property of two steps may
   fail in one only), ``fault`` (the injected `Fault` of an ``errors``
   example, else None: each fault kind is its own defect) and ``source``
@@ -86,6 +89,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from ..scenario._pipeline import stage_views
 from ._conditions import HELPERS
 
 #: The builtins a predicate may call (it is an expression over plain data, not a program).
@@ -137,15 +141,21 @@ class XfailEntry:
     ) -> bool:
         if prop not in self.properties:
             return False
-        # Globals, not locals: a comprehension's body sees only globals.
-        names = {
-            "__builtins__": PREDICATE_BUILTINS, **HELPERS, "s": scenario, "o": options, "step": step, "fault": fault,
-            "source": scenario if source is None else source, "lifecycle": lifecycle,
-        }
-        try:
-            return bool(eval(self._code, names))
-        except Exception as exc:
-            raise XfailFileError(f"{self.where}: predicate {self.predicate!r} raised {exc!r}") from exc
+        # Under a pipeline each rank's backend sees only its stage's optimizers:
+        # the defect holds where it holds for some stage (`stage_views`).
+        views = stage_views(scenario) if getattr(getattr(scenario, "plan", None), "kind", None) == "pp" else (scenario,)
+        for view in views:
+            # Globals, not locals: a comprehension's body sees only globals.
+            names = {
+                "__builtins__": PREDICATE_BUILTINS, **HELPERS, "s": view, "o": options, "step": step, "fault": fault,
+                "source": view if source is None else source, "lifecycle": lifecycle,
+            }
+            try:
+                if eval(self._code, names):
+                    return True
+            except Exception as exc:
+                raise XfailFileError(f"{self.where}: predicate {self.predicate!r} raised {exc!r}") from exc
+        return False
 
     @property
     def properties(self) -> tuple[str, ...]:

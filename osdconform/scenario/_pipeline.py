@@ -86,6 +86,23 @@ def restrict_osd(osd: dict, fqns: frozenset[str]) -> dict:
     return out
 
 
+def stage_views(scenario: Any) -> tuple:
+    """`scenario` as each stage's rank runs it: its optimizers restricted to the
+    stage's parameters (`restrict_optimizer`), everything else unchanged.
+
+    A backend under a pipeline sees only its stage's optimizers, so a defect
+    holds for the pipeline where it holds for some stage: expected-failure
+    predicates are judged on these views (`XfailEntry.applies`).
+    """
+    n = scenario.world_size
+    return tuple(
+        scenario.replace(
+            optimizers=tuple(restrict_optimizer(o, stage_param_fqns(scenario.model, n, r)) for o in scenario.optimizers)
+        )
+        for r in range(n)
+    )
+
+
 #: Forms a pipeline's state cannot travel in: torch's rank-0 options hand the
 #: whole state to (or take it from) rank 0 alone, and under a pipeline rank 0
 #: holds only the first stage's part (`representable`).

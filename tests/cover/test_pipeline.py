@@ -19,6 +19,8 @@ import pytest
 from helpers import golden_tasks as gt
 from osdconform.backends import StateOptions
 from osdconform.compare import assert_osd_equal, first_difference
+from osdconform.expected_failures import parse_xfails
+from osdconform.expected_failures._conditions import stateless_optimizer_without_state
 from osdconform.golden import golden_full_osd, golden_stage_osd, golden_tolerance
 from osdconform.harness import WorldPool
 from osdconform.properties import representable
@@ -41,6 +43,7 @@ from osdconform.scenario._pipeline import (
     restrict_osd,
     stage_bounds,
     stage_param_fqns,
+    stage_views,
     top_level_names,
 )
 
@@ -125,6 +128,23 @@ def test_rank0_forms_cannot_carry_a_pipelines_state():
         assert representable(options)(none)
     assert representable(StateOptions(full=True))(pp)
     assert representable(StateOptions(storage=True))(pp)
+
+
+def test_an_expected_failure_holds_for_a_pipeline_where_it_holds_for_one_stage():
+    """Each rank's backend sees only its stage's optimizers, so predicates are judged
+    per stage: stage 1 of this SGD keeps no state (its group has no momentum), which
+    the whole optimizer, stateful in stage 0's group, does not show."""
+    first = ("layers.0.weight", "layers.1.weight", "layers.2.weight", "layers.2.bias")  # stage 0 of 2
+    sgd = OptimizerSpec("sgd", (GroupSpec(first, (("momentum", 0.9),)), GroupSpec(("layers.p3", "layers.3.weight"))))
+    entry, = parse_xfails(
+        "property: roundtrip\nwhen: stateless_optimizer_without_state(s)\nmatch: x\nreason: r\nreproducer: r.py\n", "t.txt"
+    )
+    pp = _scenario(2, optimizers=(sgd,))
+    views = stage_views(pp)
+    assert [v.optimizers[0].groups for v in views] == [sgd.groups[:1], sgd.groups[1:]]
+    assert [stateless_optimizer_without_state(v) for v in views] == [False, True]
+    assert entry.applies("roundtrip", pp, StateOptions())
+    assert not entry.applies("roundtrip", pp.replace(plan=PlanSpec()), StateOptions())
 
 
 @pytest.fixture(scope="module")
