@@ -13,6 +13,7 @@ from typing import Any
 
 from ._conditions_fsdp1 import FSDP1
 from ._conditions_full_space import FULL_SPACE
+from ._conditions_grad_dtype import GRAD_DTYPE
 from ._conditions_lifecycle import LIFECYCLE
 from ._conditions_loaders import LOADERS
 from ._conditions_wrapped import WRAPPED
@@ -342,4 +343,4 @@ HELPERS = {
         fsdp1_unit_partly_in_state,
         missing_fqn_drops_a_group_head,
     )
-} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS + FSDP1 + WRAPPED + LIFECYCLE}
+} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS + FSDP1 + WRAPPED + LIFECYCLE + GRAD_DTYPE}

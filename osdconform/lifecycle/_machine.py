@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 
 from ..scenario import PlanSpec, TreeSpec, plan_accepts
+from ..scenario._refusals import model_for_plan, without_grad_dtype
 from ._expected import inherited, scenario_at
 from ._replay import lifecycle
 from ._rules import (
@@ -129,9 +130,12 @@ def lifecycle_machine(osd: Any, options: Any) -> type[RuleBasedStateMachine]:
                       and not any(o.unsupported_plan(k) for o in now.optimizers)]
             usable = space.plan_kinds(usable)
             assume(usable)
-            plan = data.draw(space.plans(now.model, usable, seed=now.seed, salt=f"lifecycle-{len(self.steps)}"),
+            # Drawn for the model with its own gradient dtypes, as before grad_dtype existed
+            # (`_refusals.model_for_plan`: what goes on under the plan).
+            model = without_grad_dtype(now.model)
+            plan = data.draw(space.plans(model, usable, seed=now.seed, salt=f"lifecycle-{len(self.steps)}"),
                              label="plan")
-            assume(plan_accepts(plan, world_size, now.model) is None)
+            assume(plan_accepts(plan, world_size, model_for_plan(plan, world_size, now.model)) is None)
             self.steps.append(Reshard(checkpoint, world_size, plan))
 
         @precondition(lambda self: can_reshard)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from ..scenario import GroupSpec, PlanSpec, Scenario
+from ..scenario._refusals import model_for_plan
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,10 @@ def scenario_after(scenario: Scenario, steps: tuple[Step, ...]) -> Scenario:
     """The scenario (world size, plan, freezes, param groups) the lifecycle runs under after `steps`."""
     for step in steps:
         if isinstance(step, Reshard):
-            scenario = scenario.replace(world_size=step.world_size, plan=step.plan)
+            # A model with bfloat16 gradients goes on with its own dtype's under a plan
+            # that cannot train those (`_refusals.model_for_plan`).
+            model = model_for_plan(step.plan, step.world_size, scenario.model)
+            scenario = scenario.replace(world_size=step.world_size, plan=step.plan, model=model)
         elif isinstance(step, Freeze):
             scenario = scenario.replace(model=scenario.model.with_frozen(step.fqn, step.after))
         elif isinstance(step, Unfreeze):

@@ -152,6 +152,18 @@ class OptimizerSpec:
             return f"fused {kind.cls_name} under {plan_kind}: {kind.fused_sharded}"
         return None
 
+    def unsupported_grad_dtype(self) -> str | None:
+        """Why this optimizer cannot step gradients of another dtype than their
+        parameters' (`TreeSpec.grad_dtype`), or None (`_catalogue.GRAD_DTYPE_OPTIMIZERS`)."""
+        from ._catalogue import GRAD_DTYPE_OPTIMIZERS, GRAD_DTYPE_REFUSED_FLAGS
+
+        if self.name not in GRAD_DTYPE_OPTIMIZERS:
+            return f"{self.kind.cls_name} cannot step gradients of another dtype than its parameters'"
+        refused = sorted(GRAD_DTYPE_REFUSED_FLAGS & set(self.flags))
+        if refused:
+            return f"{'/'.join(refused)} {self.kind.cls_name} cannot step gradients of another dtype than its parameters'"
+        return None
+
     def features(self, model_order: Sequence[str] | None = None) -> frozenset[str]:
         """Feature tags for coverage reports and expected-failure predicates.
 

@@ -11,6 +11,8 @@ and with the expected-failure conditions (`uneven_strided_params`).
 
 from __future__ import annotations
 
+import dataclasses
+
 from ._models import CONTAINER_TYPES, AnyModelSpec, BatchNormSpec, EmbeddingSpec
 from ._plans import PlanSpec, fsdp_unit_of, mesh_shape_2d
 
@@ -172,6 +174,12 @@ def accepts(
         frozen = {fqn for fqn, k in model.frozen_after().items() if k == 0}
         if frozen >= set(model.param_fqns()):
             return "DDP refuses a module with no parameter that requires grad"
+    if getattr(model, "grad_dtype", None) is not None and plan.kind != "none":
+        # torch 2.13: DDP's reducer copies each gradient into a bucket of the
+        # parameter's dtype and refuses another ("Expected Float, got
+        # BFloat16"); the sharding plans, which reduce gradients into buffers
+        # of their own, are not tried with it.
+        return "gradients of another dtype than their parameters' (grad_dtype) train only without a plan"
     norms = getattr(model, "unit_fqns", lambda kind: ())(BatchNormSpec) if plan.mixed_precision else ()
     if norms:
         # Not a checkpointing defect, limits of the arrangement in torch 2.13:
@@ -350,3 +358,21 @@ def uneven_strided_params(plan: PlanSpec, model: AnyModelSpec, world_size: int) 
             if len(set(per_dp_rank)) > 1:
                 uneven.add(name)
     return frozenset(uneven)
+
+
+def without_grad_dtype(model: AnyModelSpec) -> AnyModelSpec:
+    """`model` with gradients in its parameters' own dtypes (`TreeSpec.grad_dtype` unset)."""
+    if getattr(model, "grad_dtype", None) is None:
+        return model
+    return dataclasses.replace(model, grad_dtype=None)
+
+
+def model_for_plan(plan: PlanSpec, world_size: int, model: AnyModelSpec) -> AnyModelSpec:
+    """The model a job goes on with under `plan` after a checkpoint of `model`:
+    `model` itself, or, where the plan cannot train gradients of another dtype
+    (`accepts`), `model` with its parameters' own (a reshard or a lifecycle
+    moving a grad_dtype model under a plan).  So a target plan is drawn and
+    checked as it was before models had a grad_dtype."""
+    if accepts(plan, world_size, model) is None:
+        return model
+    return without_grad_dtype(model)

@@ -56,6 +56,11 @@ class Scenario:
                 raise ValueError(f"parameters {sorted(shared)} belong to more than one optimizer")
             seen |= fqns
         self.plan.validate(self.model)
+        if getattr(self.model, "grad_dtype", None) is not None:
+            for opt in self.optimizers:
+                reason = opt.unsupported_grad_dtype()
+                if reason:
+                    raise ValueError(f"the model's gradients are {self.model.grad_dtype}: {reason}")
 
     @property
     def optimizer(self) -> OptimizerSpec:

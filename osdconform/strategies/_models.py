@@ -193,3 +193,77 @@ def _has_params(layers: tuple) -> bool:
 def models(*, mixed_dtypes: bool = True, sparse: bool = False) -> st.SearchStrategy[TreeSpec]:
     """Any model of the space (drawn last by `scenarios`, see there)."""
     return tree_models(mixed_dtypes=mixed_dtypes, sparse=sparse)
+
+
+#: Whether the full space gives models a gradient dtype of their own
+#: (`full_scenarios(grad_dtype=...)` overrides).
+DRAW_GRAD_DTYPE = True
+#: The gradient dtype the space gives a model's float32 / float64 parameters.
+GRAD_DTYPE = "bfloat16"
+
+
+def grad_dtype_of_seed(seed: int) -> bool:
+    """Whether the full space makes a model accumulate bfloat16 gradients
+    (`TreeSpec.grad_dtype`) in an example whose data seed is `seed`: one in
+    two of those that can, never at seed 0.  A function of the seed, not a
+    draw, for the reason `_plans.wrapping_of_seed` gives."""
+    import random
+
+    return seed != 0 and random.Random(f"osdconform-grad-dtype-{seed}").randrange(2) == 0
+
+
+def with_grad_dtype_by_seed(model, optimizers, plan_kind: str, seed: int):
+    """`model` with bfloat16 gradients where `grad_dtype_of_seed` says so and
+    the example can train them: no plan (`scenario._refusals.accepts`), every
+    optimizer able to step them (`OptimizerSpec.unsupported_grad_dtype`), a
+    parameter that is not bfloat16 already, no sparse gradient, and torch
+    really trains it (`_trains_with_grad_dtype`).  Else `model` as it is:
+    never an example turned away."""
+    import dataclasses
+
+    if (
+        not isinstance(model, TreeSpec)
+        or plan_kind != "none"
+        or not grad_dtype_of_seed(seed)
+        or not (model.dtypes() - {GRAD_DTYPE})
+        or model.sparse_param_fqns()
+        or any(o.unsupported_grad_dtype() for o in optimizers)
+    ):
+        return model
+    candidate = dataclasses.replace(model, grad_dtype=GRAD_DTYPE)
+    return candidate if _trains_with_grad_dtype(candidate, tuple(optimizers), seed) else model
+
+
+#: Training steps `_trains_with_grad_dtype` tries: more than any property trains in one go.
+PROBE_STEPS = 6
+
+
+@functools.lru_cache(maxsize=1024)
+def _trains_with_grad_dtype(model, optimizers, seed: int) -> bool:
+    """Whether torch trains `model` (bfloat16 gradients) with `optimizers`, tried
+    in this process for `PROBE_STEPS` steps on the example's data.
+
+    Tried rather than ruled: which optimizers step bfloat16 gradients on float32
+    or float64 weights depends on their hyperparameters and the parameters'
+    dtypes in ways no table holds (torch 2.13: RMSprop with ``centered``, and
+    foreach kernels on float64 weights, fail in ``lerp``: "expected dtype float
+    for `end` but got dtype c10::BFloat16"; torch's own account,
+    pytorch/pytorch#146542, is that its optimizers want a gradient of the
+    parameter's dtype).  A limit of torch's optimizers, not of checkpointing,
+    so such an example keeps its gradients in the parameters' dtype.
+    """
+    import torch
+
+    from ..scenario import Scenario, build_workload, train
+
+    scenario = Scenario(seed=seed, world_size=1, model=model, optimizers=optimizers, steps=PROBE_STEPS)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):  # the build seeds torch's RNG: leave the driver's as it was
+            train(build_workload(scenario, rank=0, device=torch.device("cpu")), PROBE_STEPS)
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        torch.set_num_threads(threads)

@@ -8,6 +8,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from ..scenario import PlanSpec, Scenario, plan_accepts
+from ..scenario._refusals import model_for_plan, without_grad_dtype
 from ._space import CORE, Space
 
 
@@ -42,6 +43,10 @@ def reshard_pairs(
     kinds = [k for k in kinds if not any(opt.unsupported_plan(k) for opt in first.optimizers)]
     kinds = space.plan_kinds(kinds)
     assume(kinds)
-    plan = draw(space.plans(first.model, kinds, seed=first.seed, salt="reshard"))
-    assume(plan_accepts(plan, w2, first.model) is None)
-    return first, first.replace(world_size=w2, plan=plan)
+    # The target plan is drawn for the model with its parameters' own gradient
+    # dtypes, and a plan that cannot train bfloat16 gradients loads into that
+    # model (`model_for_plan`): so grad_dtype moved no draw of the pairs.
+    plan = draw(space.plans(without_grad_dtype(first.model), kinds, seed=first.seed, salt="reshard"))
+    model = model_for_plan(plan, w2, first.model)
+    assume(plan_accepts(plan, w2, model) is None)
+    return first, first.replace(world_size=w2, plan=plan, model=model)

@@ -16,7 +16,7 @@ from ..scenario import PLAN_KINDS, PlanSpec, Scenario, plan_accepts
 from ..scenario._catalogue import kind_of
 from ..scenario._models import EmbeddingSpec, LinearSpec, TreeSpec
 from ..scenario._pipeline import pipeline_refusal
-from ._models import models
+from ._models import DRAW_GRAD_DTYPE, models, with_grad_dtype_by_seed
 from ._optimizers import fit_optimizers, optimizer_blueprints, runs_under
 from ._plans import DRAW_MIXED_PRECISION, DRAW_WRAPPERS, dressed_by_seed, fit_plan, pipelined_of_seed, plan_blueprints
 
@@ -40,6 +40,7 @@ def full_scenarios(
     device: str = "cpu",
     wrapped: bool | None = None,
     mixed_precision: bool | None = None,
+    grad_dtype: bool | None = None,
 ) -> Scenario:
     """Whole scenarios.  World sizes shrink toward the first given (keep it the smallest).
 
@@ -55,7 +56,9 @@ def full_scenarios(
     torch.compile; chosen by the seed: `_plans.wrapped_by_seed`); None: as
     the full space does.  A test that searches for one arrangement among many
     turns it off, so that wrapping does not thin its draws.  `mixed_precision`:
-    likewise for FSDP plans computing in bfloat16 (`_plans.dressed_by_seed`).
+    likewise for FSDP plans computing in bfloat16 (`_plans.dressed_by_seed`),
+    and `grad_dtype` for models whose gradients are bfloat16
+    (`_models.with_grad_dtype_by_seed`).
     """
     runnable = [k for k in plan_kinds if any(plan_accepts(PlanSpec(k), w) is None for w in world_sizes)]
     if not runnable:
@@ -110,6 +113,8 @@ def full_scenarios(
     optimizers = fit_optimizers(optimizer_bp, model, kind)
     assume(optimizers)
     assert all(o.unsupported_plan(kind) is None for o in optimizers), optimizers
+    if DRAW_GRAD_DTYPE if grad_dtype is None else grad_dtype:
+        model = with_grad_dtype_by_seed(model, optimizers, plan.kind, seed)
     return Scenario(
         seed=seed,
         world_size=world_size,

@@ -25,6 +25,7 @@ from ..scenario._catalogue import OPTIMIZER_NAMES
 from ..scenario._plans import MIXED_PRECISION_PLANS, MIXED_PRECISION_TAG
 from ..scenario._wrappers import WRAP_TAGS
 from ._core import CORE_OPTIMIZERS, CORE_PLANS, FALLBACK_PLANS, core_plan_kinds, core_plans, core_scenarios
+from ._models import DRAW_GRAD_DTYPE, GRAD_DTYPE
 from ._plans import DRAW_MIXED_PRECISION, DRAW_WRAPPERS
 from ._plans import plans as full_plans
 from ._scenario import full_scenarios
@@ -81,8 +82,8 @@ class Space:
         return Drawable(tuple(drawn), tuple(sizes))
 
     def values(self, capabilities: Any, world_sizes: Sequence[int]) -> list[str]:
-        """The optimizer, plan, world and (full space) model-wrapper and mixed-precision
-        tags this space offers a backend: what a run can draw."""
+        """The optimizer, plan, world and (full space) model-wrapper, mixed-precision and
+        gradient-dtype tags this space offers a backend: what a run can draw."""
         d = self.drawable(capabilities, world_sizes)
         full = not self.is_core and d.plans
         mixed = DRAW_MIXED_PRECISION and any(k in MIXED_PRECISION_PLANS for k in d.plans)
@@ -92,6 +93,7 @@ class Space:
             + [f"world:{w}" for w in d.world_sizes]
             + (list(WRAP_TAGS) if DRAW_WRAPPERS and full else [])
             + ([MIXED_PRECISION_TAG] if mixed and full else [])
+            + ([f"grad dtype:{GRAD_DTYPE}"] if DRAW_GRAD_DTYPE and full and "none" in d.plans else [])
         )
 
     def scenarios(

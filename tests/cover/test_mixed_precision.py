@@ -1,11 +1,18 @@
-"""The mixed-precision dimension: FSDP plans that compute in bfloat16 (issue 14, item 3).
+"""The mixed-precision dimensions (issue 14, item 3): FSDP plans that compute in
+bfloat16, and models whose float32 parameters take bfloat16 gradients.
 
-The builder (the units really compute in bfloat16 over float32 shards, with
-the policy torch documents), the golden twin (bit for bit what FSDP1, FSDP2
-and FSDP2+TP hold at world 2 and 4, and a twin at full precision would be
-out of tolerance, so the twin's casts are needed), and the strategies
-(derived from the seed in the full space, so turning the dimension on moved
-no other draw; never in the core space).
+FSDP mixed precision: the builder (the units really compute in bfloat16 over
+float32 shards, with the policy torch documents), the golden twin (bit for bit
+what FSDP1, FSDP2 and FSDP2+TP hold at world 2 and 4, and a twin at full
+precision would be out of tolerance, so the twin's casts are needed), and the
+strategies (derived from the seed in the full space, so turning the dimension
+on moved no other draw; never in the core space).
+
+Gradient dtype (``TreeSpec.grad_dtype``, ``Tensor.grad_dtype``): the spec
+(repr, tags, words), the builder, which optimizers can step such gradients
+(the catalogue's table, checked against torch), the refusal of every plan but
+none, and the strategies (seed-derived as above; a reshard target under a plan
+goes on with the parameters' own gradient dtype).
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ from osdconform.scenario import (
     TiedLinearSpec,
     TreeSpec,
 )
+from osdconform.scenario._catalogue import GRAD_DTYPE_OPTIMIZERS, OPTIMIZER_NAMES, optimizer_class
 from osdconform.scenario._plans import MIXED_PRECISION_PLANS, MIXED_PRECISION_TAG
+from osdconform.scenario._refusals import model_for_plan
 from osdconform.strategies import core_scenarios, full_scenarios
+from osdconform.strategies._models import grad_dtype_of_seed
 from osdconform.strategies._plans import mixed_precision_of_seed
 
 #: Linear with a bias, LayerNorm, an embedding, a nested unit with a bare
@@ -131,5 +141,85 @@ def test_the_core_space_never_computes_in_bfloat16():
     @given(core_scenarios(world_sizes=(1, 2, 3, 4), plan_kinds=("none", "ddp", "fsdp2")))
     def core(sc):
         assert not sc.plan.mixed_precision, sc
+
+    core()
+
+
+# -- gradient dtype ---------------------------------------------------------------
+
+GRAD_MODEL = TreeSpec(width=3, layers=(LinearSpec(out=4, bias=True), LinearSpec(out=2)), grad_dtype="bfloat16")
+
+
+def test_a_grad_dtype_model_says_so_and_rebuilds():
+    namespace: dict = {}
+    exec("from osdconform.scenario import *", namespace)
+    assert eval(repr(GRAD_MODEL), namespace) == GRAD_MODEL
+    plain = GRAD_MODEL.__class__(GRAD_MODEL.width, GRAD_MODEL.layers)
+    assert "grad_dtype" not in repr(plain)  # reprs written before the field still rebuild
+    assert GRAD_MODEL.features() == plain.features() | {"grad dtype:bfloat16"}
+    assert "gradients in bfloat16" in GRAD_MODEL.describe()
+    with pytest.raises(ValueError, match="unknown grad_dtype 'half'"):
+        TreeSpec(width=1, layers=(LinearSpec(out=1),), grad_dtype="half")
+
+
+def test_the_built_parameters_take_bfloat16_gradients():
+    from osdconform.scenario import build_model
+
+    module = build_model(GRAD_MODEL, torch.device("cpu"))
+    module((torch.randn(2, 3), torch.zeros(2, dtype=torch.long))).square().mean().backward()
+    assert {(p.dtype, p.grad.dtype) for p in module.parameters()} == {(torch.float32, torch.bfloat16)}
+
+
+@pytest.mark.parametrize("name", [n for n in OPTIMIZER_NAMES if n != "sparseadam"])
+def test_the_table_of_optimizers_that_step_bfloat16_gradients_is_torchs(name):
+    """`GRAD_DTYPE_OPTIMIZERS` holds exactly the optimizers that step twice on
+    float32 weights with bfloat16 gradients (a newer torch that changes it fails here)."""
+    param = torch.nn.Parameter(torch.randn(3, 3))
+    param.grad_dtype = torch.bfloat16
+    optim = optimizer_class(name)([param], lr=0.01)
+
+    def closure():
+        optim.zero_grad()
+        loss = param.to(torch.bfloat16).square().sum()
+        loss.backward()
+        return loss
+
+    try:
+        for _ in range(2):
+            optim.step(closure)
+        stepped = True
+    except RuntimeError:
+        stepped = False
+    assert stepped == (name in GRAD_DTYPE_OPTIMIZERS)
+
+
+def test_only_plan_none_and_optimizers_that_can_step_them_take_a_grad_dtype():
+    from osdconform.scenario import plan_accepts
+
+    assert plan_accepts(PlanSpec(), 1, GRAD_MODEL) is None
+    assert "train only without a plan" in plan_accepts(PlanSpec("ddp"), 2, GRAD_MODEL)
+    assert model_for_plan(PlanSpec("ddp"), 2, GRAD_MODEL).grad_dtype is None
+    assert model_for_plan(PlanSpec(), 2, GRAD_MODEL) is GRAD_MODEL
+    adam = OptimizerSpec("adam", (GroupSpec(GRAD_MODEL.param_fqns()),))
+    with pytest.raises(ValueError, match="gradients are bfloat16: Adam cannot step"):
+        Scenario(seed=1, world_size=1, model=GRAD_MODEL, optimizers=(adam,))
+    fused = OptimizerSpec("sgd", (GroupSpec(GRAD_MODEL.param_fqns()),), flags=("fused",))
+    with pytest.raises(ValueError, match="fused SGD cannot step"):
+        Scenario(seed=1, world_size=1, model=GRAD_MODEL, optimizers=(fused,))
+
+
+def test_the_full_space_chooses_a_grad_dtype_by_the_seed_and_moves_no_other_draw():
+    on, off = _drawn(), _drawn(grad_dtype=False)
+    plain = [s.replace(model=dataclasses.replace(s.model, grad_dtype=None)) for s in on]
+    assert plain == off
+    chosen = [s for s in on if s.model.grad_dtype]
+    assert chosen and all("grad dtype:bfloat16" in s.features and grad_dtype_of_seed(s.seed) for s in chosen)
+    assert all(s.plan.kind == "none" and not any(o.unsupported_grad_dtype() for o in s.optimizers) for s in chosen)
+    assert not grad_dtype_of_seed(0)
+
+    @_DRAWS
+    @given(core_scenarios(world_sizes=(1, 2), plan_kinds=("none", "ddp", "fsdp2")))
+    def core(sc):
+        assert getattr(sc.model, "grad_dtype", None) is None, sc
 
     core()

@@ -40,3 +40,22 @@ def dsd_get_error(ctx, scenario: Scenario) -> str | None:
     except Exception as exc:  # noqa: BLE001 - the test compares the message
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def dsd_set_error(ctx, scenario: Scenario) -> tuple[str | None, str | None]:
+    """Train, get (torch-dsd, sharded form), then set into fresh objects: the
+    errors the get and the set raise, if any (no set after a failed get)."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    workload = build_workload(scenario, rank=ctx.rank, device=ctx.device)
+    train(workload, scenario.steps)
+    try:
+        osd = get_optimizer_state_dict(workload.model, workload.optimizers)
+    except Exception as exc:  # noqa: BLE001 - the test compares the message
+        return f"{type(exc).__name__}: {exc}", None
+    fresh = build_workload(scenario, rank=ctx.rank, device=ctx.device)
+    try:
+        set_optimizer_state_dict(fresh.model, fresh.optimizers, osd)
+    except Exception as exc:  # noqa: BLE001
+        return None, f"{type(exc).__name__}: {exc}"
+    return None, None

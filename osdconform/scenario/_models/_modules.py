@@ -228,11 +228,17 @@ def build_model(spec: AnyModelSpec, device: torch.device) -> nn.Module:
     """The module of `spec` on `device`, initialised from torch's global RNG.
 
     Built on the CPU and then moved, so the initial values do not depend on
-    the device's RNG.  Parameters frozen at build have ``requires_grad=False``.
+    the device's RNG.  Parameters frozen at build have ``requires_grad=False``;
+    with the spec's ``grad_dtype`` every parameter takes its gradients in it.
     """
     tree = spec.tree()
     module = TreeModel(tree)
     for fqn, k in tree.frozen_after().items():
         if k == 0:
             module.get_parameter(fqn).requires_grad_(False)
-    return module.to(device)
+    module = module.to(device)
+    if getattr(tree, "grad_dtype", None) is not None:
+        # After the move: a conversion may make new parameter tensors.
+        for param in module.parameters():
+            param.grad_dtype = _torch_dtype(tree.grad_dtype)
+    return module

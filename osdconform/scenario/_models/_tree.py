@@ -36,17 +36,27 @@ class TreeSpec:
 
     The top level is an ``nn.ModuleList`` named ``layers``, so FQNs read
     ``layers.0.weight``, ``layers.1.a.bias``, ``layers.p2`` (a bare param).
+
+    ``grad_dtype``: a dtype every parameter accumulates its gradients in
+    (``Tensor.grad_dtype``: float32 weights with bfloat16 gradients, the
+    master-weight arrangement of mixed-precision training), or None for the
+    parameters' own.  Only optimizers that can step such gradients take it
+    (`_catalogue.GRAD_DTYPE_OPTIMIZERS`), and only without a plan
+    (`_refusals.accepts`).
     """
 
     width: int
     layers: tuple
     dtype: str = "float32"
+    grad_dtype: str | None = None
 
     def __post_init__(self) -> None:
         if self.width < 1:
             raise ValueError(f"width must be >= 1, got {self.width}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; known: {DTYPES}")
+        if self.grad_dtype not in (None, *DTYPES):
+            raise ValueError(f"unknown grad_dtype {self.grad_dtype!r}; known: {DTYPES}")
         if not isinstance(self.layers, tuple) or not self.layers:
             raise ValueError("a model needs a non-empty tuple of layers")
         for i, node in enumerate(self.layers):
@@ -97,9 +107,17 @@ class TreeSpec:
         """Dtype names of the parameters (the default dtype if there are none)."""
         return frozenset(p.dtype for p in self._params()) or frozenset({self.dtype})
 
+    def __repr__(self) -> str:
+        # As the dataclass writes it, with grad_dtype only where set: reprs
+        # written before the field existed (reproducers, entries) stay valid.
+        more = f", grad_dtype={self.grad_dtype!r}" if self.grad_dtype is not None else ""
+        return f"TreeSpec(width={self.width!r}, layers={self.layers!r}, dtype={self.dtype!r}{more})"
+
     def features(self) -> frozenset[str]:
-        """Feature tags: ``dtype:*``, ``module:*``, ``container:*``, ``tied``, ``frozen``, ..."""
-        return _layout(self).tags
+        """Feature tags: ``dtype:*``, ``module:*``, ``container:*``, ``tied``, ``frozen``,
+        ``grad dtype:*``, ..."""
+        tags = _layout(self).tags
+        return tags | {f"grad dtype:{self.grad_dtype}"} if self.grad_dtype is not None else tags
 
     def world_features(self, world_size: int) -> frozenset[str]:
         """Tags about how the parameters split over `world_size` ranks (dim 0, as FSDP shards)."""
@@ -113,7 +131,8 @@ class TreeSpec:
         return frozenset(tags)
 
     def describe(self) -> str:
-        lines = [f"tree of input width {self.width}, {self.dtype} unless said otherwise:"]
+        grads = f", gradients in {self.grad_dtype}" if self.grad_dtype is not None else ""
+        lines = [f"tree of input width {self.width}, {self.dtype} unless said otherwise{grads}:"]
         lines += _describe_nodes(self.layers, "layers", self.width, "  ", ModuleListSpec(self.layers))
         return "\n".join(lines)
 
@@ -183,7 +202,7 @@ class TreeSpec:
         root = ModuleListSpec(self.layers)
         if fqn not in _leaf_fqns(root, "layers"):
             raise KeyError(f"no module or bare parameter {fqn!r} in the model")
-        return TreeSpec(self.width, _freeze_in(root, "layers", fqn, after).children, self.dtype)
+        return replace(self, layers=_freeze_in(root, "layers", fqn, after).children)
 
     def bare_param_widths(self) -> dict[str, int]:
         """Each bare parameter's FQN -> the width of the activation it is added to."""
