@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._conditions_lifecycle import walk
 from ._training import got_grad, state_after_training, trainable_at_end
 
 #: Optimizers whose state (some of it) is made from the gradient, in its dtype.
@@ -118,18 +119,13 @@ def loads_gradient_dtype_state(s: Any, lifecycle: tuple) -> bool:
     """Some load of a lifecycle (into the live objects or fresh ones, or a get set
     straight back) of state that `load_casts_gradient_dtype_state` says a load casts,
     as the scenario stood when that state was saved."""
-    from ..lifecycle import AddParamGroup, Freeze, GetSet, Load, NewWorld, Reshard, Restart, Save, Train, Unfreeze
-    from ..lifecycle._rules import scenario_after
+    from ..lifecycle import GetSet, Load, NewWorld, Reshard, Restart, Save
 
-    trained, at, saved = s.steps, s, {}
-    for step in lifecycle:
-        if isinstance(step, Train):
-            trained += step.steps
-        elif isinstance(step, (Freeze, Unfreeze, AddParamGroup)):
-            at = scenario_after(at, (step,))
-        elif isinstance(step, Save):
-            saved[step.checkpoint] = load_casts_gradient_dtype_state(at.replace(steps=trained))
-        elif isinstance(step, GetSet) and load_casts_gradient_dtype_state(at.replace(steps=trained)):
+    saved = {}
+    for step, at in walk(s, lifecycle):
+        if isinstance(step, Save):
+            saved[step.checkpoint] = load_casts_gradient_dtype_state(at)
+        elif isinstance(step, GetSet) and load_casts_gradient_dtype_state(at):
             return True
         elif isinstance(step, (Load, Restart, Reshard, NewWorld)) and saved.get(step.checkpoint):
             return True
@@ -142,20 +138,15 @@ def lifecycle_primes_grad_dtype(s: Any, lifecycle: tuple) -> bool:
     (`dsd_get_primes_grad_dtype`), or some load into fresh objects (a restart,
     a new world, a reshard whose model keeps its gradient dtype) primes one
     (`dsd_set_primes_grad_dtype`): torch-dsd's zero-gradient step fails there."""
-    from ..lifecycle import AddParamGroup, Freeze, GetSet, Load, NewWorld, Reshard, Restart, Save, Train, Unfreeze
+    from ..lifecycle import GetSet, Load, NewWorld, Reshard, Restart, Save
     from ..lifecycle._rules import scenario_after
 
-    trained, at = s.steps, s
-    for step in lifecycle:
-        if isinstance(step, Train):
-            trained += step.steps
-        elif isinstance(step, (Freeze, Unfreeze, AddParamGroup)):
-            at = scenario_after(at, (step,))
-        elif isinstance(step, (Save, GetSet, Load)) and dsd_get_primes_grad_dtype(at.replace(steps=trained)):
+    for step, at in walk(s, lifecycle):
+        if isinstance(step, (Save, GetSet, Load)) and dsd_get_primes_grad_dtype(at):
             return True
-        elif isinstance(step, (Restart, NewWorld)) and dsd_set_primes_grad_dtype(at):
+        if isinstance(step, (Restart, NewWorld)) and dsd_set_primes_grad_dtype(at):
             return True
-        elif isinstance(step, Reshard) and dsd_set_primes_grad_dtype(scenario_after(at, (step,))):
+        if isinstance(step, Reshard) and dsd_set_primes_grad_dtype(scenario_after(at, (step,))):
             return True
     return False
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def _scenarios_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[Any]:
-    """`s` as it stands at each step of the lifecycle of one of `kinds`: the steps
-    trained so far (``steps``), the model with the lifecycle's freezes (and
-    unfreezes) so far and the param groups it added so far."""
+def walk(s: Any, lifecycle: tuple) -> list[tuple[Any, Any]]:
+    """Each step of the lifecycle with `s` as it stands when that step runs: the
+    steps trained so far (``steps``), the model with the lifecycle's freezes (and
+    unfreezes) so far and the param groups it added so far (a reshard's world
+    and plan are left to the condition that asks)."""
     from ..lifecycle import AddParamGroup, Freeze, Train, Unfreeze
     from ..lifecycle._rules import scenario_after
 
@@ -26,9 +27,13 @@ def _scenarios_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[Any]:
             trained += step.steps
         elif isinstance(step, (Freeze, Unfreeze, AddParamGroup)):
             at = scenario_after(at, (step,))
-        elif isinstance(step, kinds):
-            found.append(at.replace(steps=trained))
+        found.append((step, at.replace(steps=trained)))
     return found
+
+
+def _scenarios_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[Any]:
+    """`s` as it stands at each step of the lifecycle of one of `kinds` (`walk`)."""
+    return [at for step, at in walk(s, lifecycle) if isinstance(step, kinds)]
 
 
 def _trained_at(s: Any, lifecycle: tuple, kinds: tuple) -> list[int]:
