@@ -38,19 +38,10 @@ def _async_save_group() -> Any:
     return _ASYNC_GROUP[1]
 
 
-#: As `DSD_PLANS`, less ``pp`` for now: a pipeline's stages save their param
-#: groups under the same DCP keys (docs/findings.md T72, pytorch/pytorch#126595,
-#: reproducer expected_failures/repro/torch_dcp_pipeline_stages_share_param_group_keys.py),
-#: and which stage's values DCP keeps (its de-duplication balances the ranks'
-#: planned bytes) decides which stages lose theirs and so how each example
-#: fails, or whether it does; predicates that tell them apart come next.
-DCP_PLANS = DSD_PLANS - {"pp"}
-
-
 class TorchDCPBackend:
     name = "torch-dcp"
     capabilities = Capabilities(
-        full=False, sharded=False, checkpoint=True, async_save=True, plans=DCP_PLANS
+        full=False, sharded=False, checkpoint=True, async_save=True, plans=DSD_PLANS
     )
 
     def save_checkpoint(self, workload: Workload, directory: str, options: StateOptions) -> Any:

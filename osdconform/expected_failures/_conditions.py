@@ -16,6 +16,7 @@ from ._conditions_full_space import FULL_SPACE
 from ._conditions_grad_dtype import GRAD_DTYPE
 from ._conditions_lifecycle import LIFECYCLE
 from ._conditions_loaders import LOADERS
+from ._conditions_pipeline import PIPELINE
 from ._conditions_wrapped import WRAPPED
 from ._training import (
     dsd_saved_state,
@@ -343,4 +344,4 @@ HELPERS = {
         fsdp1_unit_partly_in_state,
         missing_fqn_drops_a_group_head,
     )
-} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS + FSDP1 + WRAPPED + LIFECYCLE + GRAD_DTYPE}
+} | {f.__name__: f for f in NAMED + RELEASES + FULL_SPACE + LOADERS + FSDP1 + WRAPPED + LIFECYCLE + GRAD_DTYPE + PIPELINE}

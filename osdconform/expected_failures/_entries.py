@@ -26,10 +26,12 @@ joined to it with one space each)::
   some stage), ``o`` (the `StateOptions`), ``step`` (the name of
   the property step run, e.g. ``"reshard_load"``: a property of two steps may
   fail in one only), ``fault`` (the injected `Fault` of an ``errors``
-  example, else None: each fault kind is its own defect) and ``source``
+  example, else None: each fault kind is its own defect), ``source``
   (the scenario whose checkpoint the step loads: the saving side of a
-  reshard, whose plan may differ; else ``s`` itself) and ``lifecycle`` (a
-  lifecycle's steps, else ``()``: `osdconform.lifecycle`), e.g.
+  reshard, whose plan may differ; else ``s`` itself), ``lifecycle`` (a
+  lifecycle's steps, else ``()``: `osdconform.lifecycle`) and ``pipeline``
+  (the whole scenario, of whose stages ``s`` is one: what a stage loads may
+  depend on its peers, `_conditions_pipeline`), e.g.
   ``o.full and "optimizer:adam" in s.features``; it may call the named
   conditions of `_conditions` (``got_grad(s)``, ``dsd_set_misses_state(s)``,
   ...).  Keep it a short expression: anything longer (the shipped files: over
@@ -148,7 +150,7 @@ class XfailEntry:
             # Globals, not locals: a comprehension's body sees only globals.
             names = {
                 "__builtins__": PREDICATE_BUILTINS, **HELPERS, "s": view, "o": options, "step": step, "fault": fault,
-                "source": view if source is None else source, "lifecycle": lifecycle,
+                "source": view if source is None else source, "lifecycle": lifecycle, "pipeline": scenario,
             }
             try:
                 if eval(self._code, names):

@@ -227,14 +227,11 @@ def test_every_shipped_entry_names_a_reproducer_script_that_exists(path):
 PLAN_REFUSALS = Path(osdconform.__file__).parent / "scenario" / "_refusals.py"
 #: Where the strategies leave out what torch cannot train (a scheduler an optimizer cannot run under).
 SPACE_FITS = Path(osdconform.__file__).parent / "strategies" / "_optimizers.py"
-#: Where a built-in backend leaves a plan out of those it draws for a torch defect
-#: its entries cannot yet tell apart (torch-dcp's ``DCP_PLANS``).
-BACKEND_PLANS = sorted((Path(osdconform.__file__).parent / "backends").glob("*.py"))
 
 
 def test_every_reproducer_script_is_used_by_an_entry_or_a_plan_refusal():
     used = {(p.parent / e.reproducer).resolve() for p in SHIPPED for e in load_xfails(p)}
-    refusals = PLAN_REFUSALS.read_text() + SPACE_FITS.read_text() + "".join(p.read_text() for p in BACKEND_PLANS)
+    refusals = PLAN_REFUSALS.read_text() + SPACE_FITS.read_text()
     unused = [s.name for s in SHIPPED_REPROS if s.resolve() not in used and f"repro/{s.name}" not in refusals]
     assert not unused, f"reproducers no entry (or plan refusal) names: {unused}"
 
