@@ -124,7 +124,8 @@ def test_a_key_that_is_a_tensor_on_one_stage_only_is_refused_by_dcps_global_plan
     groups = (GroupSpec((first,), (("momentum", 0.9),)), GroupSpec((second,), (("lr", TensorValue(0.01)),)))
     scenario = _pipeline(model, groups)
     assert dcp_save_lists_a_key_twice(stage_views(scenario)[0], scenario)
-    assert not dcp_save_lists_a_key_twice(*[_pipeline(model, (GroupSpec(model.param_fqns()),))] * 2)
+    plain = _pipeline(model, (GroupSpec(model.param_fqns()),))
+    assert not dcp_save_lists_a_key_twice(stage_views(plain)[0], plain)
     plans = []
     for osd in saved_osds(scenario):
         planner = DefaultSavePlanner()
