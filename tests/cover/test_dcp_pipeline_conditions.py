@@ -48,22 +48,14 @@ def pool():
         yield pool
 
 
+def _local_plans(pipeline: Scenario) -> list:
+    """DCP's own local plans of the OSDs `kept_by` works from."""
+    return [pt.dcp_local_plan(osd, coordinator=rank == 0) for rank, osd in enumerate(saved_osds(pipeline))]
+
+
 def _planned_by_dcp(pipeline: Scenario) -> dict:
     """DCP's own planner and de-duplication over the OSDs `kept_by` works from."""
-    from torch.distributed.checkpoint import DefaultSavePlanner
-    from torch.distributed.checkpoint._dedup_save_plans import dedup_save_plans
-
-    plans = []
-    for rank, osd in enumerate(saved_osds(pipeline)):
-        planner = DefaultSavePlanner()
-        planner.set_up_planner({"optimizer": osd}, is_coordinator=rank == 0)
-        plans.append(planner.create_local_plan())
-    kept = {}
-    for rank, plan in enumerate(dedup_save_plans(plans)):
-        for item in plan.items:
-            offset = item.index.offset
-            kept[(item.index.fqn, None if offset is None else len(offset))] = rank
-    return kept
+    return pt.dcp_kept(_local_plans(pipeline))
 
 
 def _pipeline(model: TreeSpec, groups, steps: int = 2, world_size: int = 2) -> Scenario:
@@ -115,7 +107,6 @@ def test_a_key_that_is_a_tensor_on_one_stage_only_is_refused_by_dcps_global_plan
     """Stage 1's only group (the scenario's second) has a tensor lr, stage 0's a
     float: DCP keeps both items of ``optimizer.param_groups.0.lr``, and its
     global plan refuses the key met twice."""
-    from torch.distributed.checkpoint import DefaultSavePlanner
     from torch.distributed.checkpoint._dedup_save_plans import dedup_save_plans
     from torch.distributed.checkpoint.default_planner import create_default_global_save_plan
 
@@ -126,13 +117,8 @@ def test_a_key_that_is_a_tensor_on_one_stage_only_is_refused_by_dcps_global_plan
     assert dcp_save_lists_a_key_twice(stage_views(scenario)[0], scenario)
     plain = _pipeline(model, (GroupSpec(model.param_fqns()),))
     assert not dcp_save_lists_a_key_twice(stage_views(plain)[0], plain)
-    plans = []
-    for osd in saved_osds(scenario):
-        planner = DefaultSavePlanner()
-        planner.set_up_planner({"optimizer": osd})
-        plans.append(planner.create_local_plan())
     with pytest.raises(AssertionError, match="item.index.fqn not in md"):
-        create_default_global_save_plan(dedup_save_plans(plans))
+        create_default_global_save_plan(dedup_save_plans(_local_plans(scenario)))
 
 
 @SETTINGS

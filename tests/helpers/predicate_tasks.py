@@ -61,17 +61,36 @@ def dsd_set_error(ctx, scenario: Scenario) -> tuple[str | None, str | None]:
     return None, None
 
 
-def dcp_kept_stages(ctx, scenario: Scenario) -> dict | str:
-    """Train, take torch-dsd's get as torch-dcp's save does, and plan the save
-    with DCP's own planner: for each write item ((key, dims of a tensor's
-    offset or None), as `_conditions_pipeline.kept_by` names them) the rank
-    whose plan keeps it after ``dedup_save_plans``; or the get's error."""
-    import torch.distributed as dist
+def dcp_local_plan(osd: dict, *, coordinator: bool):
+    """DCP's ``DefaultSavePlanner`` local plan of the torch-dcp backend's save of `osd`."""
     from torch.distributed.checkpoint import DefaultSavePlanner
-    from torch.distributed.checkpoint._dedup_save_plans import dedup_save_plans
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     from osdconform.backends.torch_dcp import KEY
+
+    planner = DefaultSavePlanner()
+    planner.set_up_planner({KEY: osd}, is_coordinator=coordinator)
+    return planner.create_local_plan()
+
+
+def dcp_kept(plans: list) -> dict:
+    """For each write item of the ranks' `plans` ((key, dims of a tensor's
+    offset or None), as `_conditions_pipeline.kept_by` names them), the rank
+    whose plan keeps it after DCP's ``dedup_save_plans``."""
+    from torch.distributed.checkpoint._dedup_save_plans import dedup_save_plans
+
+    kept = {}
+    for rank, plan in enumerate(dedup_save_plans(plans)):
+        for item in plan.items:
+            offset = item.index.offset
+            kept[(item.index.fqn, None if offset is None else len(offset))] = rank
+    return kept
+
+
+def dcp_kept_stages(ctx, scenario: Scenario) -> dict | str:
+    """Train, take torch-dsd's get as torch-dcp's save does, and plan the save
+    with DCP's own planner: `dcp_kept` of every rank's plan, or the get's error."""
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     workload = build_workload(scenario, rank=ctx.rank, device=ctx.device)
     train(workload, scenario.steps)
@@ -79,13 +98,6 @@ def dcp_kept_stages(ctx, scenario: Scenario) -> dict | str:
         osd = get_optimizer_state_dict(workload.model, workload.optimizers)
     except Exception as exc:  # noqa: BLE001 - the test reports it
         return f"{type(exc).__name__}: {exc}"
-    planner = DefaultSavePlanner()
-    planner.set_up_planner({KEY: osd}, is_coordinator=ctx.rank == 0)
     plans = [None] * ctx.world_size
-    dist.all_gather_object(plans, planner.create_local_plan())
-    kept = {}
-    for rank, plan in enumerate(dedup_save_plans(plans)):
-        for item in plan.items:
-            offset = item.index.offset
-            kept[(item.index.fqn, None if offset is None else len(offset))] = rank
-    return kept
+    dist.all_gather_object(plans, dcp_local_plan(osd, coordinator=ctx.rank == 0))
+    return dcp_kept(plans)
